@@ -1,0 +1,193 @@
+package propagation
+
+// W3C Baggage (W3C Propagation format for distributed context: Baggage),
+// referred to as "BG §x".
+
+// Default limits: BG §3.3.2 requires propagating at least 64 list-members and
+// 8192 bytes; larger baggage may be dropped.
+const (
+	BaggageMaxMembers = 64
+	BaggageMaxBytes   = 8192
+)
+
+// ValidateBaggage checks a combined baggage value against the grammar of BG
+// §3.3.1 and the given limits (zero means the BG §3.3.2 defaults).
+func ValidateBaggage(v string, maxMembers, maxBytes int) Problem {
+	if maxMembers <= 0 {
+		maxMembers = BaggageMaxMembers
+	}
+	if maxBytes <= 0 {
+		maxBytes = BaggageMaxBytes
+	}
+	if len(v) > maxBytes {
+		return ProblemTooLong
+	}
+	members := 0
+	for start := 0; start <= len(v); {
+		end := start
+		for end < len(v) && v[end] != ',' {
+			end++
+		}
+		m := trimOWS(v[start:end])
+		start = end + 1
+		if m == "" {
+			// BG §3.3.1 has no empty list-members; an empty value (no members
+			// at all) is tolerated as "no baggage".
+			if len(trimOWS(v)) == 0 {
+				return OK
+			}
+			return ProblemValue
+		}
+		members++
+		if members > maxMembers {
+			return ProblemTooManyMembers
+		}
+		if p := validBaggageMember(m); p != OK {
+			return p
+		}
+	}
+	return OK
+}
+
+// BG §3.3.1: list-member = key OWS "=" OWS value *( OWS ";" OWS property ).
+func validBaggageMember(m string) Problem {
+	// Split off properties first; they follow the first ';'.
+	kv := m
+	props := ""
+	if i := indexByte(m, ';'); i >= 0 {
+		kv, props = m[:i], m[i+1:]
+	}
+	eq := indexByte(kv, '=')
+	if eq < 0 {
+		return ProblemValue
+	}
+	if !isToken(trimOWS(kv[:eq])) {
+		return ProblemKey
+	}
+	if !isBaggageValue(trimOWS(kv[eq+1:])) {
+		return ProblemValue
+	}
+	for props != "" {
+		p := props
+		props = ""
+		if i := indexByte(p, ';'); i >= 0 {
+			p, props = p[:i], p[i+1:]
+		}
+		p = trimOWS(p)
+		// BG §3.3.1: property = key OWS "=" OWS value / key OWS.
+		if i := indexByte(p, '='); i >= 0 {
+			if !isToken(trimOWS(p[:i])) {
+				return ProblemKey
+			}
+			if !isBaggageValue(trimOWS(p[i+1:])) {
+				return ProblemValue
+			}
+		} else if !isToken(p) {
+			return ProblemKey
+		}
+	}
+	return OK
+}
+
+// BG §3.3.1: baggage-octet = %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E
+// (printable US-ASCII without DQUOTE, comma, semicolon and backslash).
+func isBaggageOctet(c byte) bool {
+	return c >= 0x21 && c <= 0x7e && c != '"' && c != ',' && c != ';' && c != '\\'
+}
+
+func isBaggageValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if !isBaggageOctet(v[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isToken checks an RFC 9110 §5.6.2 token (the baggage key grammar).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isTChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	switch c {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+// IsBaggageKey reports whether k can be used as a baggage key (BG §3.3.1).
+func IsBaggageKey(k string) bool { return isToken(k) }
+
+// AppendBaggageValue percent-encodes v for a baggage value: BG §3.3.1 says
+// characters outside baggage-octet are percent-encoded (and '%' itself, so
+// the receiver's decoding is unambiguous).
+func AppendBaggageValue(dst []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if isBaggageOctet(c) && c != '%' {
+			dst = append(dst, c)
+			continue
+		}
+		dst = append(dst, '%', "0123456789ABCDEF"[c>>4], "0123456789ABCDEF"[c&0x0f])
+	}
+	return dst
+}
+
+// SetBaggageMember returns existing with key set to value: an existing member
+// of that key is replaced in place, otherwise the member is appended.
+func SetBaggageMember(existing, key, value string) string {
+	out := make([]byte, 0, len(existing)+len(key)+len(value)+2)
+	replaced := false
+	for start := 0; start < len(existing); {
+		end := start
+		for end < len(existing) && existing[end] != ',' {
+			end++
+		}
+		m := trimOWS(existing[start:end])
+		start = end + 1
+		if m == "" {
+			continue
+		}
+		if len(out) > 0 {
+			out = append(out, ',')
+		}
+		if k, _, _ := cutByte(m, '='); trimOWS(k) == key && !replaced {
+			out = append(out, key...)
+			out = append(out, '=')
+			out = AppendBaggageValue(out, value)
+			replaced = true
+			continue
+		}
+		out = append(out, m...)
+	}
+	if !replaced {
+		if len(out) > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, key...)
+		out = append(out, '=')
+		out = AppendBaggageValue(out, value)
+	}
+	return string(out)
+}
+
+func cutByte(s string, c byte) (before, after string, found bool) {
+	if i := indexByte(s, c); i >= 0 {
+		return s[:i], s[i+1:], true
+	}
+	return s, "", false
+}

@@ -1,0 +1,217 @@
+package propagation
+
+// W3C Trace Context Level 1 (W3C Recommendation, 23 November 2021), referred to
+// below as "TC §x". traceresponse follows Trace Context Level 2 (draft), §4.
+
+const traceparentLen = 55 // TC §3.2.2: 2+1+32+1+16+1+2 for version 00.
+
+// ParseTraceparent parses one traceparent value (TC §3.2).
+func ParseTraceparent(v string) (SpanContext, Problem) {
+	var c SpanContext
+	if v == "" {
+		return c, ProblemEmpty
+	}
+	if len(v) < traceparentLen {
+		// TC §3.2.4: a value shorter than the version-00 layout is invalid,
+		// whatever its version.
+		return c, ProblemLength
+	}
+	var ver [1]byte
+	if p := decodeHex(ver[:], v[0:2]); p != OK {
+		return c, ProblemVersion
+	}
+	if ver[0] == 0xff {
+		// TC §3.2.2.1: version ff is invalid.
+		return c, ProblemVersionFF
+	}
+	if v[2] != '-' || v[35] != '-' || v[52] != '-' {
+		return c, ProblemDelimiter
+	}
+	if ver[0] == 0 {
+		// TC §3.2.2.2: version 00 has exactly these four fields.
+		if len(v) != traceparentLen {
+			return c, ProblemLength
+		}
+	} else if len(v) > traceparentLen && v[traceparentLen] != '-' {
+		// TC §3.2.4: a future version is parsed as 00; anything past the
+		// four fields must start with a dash and is ignored.
+		return c, ProblemDelimiter
+	}
+	if p := decodeHex(c.TraceID[:], v[3:35]); p != OK {
+		return c, p // TC §3.2.2.3: 32 HEXDIGLC.
+	}
+	if c.TraceID.IsZero() {
+		return c, ProblemZeroTraceID // TC §3.2.2.3: all zeros is invalid.
+	}
+	if p := decodeHex(c.SpanID[:], v[36:52]); p != OK {
+		return c, p // TC §3.2.2.4: 16 HEXDIGLC.
+	}
+	if c.SpanID.IsZero() {
+		return c, ProblemZeroSpanID // TC §3.2.2.4: all zeros is invalid.
+	}
+	var flags [1]byte
+	if p := decodeHex(flags[:], v[53:55]); p != OK {
+		return c, ProblemFlags // TC §3.2.2.5: 2 HEXDIGLC.
+	}
+	// TC §3.2.2.5.1: only the sampled bit (0x01) is defined; other bits are
+	// ignored on input and written as zero.
+	if flags[0]&0x01 != 0 {
+		c.Sampling = SamplingAccept
+	} else {
+		c.Sampling = SamplingDeny
+	}
+	return c, OK
+}
+
+// ParseTraceparentHeader applies the header-level rules to a traceparent that
+// occurs count times: the field carries exactly one value (TC §3.2), so a
+// repeated header is invalid rather than guessed at.
+func ParseTraceparentHeader(v string, count int) (SpanContext, Problem) {
+	if count > 1 {
+		return SpanContext{}, ProblemDuplicate
+	}
+	return ParseTraceparent(v)
+}
+
+// AppendTraceparent writes a version-00 traceparent (TC §3.2.2). A 64-bit trace
+// id is left-padded with zeros to 128 bits (TC §3.2.2.3 gives no other way to
+// carry it; OpenTelemetry's B3 propagator does the same).
+func AppendTraceparent(dst []byte, c *SpanContext) []byte {
+	dst = append(dst, '0', '0', '-')
+	dst = appendHex(dst, c.TraceID[:])
+	dst = append(dst, '-')
+	dst = appendHex(dst, c.SpanID[:])
+	if c.Sampling.Sampled() {
+		return append(dst, '-', '0', '1')
+	}
+	return append(dst, '-', '0', '0')
+}
+
+// AppendTraceresponse writes a traceresponse value (Trace Context Level 2
+// draft §4: same layout as traceparent; the id is the span that served the
+// request).
+func AppendTraceresponse(dst []byte, c *SpanContext) []byte {
+	return AppendTraceparent(dst, c)
+}
+
+// Tracestate limits: TC §3.3.1.1 allows at most 32 list-members; TC §3.3.1.5
+// asks vendors to propagate at least 512 characters, which tracebridge takes
+// as its ceiling for values it emits.
+const (
+	TracestateMaxMembers = 32
+	TracestateMaxLen     = 512
+)
+
+// ValidateTracestate checks a combined tracestate value (TC §3.3). Repeated
+// tracestate headers are combined with commas before the call (TC §3.3.1.4,
+// RFC 9110 §5.3).
+func ValidateTracestate(v string) Problem {
+	if len(v) > TracestateMaxLen {
+		return ProblemTooLong
+	}
+	members := 0
+	// Keys seen so far, to detect duplicates (TC §3.3.1.3: a key appears at
+	// most once). 32 members keep the quadratic scan trivially small.
+	var keys [TracestateMaxMembers]string
+	for start := 0; start <= len(v); {
+		end := start
+		for end < len(v) && v[end] != ',' {
+			end++
+		}
+		m := trimOWS(v[start:end])
+		start = end + 1
+		if m == "" {
+			continue // TC §3.3.1.2: empty list-members are allowed and ignored.
+		}
+		if members == TracestateMaxMembers {
+			return ProblemTooManyMembers
+		}
+		eq := indexByte(m, '=')
+		if eq <= 0 {
+			return ProblemKey
+		}
+		key, val := m[:eq], m[eq+1:]
+		if !validTracestateKey(key) {
+			return ProblemKey
+		}
+		if !validTracestateValue(val) {
+			return ProblemValue
+		}
+		for _, k := range keys[:members] {
+			if k == key {
+				return ProblemDuplicateKey
+			}
+		}
+		keys[members] = key
+		members++
+	}
+	return OK
+}
+
+// TC §3.3.1.3.1: key = simple-key / multi-tenant-key;
+// simple-key = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" );
+// multi-tenant-key = tenant-id "@" system-id, tenant-id = ( lcalpha / DIGIT )
+// 0*240(...), system-id = lcalpha 0*13(...).
+func validTracestateKey(k string) bool {
+	at := indexByte(k, '@')
+	if at < 0 {
+		return len(k) <= 256 && isLCAlpha(k[0]) && allKeyChars(k[1:])
+	}
+	tenant, system := k[:at], k[at+1:]
+	if len(tenant) == 0 || len(tenant) > 241 || len(system) == 0 || len(system) > 14 {
+		return false
+	}
+	if !isLCAlpha(tenant[0]) && !isDigit(tenant[0]) {
+		return false
+	}
+	return allKeyChars(tenant[1:]) && isLCAlpha(system[0]) && allKeyChars(system[1:])
+}
+
+func allKeyChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isLCAlpha(c) && !isDigit(c) && c != '_' && c != '-' && c != '*' && c != '/' {
+			return false
+		}
+	}
+	return true
+}
+
+// TC §3.3.1.3.2: value = 0*255(chr) nblk-chr; nblk-chr = %x21-2B / %x2D-3C /
+// %x3E-7E; chr = %x20 / nblk-chr. Empty values are not allowed in practice
+// because the grammar requires the final nblk-chr.
+func validTracestateValue(v string) bool {
+	if len(v) == 0 || len(v) > 256 || v[len(v)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < 0x20 || c > 0x7e || c == ',' || c == '=' {
+			return false
+		}
+	}
+	return true
+}
+
+func isLCAlpha(c byte) bool { return c >= 'a' && c <= 'z' }
+func isDigit(c byte) bool   { return c >= '0' && c <= '9' }
+
+// trimOWS removes optional white space (RFC 9110 §5.6.3: SP / HTAB).
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}

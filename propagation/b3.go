@@ -1,8 +1,12 @@
 package propagation
 
 // B3 propagation (openzipkin/b3-propagation README, referred to as "B3 §name"
-// by its section headings: "TraceId", "SpanId", "ParentSpanId",
-// "Sampling State", "Debug Flag", "Single Header").
+// by its section headings: "Identifiers", "Sampling State", "Multiple
+// Headers" with its "TraceId", "SpanId", "ParentSpanId", "Sampling State",
+// "Debug Flag", and "Single Header" with the same sub-headings).
+//
+// The README does not say that all-zero ids are invalid; tracebridge rejects
+// them as every format it translates to does (W3C TC §3.2.2.3, Jaeger).
 
 // B3Multi holds the raw multi-header values; an empty string means absent.
 type B3Multi struct {
@@ -16,7 +20,11 @@ func (m *B3Multi) Present() bool {
 
 // ParseB3Multi parses the x-b3-* headers. With neither trace id nor span id
 // the result carries only a sampling decision (B3 §"Sampling State": a
-// decision may be propagated without ids) and HasIDs is false.
+// decision may be propagated without ids) and hasIDs is false. The caller
+// passes the first value of each header (B3 §"Multiple Headers": "When
+// extracting state headers, the first value wins"). B3 §"Multiple Headers"
+// calls an empty x-b3-sampled or x-b3-parentspanid malformed; B3Multi cannot
+// tell an empty header from an absent one, so both read as absent here.
 func ParseB3Multi(m B3Multi) (c SpanContext, hasIDs bool, p Problem) {
 	if m.TraceID != "" || m.SpanID != "" {
 		if m.TraceID == "" {
@@ -53,18 +61,15 @@ func ParseB3Multi(m B3Multi) (c SpanContext, hasIDs bool, p Problem) {
 	default:
 		return c, false, ProblemSampled
 	}
-	switch m.Flags {
-	case "", "0":
-	case "1":
-		// B3 §"Debug Flag": x-b3-flags: 1 is debug, which implies accept.
+	// B3 §"Debug Flag": x-b3-flags: 1 is debug, which implies accept (and
+	// wins over x-b3-sampled); "Absent or any other value can be ignored".
+	if m.Flags == "1" {
 		c.Sampling = SamplingDebug
-	default:
-		return c, false, ProblemFlags
 	}
 	return c, hasIDs, OK
 }
 
-// B3 §"TraceId": 16 or 32 lower-hex characters.
+// B3 §"TraceId": 32 or 16 lower-hex characters.
 func parseB3TraceID(dst *TraceID, s string) (short bool, p Problem) {
 	switch len(s) {
 	case 16:
@@ -98,7 +103,9 @@ func parseB3SpanID(dst *SpanID, s string) Problem {
 
 // ParseB3Single parses the single b3 header (B3 §"Single Header"):
 // {TraceId}-{SpanId}[-{SamplingState}[-{ParentSpanId}]], or a sampling state
-// alone ("0", "1", "d"). hasIDs is false for the sampling-only form.
+// alone ("0", "1", "d": B3 §"Single Header" "Sampling State" — it "can also be
+// sent on its own"). hasIDs is false for the sampling-only form. A parent
+// needs a sampling state before it (the fields are positional).
 func ParseB3Single(v string) (c SpanContext, hasIDs bool, p Problem) {
 	switch v {
 	case "":

@@ -1,10 +1,16 @@
 package propagation
 
-// W3C Baggage (W3C Propagation format for distributed context: Baggage),
-// referred to as "BG §x".
+// W3C Baggage (W3C Propagation format for distributed context: Baggage,
+// Candidate Recommendation; w3c/baggage baggage/HTTP_HEADER_FORMAT.md),
+// referred to as "BG §x": §3.3.1 Definition (ABNF), §3.3.1.1 baggage-string,
+// §3.3.1.2 key, §3.3.1.3 value, §3.3.1.4 property, §3.3.2 Limits,
+// §4 Mutating baggage.
 
-// Default limits: BG §3.3.2 requires propagating at least 64 list-members and
-// 8192 bytes; larger baggage may be dropped.
+// Default limits: BG §3.3.2 says a platform MUST propagate all list-members
+// while the baggage-string has at most 64 of them and at most 8192 bytes, and
+// MAY drop members beyond that. These are minimums, not a validity rule (the
+// ABNF of BG §3.3.1 allows up to 180 list-members: 0*179 after the first);
+// tracebridge uses them as its default ceiling.
 const (
 	BaggageMaxMembers = 64
 	BaggageMaxBytes   = 8192
@@ -31,8 +37,8 @@ func ValidateBaggage(v string, maxMembers, maxBytes int) Problem {
 		m := trimOWS(v[start:end])
 		start = end + 1
 		if m == "" {
-			// BG §3.3.1 has no empty list-members; an empty value (no members
-			// at all) is tolerated as "no baggage".
+			// BG §3.3.1 has no empty list-members (unlike tracestate); an
+			// empty value (no members at all) is tolerated as "no baggage".
 			if len(trimOWS(v)) == 0 {
 				return OK
 			}
@@ -74,7 +80,7 @@ func validBaggageMember(m string) Problem {
 			p, props = p[:i], p[i+1:]
 		}
 		p = trimOWS(p)
-		// BG §3.3.1: property = key OWS "=" OWS value / key OWS.
+		// BG §3.3.1, §3.3.1.4: property = key OWS "=" OWS value / key OWS.
 		if i := indexByte(p, '='); i >= 0 {
 			if !isToken(trimOWS(p[:i])) {
 				return ProblemKey
@@ -89,8 +95,10 @@ func validBaggageMember(m string) Problem {
 	return OK
 }
 
-// BG §3.3.1: baggage-octet = %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E
-// (printable US-ASCII without DQUOTE, comma, semicolon and backslash).
+// BG §3.3.1: value = *baggage-octet (so an empty value is valid);
+// baggage-octet = %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E (printable
+// US-ASCII without DQUOTE, comma, semicolon and backslash; '=' is allowed,
+// BG §3.3.1.3).
 func isBaggageOctet(c byte) bool {
 	return c >= 0x21 && c <= 0x7e && c != '"' && c != ',' && c != ';' && c != '\\'
 }
@@ -104,7 +112,8 @@ func isBaggageValue(v string) bool {
 	return true
 }
 
-// isToken checks an RFC 9110 §5.6.2 token (the baggage key grammar).
+// isToken checks an RFC 9110 §5.6.2 token (RFC 7230 §3.2.6 in BG §3.3.1.2,
+// the baggage key grammar).
 func isToken(s string) bool {
 	if s == "" {
 		return false
@@ -129,12 +138,13 @@ func isTChar(c byte) bool {
 	return false
 }
 
-// IsBaggageKey reports whether k can be used as a baggage key (BG §3.3.1).
+// IsBaggageKey reports whether k can be used as a baggage key (BG §3.3.1.2).
 func IsBaggageKey(k string) bool { return isToken(k) }
 
-// AppendBaggageValue percent-encodes v for a baggage value: BG §3.3.1 says
-// characters outside baggage-octet are percent-encoded (and '%' itself, so
-// the receiver's decoding is unambiguous).
+// AppendBaggageValue percent-encodes v for a baggage value: BG §3.3.1.3 says
+// code points outside baggage-octet MUST be percent-encoded and so MUST '%'
+// itself (RFC 3986 §2.1; upper-case hex digits, which RFC 3986 §2.1 says
+// producers SHOULD use). Bytes of a UTF-8 sequence are encoded one by one.
 func AppendBaggageValue(dst []byte, v string) []byte {
 	for i := 0; i < len(v); i++ {
 		c := v[i]
@@ -147,10 +157,15 @@ func AppendBaggageValue(dst []byte, v string) []byte {
 	return dst
 }
 
-// SetBaggageMember returns existing with key set to value: an existing member
-// of that key is replaced in place, otherwise the member is appended.
+// SetBaggageMember returns existing with key set to value: the first member
+// of that key is replaced in place (its properties go with the old value),
+// later members of the same key are removed (BG §4 allows updating a value
+// and deduplicating keys; BG §3.3.1.1 asks producers not to send duplicate
+// keys), otherwise the member is appended. Empty list-members are dropped and
+// members are rejoined with a bare comma. value is percent-encoded with
+// AppendBaggageValue; key must satisfy IsBaggageKey.
 func SetBaggageMember(existing, key, value string) string {
-	out := make([]byte, 0, len(existing)+len(key)+len(value)+2)
+	out := make([]byte, 0, len(existing)+len(key)+3*len(value)+2)
 	replaced := false
 	for start := 0; start < len(existing); {
 		end := start
@@ -162,15 +177,22 @@ func SetBaggageMember(existing, key, value string) string {
 		if m == "" {
 			continue
 		}
-		if len(out) > 0 {
-			out = append(out, ',')
-		}
-		if k, _, _ := cutByte(m, '='); trimOWS(k) == key && !replaced {
+		k, _, _ := cutByte(m, '=')
+		if trimOWS(k) == key {
+			if replaced {
+				continue // a later duplicate of the key being set
+			}
+			if len(out) > 0 {
+				out = append(out, ',')
+			}
 			out = append(out, key...)
 			out = append(out, '=')
 			out = AppendBaggageValue(out, value)
 			replaced = true
 			continue
+		}
+		if len(out) > 0 {
+			out = append(out, ',')
 		}
 		out = append(out, m...)
 	}

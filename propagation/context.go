@@ -72,8 +72,10 @@ type SpanContext struct {
 func (c *SpanContext) Valid() bool { return !c.TraceID.IsZero() && !c.SpanID.IsZero() }
 
 // SameSpan reports whether both contexts name the same span of the same trace.
-// A 64-bit trace id equals its zero-padded 128-bit form (B3 spec, "TraceId":
-// a 64-bit id is the low 64 bits of a 128-bit one).
+// A 64-bit trace id equals its zero-padded 128-bit form: tracebridge stores a
+// 64-bit id in the low eight bytes, the convention of OpenTelemetry's B3 and
+// Jaeger propagators, which left-pad 16-digit ids with zeros (the B3 README
+// itself only says trace ids are "64 or 128-bit").
 func (c *SpanContext) SameSpan(o *SpanContext) bool {
 	return c.TraceID == o.TraceID && c.SpanID == o.SpanID
 }
@@ -165,8 +167,7 @@ var (
 
 // Headers is the read side of a request's header map: the lower-case name,
 // the first value, and how many times the header occurs (a repeated
-// traceparent makes the context invalid, W3C Trace Context §3.2.1... see
-// ParseTraceparentHeader).
+// traceparent makes the context invalid, see ParseTraceparentHeader).
 type Headers interface {
 	Get(name string) (value string, count int)
 }

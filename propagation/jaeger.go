@@ -1,12 +1,17 @@
 package propagation
 
-// Jaeger native propagation (Jaeger client libraries documentation,
-// "Propagation Format": uber-trace-id and uberctx-{key}), referred to as "JG".
+// Jaeger native propagation (Jaeger documentation, "Client Libraries" page,
+// section "Propagation Format": "Trace/Span Identity" with "Key" and "Value",
+// and "Baggage" with "Value Encoding"), referred to as "JG".
 
-// ParseUberTraceID parses {trace-id}:{span-id}:{parent-span-id}:{flags}. Jaeger
-// clients URL-encode the value, so "%3A" stands for ':' (JG "Key/value
-// encoding"). Ids are variable-length hex, zero-padded on the left (JG
-// "trace-id", "span-id").
+// ParseUberTraceID parses {trace-id}:{span-id}:{parent-span-id}:{flags} (JG
+// "Value"). "%3A" (either case) stands for ':'. JG "Value Encoding" only
+// says that baggage values are URL-encoded in the HTTP_HEADERS format, but
+// jaeger-client-go's HTTP-header propagator URL-decodes uber-trace-id on
+// extract too (its inject leaves it unencoded "to avoid accidental
+// double-encoding" with older OpenTracing versions, which did encode it), so
+// escaped colons occur in the wild. No other escape is decoded. Ids are variable-length hex, zero-padded on the left: receivers
+// MUST accept shorter strings (JG "Value", {trace-id} and {span-id}).
 func ParseUberTraceID(v string) (SpanContext, Problem) {
 	var c SpanContext
 	if v == "" {
@@ -42,8 +47,9 @@ func ParseUberTraceID(v string) (SpanContext, Problem) {
 	if n != 4 {
 		return c, ProblemDelimiter
 	}
-	// JG "trace-id": 64 or 128 bits in base16; value 0 is invalid. Jaeger
-	// clients accept either hex case, so tracebridge does too.
+	// JG {trace-id}: 64 or 128 bits in base16, "Value of 0 is not valid".
+	// "base16" does not fix a case; Jaeger clients parse either, so
+	// tracebridge does too.
 	if p := decodeHexPadded(c.TraceID[:], fields[0], true); p != OK {
 		return c, p
 	}
@@ -57,11 +63,16 @@ func ParseUberTraceID(v string) (SpanContext, Problem) {
 	if c.SpanID.IsZero() {
 		return c, ProblemZeroSpanID
 	}
-	// JG "parent-span-id": deprecated, "0" when absent.
+	// JG {span-id}: "Value of 0 is not valid" (checked above).
+	// JG {parent-span-id}: deprecated; "0 value is valid and means root span".
 	if p := decodeHexPadded(c.ParentSpanID[:], fields[2], true); p != OK {
 		return c, p
 	}
-	// JG "flags": one byte as one or two hex digits; 0x01 sampled, 0x02 debug.
+	// JG {flags}: one byte as one or two hex digits; 0x01 sampled, 0x02
+	// debug, 0x08 firehose (ignored), other bits unused. "Debug flag should
+	// only be set when the sampled flag is set": the sampled bit decides, and
+	// debug without it (flags 2) is not sampled, as in OpenTelemetry's Jaeger
+	// propagator, so a stray debug bit cannot force sampling.
 	var flags [1]byte
 	if len(fields[3]) > 2 {
 		return c, ProblemFlags
@@ -70,7 +81,7 @@ func ParseUberTraceID(v string) (SpanContext, Problem) {
 		return c, ProblemFlags
 	}
 	switch {
-	case flags[0]&0x02 != 0:
+	case flags[0]&0x03 == 0x03:
 		c.Sampling = SamplingDebug
 	case flags[0]&0x01 != 0:
 		c.Sampling = SamplingAccept
@@ -82,8 +93,9 @@ func ParseUberTraceID(v string) (SpanContext, Problem) {
 
 // AppendUberTraceID writes the canonical form: full-width lower-hex ids (16
 // digits for a 64-bit trace id), parent "0" when absent, flags as one digit
-// (JG: 1 sampled, 3 debug+sampled, 0 not sampled; a deferred decision is
-// written as 0, since the format has no "defer").
+// (JG {flags}: 1 sampled, 3 debug+sampled, 0 not sampled; a deferred
+// decision is written as 0, since the format has no "defer"). Senders SHOULD
+// write 16 or 32 digits (JG {trace-id}, {span-id}).
 func AppendUberTraceID(dst []byte, c *SpanContext) []byte {
 	dst = AppendB3TraceID(dst, c)
 	dst = append(dst, ':')

@@ -27,6 +27,9 @@ const (
 	ProblemValue
 	ProblemDuplicateKey
 	ProblemParentEqualsSpan
+	// ProblemStale: a valid header that names another span than the
+	// authoritative one (a client's stale single b3 next to fresh x-b3-*).
+	ProblemStale
 	problemCount
 )
 
@@ -52,6 +55,7 @@ var problemText = [problemCount]string{
 	ProblemValue:            "invalid value",
 	ProblemDuplicateKey:     "duplicate key",
 	ProblemParentEqualsSpan: "parent span id equals span id",
+	ProblemStale:            "stale: disagrees with the context the proxy propagates",
 }
 
 func (p Problem) String() string {
@@ -91,6 +95,7 @@ var problemCode = [problemCount]string{
 	ProblemValue:            "value",
 	ProblemDuplicateKey:     "duplicate_key",
 	ProblemParentEqualsSpan: "parent_equals_span",
+	ProblemStale:            "stale",
 }
 
 // decodeHex reads exactly len(dst)*2 lower-case hex digits from s.

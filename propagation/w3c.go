@@ -1,13 +1,25 @@
 package propagation
 
 // W3C Trace Context Level 1 (W3C Recommendation, 23 November 2021), referred to
-// below as "TC §x". traceresponse follows Trace Context Level 2 (draft), §4.
+// below as "TC §x" with the section numbers of that Recommendation. The W3C
+// test suite (w3c/trace-context, branch level-1, test/test.py) is cited as
+// "TC test <name>" where it settles what the prose leaves open.
+//
+// traceresponse is not part of Level 1. It was specified in the Trace Context
+// editor's draft from 2020 (w3c/trace-context#365, "Trace Context HTTP
+// Response Headers Format", §4.1 of that draft) until October 2025, when the
+// editor's draft replaced it with a Server-Timing "trace" metric
+// (w3c/trace-context#560). tracebridge keeps the traceresponse layout.
 
 const traceparentLen = 55 // TC §3.2.2: 2+1+32+1+16+1+2 for version 00.
 
-// ParseTraceparent parses one traceparent value (TC §3.2).
+// ParseTraceparent parses one traceparent value (TC §3.2). Leading and
+// trailing optional white space is ignored: it is not part of an HTTP field
+// value (RFC 9110 §5.5) and TC test test_traceparent_ows_handling expects
+// " 00-…-01\t" to be accepted.
 func ParseTraceparent(v string) (SpanContext, Problem) {
 	var c SpanContext
+	v = trimOWS(v)
 	if v == "" {
 		return c, ProblemEmpty
 	}
@@ -53,8 +65,10 @@ func ParseTraceparent(v string) (SpanContext, Problem) {
 	if p := decodeHex(flags[:], v[53:55]); p != OK {
 		return c, ProblemFlags // TC §3.2.2.5: 2 HEXDIGLC.
 	}
-	// TC §3.2.2.5.1: only the sampled bit (0x01) is defined; other bits are
-	// ignored on input and written as zero.
+	// TC §3.2.2.5.1: only the sampled bit (0x01) is defined. TC §3.2.2.5.2:
+	// the other bits are reserved and vendors MUST set them to zero, so they
+	// are ignored on input and never written (TC §3.2.4 likewise reads only
+	// the sampled bit of a future version).
 	if flags[0]&0x01 != 0 {
 		c.Sampling = SamplingAccept
 	} else {
@@ -64,8 +78,10 @@ func ParseTraceparent(v string) (SpanContext, Problem) {
 }
 
 // ParseTraceparentHeader applies the header-level rules to a traceparent that
-// occurs count times: the field carries exactly one value (TC §3.2), so a
-// repeated header is invalid rather than guessed at.
+// occurs count times. The field value is a single traceparent, not a list
+// (TC §3.2.2 ABNF), so two fields cannot be combined; TC test
+// test_traceparent_duplicated expects the receiver to restart the trace, so
+// a repeated header is invalid rather than guessed at.
 func ParseTraceparentHeader(v string, count int) (SpanContext, Problem) {
 	if count > 1 {
 		return SpanContext{}, ProblemDuplicate
@@ -87,31 +103,37 @@ func AppendTraceparent(dst []byte, c *SpanContext) []byte {
 	return append(dst, '-', '0', '0')
 }
 
-// AppendTraceresponse writes a traceresponse value (Trace Context Level 2
-// draft §4: same layout as traceparent; the id is the span that served the
-// request).
+// AppendTraceresponse writes a traceresponse value (Trace Context editor's
+// draft 2020-2025, "Traceresponse Header": the traceparent layout with the
+// child-id, the span that served the request, in place of the parent-id).
 func AppendTraceresponse(dst []byte, c *SpanContext) []byte {
 	return AppendTraceparent(dst, c)
 }
 
-// Tracestate limits: TC §3.3.1.1 allows at most 32 list-members; TC §3.3.1.5
-// asks vendors to propagate at least 512 characters, which tracebridge takes
-// as its ceiling for values it emits.
+// Tracestate limits: TC §3.3.1.1 ("There can be a maximum of 32
+// list-members") and the list ABNF of TC §3.3.1.2 (list-member 0*31(...)).
+// TC §3.3.1.5 asks vendors to propagate at least 512 characters of the
+// combined header (commas and OWS included); it does not make a longer value
+// invalid. tracebridge uses 512 as its ceiling: ValidateTracestate reports a
+// longer value as ProblemTooLong and the caller decides (drop, or truncate
+// whole entries as TC §3.3.1.5 prescribes).
 const (
 	TracestateMaxMembers = 32
 	TracestateMaxLen     = 512
 )
 
 // ValidateTracestate checks a combined tracestate value (TC §3.3). Repeated
-// tracestate headers are combined with commas before the call (TC §3.3.1.4,
-// RFC 9110 §5.3).
+// tracestate headers are combined with commas before the call (TC §3.3.1.1,
+// which defers to RFC 7230 §3.2.2, now RFC 9110 §5.3).
 func ValidateTracestate(v string) Problem {
 	if len(v) > TracestateMaxLen {
 		return ProblemTooLong
 	}
 	members := 0
-	// Keys seen so far, to detect duplicates (TC §3.3.1.3: a key appears at
-	// most once). 32 members keep the quadratic scan trivially small.
+	// Keys seen so far, to detect duplicates (TC §3.3.1.4: "Only one entry per
+	// key is allowed"; TC test test_tracestate_duplicated_keys expects the
+	// whole tracestate to be discarded). 32 members keep the quadratic scan
+	// trivially small.
 	var keys [TracestateMaxMembers]string
 	for start := 0; start <= len(v); {
 		end := start
@@ -121,7 +143,9 @@ func ValidateTracestate(v string) Problem {
 		m := trimOWS(v[start:end])
 		start = end + 1
 		if m == "" {
-			continue // TC §3.3.1.2: empty list-members are allowed and ignored.
+			// TC §3.3.1.1: empty and whitespace-only list-members are allowed
+			// (list-member = ... / OWS in TC §3.3.1.2) and do not count.
+			continue
 		}
 		if members == TracestateMaxMembers {
 			return ProblemTooManyMembers
@@ -178,8 +202,10 @@ func allKeyChars(s string) bool {
 }
 
 // TC §3.3.1.3.2: value = 0*255(chr) nblk-chr; nblk-chr = %x21-2B / %x2D-3C /
-// %x3E-7E; chr = %x20 / nblk-chr. Empty values are not allowed in practice
-// because the grammar requires the final nblk-chr.
+// %x3E-7E; chr = %x20 / nblk-chr. So 1 to 256 characters, leading spaces
+// allowed, no trailing space, and an empty value is invalid (the grammar
+// requires the final nblk-chr; TC test test_tracestate_value_illegal_characters
+// discards "foo=,bar=3").
 func validTracestateValue(v string) bool {
 	if len(v) == 0 || len(v) > 256 || v[len(v)-1] == ' ' {
 		return false

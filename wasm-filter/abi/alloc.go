@@ -1,0 +1,66 @@
+package abi
+
+import "unsafe"
+
+// allocator serves proxy_on_memory_allocate. The host asks the guest for a
+// buffer, writes a host-owned value into it and hands its address back through
+// a return slot of the host call that asked for the value. Between the
+// allocation and the moment the SDK holds a real Go pointer to the buffer, the
+// only reference to it is a 32-bit address in linear memory, which the garbage
+// collector does not see. The allocator therefore keeps every buffer it handed
+// out reachable until the end of the host call (release).
+//
+// The interface is the seam for a later arena allocator (no heap allocation and
+// so no GC inside proxy_on_memory_allocate). An arena reuses memory after
+// release, so it must only be installed once the SDK's results that alias the
+// buffers (the SDK builds strings over them without copying) are copied or
+// consumed before the next host call.
+type allocator interface {
+	// allocate returns the address of size bytes, valid until release.
+	allocate(size uint32) uintptr
+	// take returns the buffer that allocate handed out at addr, checked
+	// against the size the host reports, or nil if addr is not one of ours.
+	take(addr uintptr, size uint32) *byte
+	// release ends the host call: the SDK now references what it took.
+	release()
+}
+
+// pinningAllocator allocates from the Go heap and pins each buffer in a slice
+// until release. Almost every host call allocates at most once, so the pin
+// list stays at its initial capacity and release allocates nothing.
+type pinningAllocator struct {
+	pins [][]byte
+}
+
+func newPinningAllocator() *pinningAllocator {
+	return &pinningAllocator{pins: make([][]byte, 0, 4)}
+}
+
+func (a *pinningAllocator) allocate(size uint32) uintptr {
+	// A zero-size request still needs a distinct, valid address: Envoy and
+	// other hosts treat 0 as allocation failure.
+	n := size
+	if n == 0 {
+		n = 1
+	}
+	buf := make([]byte, n)
+	a.pins = append(a.pins, buf)
+	return uintptr(unsafe.Pointer(&buf[0]))
+}
+
+func (a *pinningAllocator) take(addr uintptr, size uint32) *byte {
+	for _, buf := range a.pins {
+		if uintptr(unsafe.Pointer(&buf[0])) == addr {
+			if uint64(size) > uint64(len(buf)) {
+				return nil
+			}
+			return &buf[0]
+		}
+	}
+	return nil
+}
+
+func (a *pinningAllocator) release() {
+	clear(a.pins) // drop the references so the GC may free what the SDK no longer uses
+	a.pins = a.pins[:0]
+}

@@ -1,0 +1,422 @@
+package engine
+
+import (
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tracebridge/tracebridge/propagation"
+)
+
+// Direction of a request relative to the proxy's workload.
+type Direction uint8
+
+const (
+	DirectionUnknown Direction = iota
+	Inbound
+	Outbound
+)
+
+func (d Direction) String() string {
+	switch d {
+	case Inbound:
+		return "inbound"
+	case Outbound:
+		return "outbound"
+	}
+	return "unknown"
+}
+
+func parseDirection(s string) (Direction, bool) {
+	switch s {
+	case "inbound":
+		return Inbound, true
+	case "outbound":
+		return Outbound, true
+	}
+	return DirectionUnknown, false
+}
+
+// InvalidAction is what happens to a malformed trace header.
+type InvalidAction uint8
+
+const (
+	InvalidRepair InvalidAction = iota
+	InvalidRestart
+	InvalidReject
+	InvalidPass
+)
+
+// TrustAction is what happens to an untrusted request.
+type TrustAction uint8
+
+const (
+	TrustKeep TrustAction = iota
+	TrustStrip
+	TrustRestart
+)
+
+// Sink is where a tag goes.
+type Sink uint8
+
+const (
+	SinkHeader Sink = 1 << iota
+	SinkBaggage
+	SinkFilterState
+	SinkMetadata
+)
+
+// Config is a validated, compiled policy. It is immutable and safe to share
+// between goroutines and streams.
+type Config struct {
+	Policy       *Policy
+	pinned       Direction
+	read         []propagation.Format
+	emit         [propagation.FormatCount]bool
+	emitList     []propagation.Format
+	inject       []propagation.Format
+	injectOn     bool
+	injectSample propagation.Sampling
+	invalid      InvalidAction
+
+	untrustedDirs  [3]bool
+	untrustedCIDRs []netip.Prefix
+	trustedHeader  *HeaderMatch
+	trustAction    TrustAction
+	debugHeader    string
+	debugSecret    []byte
+	debugMaxTTL    time.Duration
+
+	byKey          bool
+	soleInFlight   bool
+	keyHeaders     []string
+	TTL            time.Duration
+	Capacity       int
+	restoreHeaders []string
+
+	tags []compiledTag
+
+	responseOn   bool
+	responseName string
+
+	baggageMembers, baggageBytes int
+
+	upstream    bool
+	hostTracing bool
+}
+
+type compiledTag struct {
+	name      string
+	sinks     Sink
+	header    string
+	maxLen    int
+	dirs      [3]bool
+	allDirs   bool
+	literal   string
+	isLiteral bool
+	header2   string // source header
+	path      *regexp.Regexp
+	group     int
+	query     string
+	jwtHeader string
+	jwtClaim  []string
+}
+
+// DefaultRestoreHeaders are recorded and restored when the policy names none.
+var DefaultRestoreHeaders = []string{
+	propagation.HeaderTraceparent, propagation.HeaderTracestate,
+	propagation.HeaderB3, propagation.HeaderB3TraceID, propagation.HeaderB3SpanID,
+	propagation.HeaderB3ParentSpanID, propagation.HeaderB3Sampled, propagation.HeaderB3Flags,
+	propagation.HeaderUberTraceID, propagation.HeaderBaggage,
+	propagation.HeaderOTSpanContext, propagation.HeaderAmznTraceID,
+}
+
+// Compile validates a policy and fills in defaults. env resolves environment
+// variables for tag sources and secrets (nil means none are set).
+func Compile(p *Policy, env func(string) string) (*Config, error) {
+	if p == nil {
+		p = DefaultPolicy()
+	}
+	if env == nil {
+		env = func(string) string { return "" }
+	}
+	d := DefaultPolicy()
+	c := &Config{Policy: p}
+	e := &ConfigError{}
+
+	switch p.Direction {
+	case "", "auto":
+	default:
+		dir, ok := parseDirection(p.Direction)
+		if !ok {
+			e.add("direction", `must be "auto", "inbound" or "outbound", got %q`, p.Direction)
+		}
+		c.pinned = dir
+	}
+
+	read := p.Read
+	if read == nil {
+		read = d.Read
+	}
+	c.read = compileFormats(e, "read", read)
+	emit := p.Emit
+	if emit == nil {
+		emit = d.Emit
+	}
+	c.emitList = compileFormats(e, "emit", emit)
+	for _, f := range c.emitList {
+		c.emit[f] = true
+	}
+
+	switch p.Invalid {
+	case "", "repair":
+		c.invalid = InvalidRepair
+	case "restart":
+		c.invalid = InvalidRestart
+	case "reject":
+		c.invalid = InvalidReject
+	case "pass":
+		c.invalid = InvalidPass
+	default:
+		e.add("invalid", `must be "repair", "restart", "reject" or "pass", got %q`, p.Invalid)
+	}
+
+	c.injectOn = p.Inject.Enabled == nil || *p.Inject.Enabled
+	if p.Inject.Formats != nil {
+		c.inject = compileFormats(e, "inject.formats", p.Inject.Formats)
+	} else {
+		c.inject = c.emitList
+	}
+	switch p.Inject.Sampling {
+	case "", "defer":
+		c.injectSample = propagation.SamplingDefer
+	case "sampled":
+		c.injectSample = propagation.SamplingAccept
+	case "notSampled":
+		c.injectSample = propagation.SamplingDeny
+	default:
+		e.add("inject.sampling", `must be "defer", "sampled" or "notSampled", got %q`, p.Inject.Sampling)
+	}
+
+	compileTrust(e, c, &p.Trust, env)
+	compileCorrelation(e, c, &p.Correlation, &d.Correlation)
+	for i := range p.Tags {
+		c.tags = append(c.tags, compileTag(e, "tags["+strconv.Itoa(i)+"]", &p.Tags[i], env))
+	}
+	seen := map[string]bool{}
+	for i, t := range p.Tags {
+		if seen[t.Name] {
+			e.add("tags["+strconv.Itoa(i)+"].name", "duplicate tag name %q", t.Name)
+		}
+		seen[t.Name] = true
+	}
+
+	c.responseOn = p.ResponseHeader.Enabled == nil || *p.ResponseHeader.Enabled
+	c.responseName = strings.ToLower(p.ResponseHeader.Name)
+	if c.responseName == "" {
+		c.responseName = propagation.HeaderTraceresponse
+	} else if !validHeaderName(c.responseName) {
+		e.add("responseHeader.name", "must be a valid HTTP header name, got %q", p.ResponseHeader.Name)
+	}
+
+	c.baggageMembers, c.baggageBytes = p.Baggage.MaxMembers, p.Baggage.MaxBytes
+	if c.baggageMembers < 0 {
+		e.add("baggage.maxMembers", "must not be negative, got %d", c.baggageMembers)
+	}
+	if c.baggageBytes < 0 {
+		e.add("baggage.maxBytes", "must not be negative, got %d", c.baggageBytes)
+	}
+
+	switch p.Host.Placement {
+	case "", "downstream":
+	case "upstream":
+		c.upstream = true
+	default:
+		e.add("host.placement", `must be "downstream" or "upstream", got %q`, p.Host.Placement)
+	}
+	c.hostTracing = p.Host.Tracing == nil || *p.Host.Tracing
+
+	if len(e.Fields) > 0 {
+		return nil, e
+	}
+	return c, nil
+}
+
+func compileFormats(e *ConfigError, path string, names []string) []propagation.Format {
+	out := make([]propagation.Format, 0, len(names))
+	var seen [propagation.FormatCount]bool
+	for i, n := range names {
+		f, ok := propagation.ParseFormat(n)
+		if !ok {
+			e.add(path+"["+strconv.Itoa(i)+"]", `unknown format %q (known: w3c, b3, b3multi, jaeger)`, n)
+			continue
+		}
+		if seen[f] {
+			e.add(path+"["+strconv.Itoa(i)+"]", "format %q listed twice", n)
+			continue
+		}
+		seen[f] = true
+		out = append(out, f)
+	}
+	return out
+}
+
+func compileTrust(e *ConfigError, c *Config, t *TrustPolicy, env func(string) string) {
+	for i, s := range t.UntrustedDirections {
+		d, ok := parseDirection(s)
+		if !ok {
+			e.add("trust.untrustedDirections["+strconv.Itoa(i)+"]", `must be "inbound" or "outbound", got %q`, s)
+			continue
+		}
+		c.untrustedDirs[d] = true
+	}
+	for i, s := range t.UntrustedCIDRs {
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(s); aerr == nil {
+				pfx = netip.PrefixFrom(a, a.BitLen())
+			} else {
+				e.add("trust.untrustedCIDRs["+strconv.Itoa(i)+"]", "must be a CIDR like 203.0.113.0/24, got %q", s)
+				continue
+			}
+		}
+		c.untrustedCIDRs = append(c.untrustedCIDRs, pfx.Masked())
+	}
+	if t.TrustedHeader != nil {
+		h := *t.TrustedHeader
+		h.Name = strings.ToLower(h.Name)
+		if !validHeaderName(h.Name) {
+			e.add("trust.trustedHeader.name", "must be a valid HTTP header name, got %q", t.TrustedHeader.Name)
+		}
+		if h.Value == "" {
+			e.add("trust.trustedHeader.value", "must not be empty (an empty value would trust anyone)")
+		}
+		c.trustedHeader = &h
+	}
+	switch t.Action {
+	case "", "keep":
+		c.trustAction = TrustKeep
+	case "strip":
+		c.trustAction = TrustStrip
+	case "restart":
+		c.trustAction = TrustRestart
+	default:
+		e.add("trust.action", `must be "keep", "strip" or "restart", got %q`, t.Action)
+	}
+	if dt := t.DebugToken; dt != nil {
+		c.debugHeader = strings.ToLower(dt.Header)
+		if c.debugHeader == "" {
+			c.debugHeader = "x-tracebridge-debug"
+		} else if !validHeaderName(c.debugHeader) {
+			e.add("trust.debugToken.header", "must be a valid HTTP header name, got %q", dt.Header)
+		}
+		secret := dt.Secret
+		if dt.SecretEnv != "" {
+			if secret != "" {
+				e.add("trust.debugToken", "set secret or secretEnv, not both")
+			}
+			secret = env(dt.SecretEnv)
+			if secret == "" {
+				e.add("trust.debugToken.secretEnv", "environment variable %q is empty or unset", dt.SecretEnv)
+			}
+		}
+		if dt.SecretEnv == "" && len(secret) < 16 {
+			e.add("trust.debugToken.secret", "must be at least 16 characters, got %d", len(secret))
+		}
+		c.debugSecret = []byte(secret)
+		c.debugMaxTTL = time.Hour
+		if dt.MaxTTL != "" {
+			c.debugMaxTTL = parseDuration(e, "trust.debugToken.maxTTL", dt.MaxTTL)
+		}
+	}
+}
+
+func compileCorrelation(e *ConfigError, c *Config, p, d *CorrelationPolicy) {
+	strategies := p.Strategies
+	if strategies == nil {
+		strategies = d.Strategies
+	}
+	for i, s := range strategies {
+		switch s {
+		case "key":
+			c.byKey = true
+		case "soleInFlight":
+			c.soleInFlight = true
+		default:
+			e.add("correlation.strategies["+strconv.Itoa(i)+"]", `must be "key" or "soleInFlight", got %q`, s)
+		}
+	}
+	c.keyHeaders = lowerAll(p.KeyHeaders)
+	if p.KeyHeaders == nil {
+		c.keyHeaders = d.KeyHeaders
+	}
+	for i, h := range c.keyHeaders {
+		if !validHeaderName(h) {
+			e.add("correlation.keyHeaders["+strconv.Itoa(i)+"]", "must be a valid HTTP header name, got %q", h)
+		}
+	}
+	if c.byKey && len(c.keyHeaders) == 0 {
+		e.add("correlation.keyHeaders", `must name at least one header when the "key" strategy is on`)
+	}
+	ttl := p.TTL
+	if ttl == "" {
+		ttl = d.TTL
+	}
+	c.TTL = parseDuration(e, "correlation.ttl", ttl)
+	c.Capacity = p.Capacity
+	if c.Capacity == 0 {
+		c.Capacity = d.Capacity
+	}
+	if c.Capacity < 1 || c.Capacity > 1<<20 {
+		e.add("correlation.capacity", "must be between 1 and 1048576, got %d", p.Capacity)
+	}
+	c.restoreHeaders = lowerAll(p.RestoreHeaders)
+	if p.RestoreHeaders == nil {
+		c.restoreHeaders = DefaultRestoreHeaders
+	}
+	for i, h := range c.restoreHeaders {
+		if !validHeaderName(h) || h[0] == ':' || h == "host" {
+			e.add("correlation.restoreHeaders["+strconv.Itoa(i)+"]", "must be a plain HTTP header name, got %q", h)
+		}
+	}
+}
+
+func parseDuration(e *ConfigError, path, s string) time.Duration {
+	dur, err := time.ParseDuration(s)
+	if err != nil || dur <= 0 {
+		e.add(path, `must be a positive duration like "30s", got %q`, s)
+		return 0
+	}
+	return dur
+}
+
+func lowerAll(in []string) []string {
+	if in == nil {
+		return nil
+	}
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = strings.ToLower(s)
+	}
+	return out
+}
+
+// validHeaderName accepts lower-case RFC 9110 tokens (HTTP/2 and Envoy keep
+// header names in lower case).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			return false
+		}
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}

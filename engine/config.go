@@ -1,0 +1,204 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+)
+
+// FieldError is one configuration error, naming the JSON path of the field.
+type FieldError struct {
+	Path string
+	Msg  string
+}
+
+func (e FieldError) Error() string {
+	if e.Path == "" {
+		return e.Msg
+	}
+	return e.Path + ": " + e.Msg
+}
+
+// ConfigError lists every problem found in a policy document.
+type ConfigError struct{ Fields []FieldError }
+
+func (e *ConfigError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Error()
+	}
+	return "invalid policy: " + strings.Join(parts, "; ")
+}
+
+func (e *ConfigError) add(path, format string, args ...any) {
+	e.Fields = append(e.Fields, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// ParsePolicy reads a JSON policy document strictly: unknown fields and wrong
+// types are errors naming the field path. An empty document is the
+// zero-config default.
+func ParsePolicy(data []byte) (*Policy, error) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return DefaultPolicy(), nil
+	}
+	var generic any
+	if err := json.Unmarshal(data, &generic); err != nil {
+		return nil, &ConfigError{Fields: []FieldError{{Msg: "not valid JSON: " + err.Error()}}}
+	}
+	if _, ok := generic.(map[string]any); !ok {
+		return nil, &ConfigError{Fields: []FieldError{{Msg: "the policy must be a JSON object"}}}
+	}
+	cerr := &ConfigError{}
+	checkShape(cerr, "", generic, reflect.TypeFor[Policy]())
+	if len(cerr.Fields) > 0 {
+		return nil, cerr
+	}
+	var p Policy
+	if err := json.Unmarshal(data, &p); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, &ConfigError{Fields: []FieldError{{Path: te.Field, Msg: "must be " + jsonKind(te.Type) + ", got " + te.Value}}}
+		}
+		return nil, &ConfigError{Fields: []FieldError{{Msg: err.Error()}}}
+	}
+	return &p, nil
+}
+
+// checkShape walks a decoded JSON value against the Go type it will fill and
+// reports unknown keys and kind mismatches with their paths, so that errors
+// read like `correlation.ttl: must be a string, got number`.
+func checkShape(cerr *ConfigError, path string, v any, t reflect.Type) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if v == nil {
+		return // null leaves the default.
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			cerr.add(path, "must be an object, got %s", describeJSON(v))
+			return
+		}
+		fields := jsonFields(t)
+		for k, fv := range obj {
+			f, ok := fields[k]
+			if !ok {
+				cerr.add(joinPath(path, k), "unknown field (known: %s)", strings.Join(sortedKeys(fields), ", "))
+				continue
+			}
+			checkShape(cerr, joinPath(path, k), fv, f.Type)
+		}
+	case reflect.Slice:
+		arr, ok := v.([]any)
+		if !ok {
+			cerr.add(path, "must be a list, got %s", describeJSON(v))
+			return
+		}
+		for i, ev := range arr {
+			checkShape(cerr, path+"["+strconv.Itoa(i)+"]", ev, t.Elem())
+		}
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			cerr.add(path, "must be a string, got %s", describeJSON(v))
+		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			cerr.add(path, "must be true or false, got %s", describeJSON(v))
+		}
+	case reflect.Int:
+		n, ok := v.(float64)
+		if !ok || n != float64(int64(n)) {
+			cerr.add(path, "must be a whole number, got %s", describeJSON(v))
+		}
+	}
+}
+
+func jsonFields(t reflect.Type) map[string]reflect.StructField {
+	m := make(map[string]reflect.StructField, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		m[name] = f
+	}
+	return m
+}
+
+func sortedKeys(m map[string]reflect.StructField) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	// Insertion sort: tiny lists, and it keeps "sort" out of the wasm module.
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+func joinPath(base, k string) string {
+	if base == "" {
+		return k
+	}
+	return base + "." + k
+}
+
+func describeJSON(v any) string {
+	switch x := v.(type) {
+	case string:
+		return strconv.Quote(x)
+	case float64:
+		return "number " + strconv.FormatFloat(x, 'g', -1, 64)
+	case bool:
+		return "boolean " + strconv.FormatBool(x)
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return "null"
+}
+
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int64, reflect.Float64:
+		return "a number"
+	case reflect.Slice:
+		return "a list"
+	}
+	return "an object"
+}
+
+// DefaultPolicy is the zero-config policy (README "Zero-config default").
+func DefaultPolicy() *Policy {
+	return &Policy{
+		Direction:   "auto",
+		Read:        []string{"w3c", "b3", "b3multi", "jaeger"},
+		Emit:        []string{"w3c", "b3multi"},
+		Invalid:     "repair",
+		Inject:      InjectPolicy{Sampling: "defer"},
+		Trust:       TrustPolicy{Action: "keep"},
+		Correlation: CorrelationPolicy{Strategies: []string{"key"}, KeyHeaders: []string{"x-request-id"}, TTL: "30s", Capacity: 4096},
+		ResponseHeader: ResponseHeaderPolicy{Name: "traceresponse"},
+	}
+}
+
+// MarshalPolicy renders a policy as indented JSON with defaults filled in.
+func MarshalPolicy(p *Policy) ([]byte, error) {
+	return json.MarshalIndent(p, "", "  ")
+}

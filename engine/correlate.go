@@ -1,0 +1,196 @@
+package engine
+
+import (
+	"encoding/binary"
+
+	"github.com/tracebridge/tracebridge/propagation"
+)
+
+// A record is the restore headers of an inbound request as it left the
+// engine, encoded as repeated [name length u8][name][value length u16][value].
+// Names travel with values so that replicas with different policies (ext_proc
+// with Redis) still read each other's records.
+const maxRecordValue = 8192
+
+func appendRecordEntry(dst []byte, name, value string) []byte {
+	dst = append(dst, byte(len(name)))
+	dst = append(dst, name...)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(value)))
+	return append(dst, value...)
+}
+
+// decodeRecord calls fn for each entry; it stops at the first malformed
+// byte, so a corrupted record yields a prefix, never a panic.
+func decodeRecord(rec string, fn func(name, value string)) {
+	for len(rec) > 0 {
+		nl := int(rec[0])
+		if len(rec) < 1+nl+2 {
+			return
+		}
+		name := rec[1 : 1+nl]
+		vl := int(binary.BigEndian.Uint16([]byte(rec[1+nl : 3+nl])))
+		if len(rec) < 3+nl+vl {
+			return
+		}
+		fn(name, rec[3+nl:3+nl+vl])
+		rec = rec[3+nl+vl:]
+	}
+}
+
+// finalValue is a header's value after the result's mutations.
+func finalValue(h Headers, res *Result, name string) (string, bool) {
+	for i := len(res.Mutations) - 1; i >= 0; i-- {
+		if m := &res.Mutations[i]; m.Name == name {
+			return m.Value, m.Op == OpSet
+		}
+	}
+	v, n := h.Get(name)
+	return v, n > 0
+}
+
+// record stores an inbound request's context for its outbound calls and
+// counts it as in flight (sole-in-flight strategy).
+func (e *Engine) record(st *Stream, h Headers, res *Result, ctxValid bool) {
+	c := e.cfg
+	var rec []byte
+	if ctxValid && (c.byKey || c.soleInFlight) {
+		var scratch [512]byte
+		rec = scratch[:0]
+		for _, name := range c.restoreHeaders {
+			if v, ok := finalValue(h, res, name); ok && v != "" && len(v) <= maxRecordValue && len(name) < 256 {
+				rec = appendRecordEntry(rec, name, v)
+			}
+		}
+	}
+	if c.byKey && len(rec) > 0 {
+		for _, kh := range c.keyHeaders {
+			if v, ok := finalValue(h, res, kh); ok && v != "" {
+				if err := e.store.Put(kh+"="+v, rec); err != nil {
+					res.Decisions.add(DecisionError)
+					continue
+				}
+				res.Decisions.add(DecisionRecorded)
+			}
+		}
+	}
+	if c.soleInFlight && !st.inFlight {
+		if _, err := e.store.AddInFlight(1); err != nil {
+			res.Decisions.add(DecisionError)
+			return
+		}
+		st.inFlight = true
+		st.owner = e.owner()
+		if len(rec) > 0 {
+			if err := e.store.PutSole(st.owner, rec); err != nil {
+				res.Decisions.add(DecisionError)
+				return
+			}
+			res.Decisions.add(DecisionRecorded)
+		}
+	}
+}
+
+func (e *Engine) owner() uint64 {
+	for {
+		s := e.ids.SpanID()
+		if v := binary.BigEndian.Uint64(s[:]); v != 0 {
+			return v
+		}
+	}
+}
+
+// overlay is a header view with restored values laid over the request's.
+type overlay struct {
+	base  Headers
+	names [16]string
+	vals  [16]string
+	n     int
+}
+
+func (o *overlay) Get(name string) (string, int) {
+	for i := 0; i < o.n; i++ {
+		if o.names[i] == name {
+			return o.vals[i], 1
+		}
+	}
+	return o.base.Get(name)
+}
+
+// restore looks up the record of the inbound request an outbound request
+// belongs to: by key header, then (opt-in) by sole in flight. Trace headers
+// from the record replace the request's; other restore headers (baggage,
+// opaque ids) are added only where the app sent none.
+func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
+	c := e.cfg
+	if e.store == nil || !c.byKey && !c.soleInFlight {
+		return nil, false
+	}
+	var scratch [512]byte
+	var rec []byte
+	found := false
+	var err error
+	if c.byKey {
+		for _, kh := range c.keyHeaders {
+			v, n := h.Get(kh)
+			if n != 1 || v == "" {
+				continue
+			}
+			if rec, found, err = e.store.Get(scratch[:0], kh+"="+v); err != nil {
+				res.Decisions.add(DecisionError)
+			}
+			if found {
+				break
+			}
+		}
+	}
+	if !found && c.soleInFlight {
+		n, err := e.store.AddInFlight(0)
+		switch {
+		case err != nil:
+			res.Decisions.add(DecisionError)
+		case n == 1:
+			var ok bool
+			if _, rec, ok, err = e.store.Sole(scratch[:0]); err != nil {
+				res.Decisions.add(DecisionError)
+			} else if ok {
+				found = true
+			} else {
+				// One request in flight but its record is gone (a second
+				// request started and ended): never guess.
+				res.Decisions.add(DecisionAmbiguous)
+			}
+		case n > 1:
+			res.Decisions.add(DecisionAmbiguous)
+		}
+	}
+	if !found || len(rec) == 0 {
+		return nil, false
+	}
+	ov := &overlay{base: h}
+	decodeRecord(string(rec), func(name, value string) {
+		if ov.n == len(ov.names) {
+			return
+		}
+		if !isTraceHeader(name) {
+			if _, n := h.Get(name); n > 0 {
+				return
+			}
+		}
+		ov.names[ov.n], ov.vals[ov.n] = name, value
+		ov.n++
+		res.set(name, value)
+	})
+	res.Decisions.add(DecisionRestored)
+	return ov, true
+}
+
+func isTraceHeader(name string) bool {
+	for _, f := range propagation.Formats {
+		for _, n := range propagation.FormatHeaders(f) {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
+}

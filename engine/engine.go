@@ -1,0 +1,293 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/tracebridge/tracebridge/propagation"
+)
+
+// Headers is the read side of a header map (lower-case names). When a header
+// occurs more than once, Get returns the values joined with "," (RFC 9110
+// §5.3) and the number of occurrences.
+type Headers = propagation.Headers
+
+// IDSource makes new identifiers; both must be non-zero.
+type IDSource interface {
+	TraceID() propagation.TraceID
+	SpanID() propagation.SpanID
+}
+
+// RandomIDs draws identifiers from math/rand/v2's runtime-seeded generator:
+// safe for concurrent use, no allocation, and seeded from the host's entropy
+// (WASI random_get in the wasm module).
+type RandomIDs struct{}
+
+func (RandomIDs) TraceID() (t propagation.TraceID) {
+	for t.IsZero() {
+		hi, lo := rand.Uint64(), rand.Uint64()
+		for i := 0; i < 8; i++ {
+			t[i] = byte(hi >> (56 - 8*i))
+			t[8+i] = byte(lo >> (56 - 8*i))
+		}
+	}
+	return t
+}
+
+func (RandomIDs) SpanID() (s propagation.SpanID) {
+	for s.IsZero() {
+		v := rand.Uint64()
+		for i := 0; i < 8; i++ {
+			s[i] = byte(v >> (56 - 8*i))
+		}
+	}
+	return s
+}
+
+// Options are the engine's host-provided parts.
+type Options struct {
+	// Store holds correlation records; nil disables recording and restoring.
+	Store Store
+	// IDs makes new trace and span ids (default RandomIDs).
+	IDs IDSource
+	// Now is the clock for debug-token expiry (default time.Now).
+	Now func() time.Time
+}
+
+// Engine applies a compiled policy to requests. It is safe for concurrent
+// use: all per-request state lives in the caller's Stream and Result.
+type Engine struct {
+	cfg   *Config
+	store Store
+	ids   IDSource
+	now   func() time.Time
+}
+
+// New builds an engine for a compiled policy.
+func New(cfg *Config, opts Options) *Engine {
+	e := &Engine{cfg: cfg, store: opts.Store, ids: opts.IDs, now: opts.Now}
+	if e.ids == nil {
+		e.ids = RandomIDs{}
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	return e
+}
+
+// Config returns the engine's compiled policy.
+func (e *Engine) Config() *Config { return e.cfg }
+
+// Request is one request as the adapter sees it.
+type Request struct {
+	Headers Headers
+	// Direction from the host (ignored when the policy pins one).
+	Direction Direction
+	// Source is the downstream peer address, when the host knows it.
+	Source netip.Addr
+}
+
+// Origin says where a request's outgoing context came from.
+type Origin uint8
+
+const (
+	OriginNone      Origin = iota
+	OriginIncoming         // the request carried it
+	OriginRestored         // restored from the correlation store
+	OriginGenerated        // injected or restarted here
+)
+
+// Stream is the per-stream state an adapter keeps between OnRequest,
+// OnResponse and OnDone. The zero value is ready to use.
+type Stream struct {
+	Direction Direction
+	Context   propagation.SpanContext
+	Origin    Origin
+	respond   bool
+	inFlight  bool
+	owner     uint64
+}
+
+// Reset makes the stream reusable.
+func (s *Stream) Reset() { *s = Stream{} }
+
+// effectiveDirection applies the policy's pin.
+func (e *Engine) effectiveDirection(d Direction) Direction {
+	if e.cfg.pinned != DirectionUnknown {
+		return e.cfg.pinned
+	}
+	return d
+}
+
+// OnRequest decides what to do with a request's headers.
+func (e *Engine) OnRequest(st *Stream, req *Request, res *Result) {
+	res.Reset()
+	defer res.finish()
+	c := e.cfg
+	dir := e.effectiveDirection(req.Direction)
+	st.Direction = dir
+	h := req.Headers
+
+	var x extraction
+	x.extract(c, h)
+
+	// Trust first: it decides whether a client may steer sampling at all.
+	debug := e.debugTokenValid(h)
+	if c.debugHeader != "" {
+		if _, n := h.Get(c.debugHeader); n > 0 {
+			res.remove(c.debugHeader)
+		}
+	}
+	untrusted := !debug && e.untrusted(dir, req.Source, h)
+	restart := false
+	if untrusted {
+		switch c.trustAction {
+		case TrustStrip:
+			stripForcing(h, res)
+			x.stripDebug = true
+		case TrustRestart:
+			if p := x.primary(c); p != nil {
+				e.untrustedTag(res, p.ctx.TraceID)
+			}
+			restart = true
+			res.Decisions.add(DecisionRestarted)
+			stripForcing(h, res)
+		}
+	}
+
+	// Malformed headers, per policy.
+	if !restart && x.nProblems > 0 {
+		switch c.invalid {
+		case InvalidReject:
+			e.reject(res, x.problemsBuf[0])
+			return
+		case InvalidRestart:
+			if x.hasTraceProblem() {
+				restart = true
+				res.Decisions.add(DecisionRestarted)
+			}
+		}
+	}
+	for _, p := range x.problems() {
+		res.problem(p.Header, p.Problem)
+	}
+
+	var ctx propagation.SpanContext
+	var view Headers = h
+	origin := OriginNone
+	if !restart {
+		if p := x.primary(c); p != nil {
+			ctx = p.ctx
+			origin = OriginIncoming
+		}
+	}
+	if origin == OriginNone && !restart && dir == Outbound {
+		if ov, ok := e.restore(h, res); ok {
+			var rx extraction
+			rx.extract(c, ov)
+			if p := rx.primary(c); p != nil {
+				ctx, origin, view, x = p.ctx, OriginRestored, ov, rx
+			}
+		}
+	}
+	traceProblem := x.hasTraceProblem() && c.invalid != InvalidPass
+	if origin == OriginNone && (restart || traceProblem || c.injectOn && !x.hasTraceProblem()) {
+		ctx = propagation.SpanContext{TraceID: e.ids.TraceID(), SpanID: e.ids.SpanID(), Sampling: c.injectSample}
+		if s, ok := x.samplingOnly(); ok && !restart {
+			ctx.Sampling = s
+		}
+		origin = OriginGenerated
+		if restart {
+			x.forget()
+		} else if traceProblem {
+			res.Decisions.add(DecisionRestarted)
+		} else {
+			res.Decisions.add(DecisionInjected)
+		}
+	}
+	if untrusted && c.trustAction == TrustStrip && ctx.Sampling == propagation.SamplingDebug {
+		ctx.Sampling = propagation.SamplingAccept
+		res.Decisions.add(DecisionStripped)
+	}
+	if debug && ctx.Valid() {
+		ctx.Sampling = propagation.SamplingDebug
+	}
+
+	if ctx.Valid() {
+		e.emit(&x, view, &ctx, origin, restart || debug, res)
+	} else {
+		e.cleanInvalid(&x, h, res)
+	}
+	e.fixBaggage(&x, res)
+
+	res.Context = ctx
+	st.Context, st.Origin = ctx, origin
+	st.respond = c.responseOn && ctx.Valid() && (origin == OriginIncoming || c.upstream || !c.hostTracing)
+
+	if len(c.tags) > 0 {
+		e.applyTags(dir, h, res)
+	}
+	if dir == Inbound && e.store != nil {
+		res.finish()
+		e.record(st, h, res, ctx.Valid())
+	}
+	if origin == OriginIncoming && res.Decisions&(1<<DecisionRepaired|1<<DecisionTranslated|1<<DecisionRestarted) == 0 {
+		res.Decisions.add(DecisionKept)
+	}
+}
+
+// OnResponse adds the trace-id response header.
+func (e *Engine) OnResponse(st *Stream, h Headers, res *Result) {
+	res.Reset()
+	if !st.respond {
+		return
+	}
+	name := e.cfg.responseName
+	if _, n := h.Get(name); n > 0 {
+		return // the app answered with its own, more precise span
+	}
+	off := len(res.buf)
+	res.buf = propagation.AppendTraceresponse(res.buf, &st.Context)
+	res.setBuf(name, off)
+	res.finish()
+}
+
+// OnDone ends a stream: the sole-in-flight counter is decremented exactly
+// once, however the stream ended. It returns DecisionError in the set when
+// the store failed.
+func (e *Engine) OnDone(st *Stream) Decisions {
+	var d Decisions
+	if st.inFlight && e.store != nil {
+		st.inFlight = false
+		if _, err := e.store.AddInFlight(-1); err != nil {
+			d.add(DecisionError)
+		}
+		if err := e.store.ClearSole(st.owner); err != nil {
+			d.add(DecisionError)
+		}
+	}
+	return d
+}
+
+func stripForcing(h Headers, res *Result) {
+	for _, name := range propagation.ForcingHeaders {
+		if _, n := h.Get(name); n > 0 {
+			res.remove(name)
+			res.Decisions.add(DecisionStripped)
+		}
+	}
+}
+
+func (e *Engine) reject(res *Result, p HeaderProblem) {
+	res.Decisions.add(DecisionRejected)
+	res.problem(p.Header, p.Problem)
+	res.reply = Reply{
+		Status:      400,
+		ContentType: "application/json",
+		Body: `{"error":"invalid_trace_context","header":"` + p.Header +
+			`","reason":"` + p.Problem.String() + `","code":"` + p.Problem.Code() + `"}`,
+	}
+	res.Reply = &res.reply
+	res.Mutations = res.Mutations[:0]
+}

@@ -1,0 +1,262 @@
+package engine
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tracebridge/tracebridge/propagation"
+)
+
+// DefaultTagMaxLength caps tag values unless a rule says otherwise.
+const DefaultTagMaxLength = 256
+
+// TagHeaderPrefix prefixes the request header a tag is written to by default.
+const TagHeaderPrefix = "x-tracebridge-"
+
+func compileTag(e *ConfigError, path string, r *TagRule, env func(string) string) compiledTag {
+	t := compiledTag{name: r.Name, maxLen: r.MaxLength}
+	if r.Name == "" || !propagation.IsBaggageKey(r.Name) || strings.ContainsAny(r.Name, "%") {
+		e.add(path+".name", "must be a non-empty token (letters, digits, - _ .), got %q", r.Name)
+	}
+	if t.maxLen == 0 {
+		t.maxLen = DefaultTagMaxLength
+	} else if t.maxLen < 1 || t.maxLen > 4096 {
+		e.add(path+".maxLength", "must be between 1 and 4096, got %d", r.MaxLength)
+	}
+	t.allDirs = len(r.Directions) == 0
+	for i, d := range r.Directions {
+		dir, ok := parseDirection(d)
+		if !ok {
+			e.add(path+".directions["+strconv.Itoa(i)+"]", `must be "inbound" or "outbound", got %q`, d)
+		}
+		t.dirs[dir] = true
+	}
+	if len(r.To) == 0 {
+		e.add(path+".to", "must list at least one sink: header, baggage, filterState, metadata")
+	}
+	for i, s := range r.To {
+		switch s {
+		case "header":
+			t.sinks |= SinkHeader
+		case "baggage":
+			t.sinks |= SinkBaggage
+		case "filterState":
+			t.sinks |= SinkFilterState
+		case "metadata":
+			t.sinks |= SinkMetadata
+		default:
+			e.add(path+".to["+strconv.Itoa(i)+"]", `must be "header", "baggage", "filterState" or "metadata", got %q`, s)
+		}
+	}
+	t.header = strings.ToLower(r.Header)
+	if t.header == "" {
+		t.header = TagHeaderPrefix + strings.ToLower(r.Name)
+	} else if !validHeaderName(t.header) || t.header[0] == ':' {
+		e.add(path+".header", "must be a valid HTTP header name, got %q", r.Header)
+	}
+
+	src := &r.From
+	set := 0
+	if src.Literal != nil {
+		set++
+		t.literal, t.isLiteral = *src.Literal, true
+	}
+	if src.Env != "" {
+		set++
+		// Environment variables are read once, at start: the wasm VM's
+		// environment (WasmPlugin vmConfig.env) does not change afterwards.
+		t.literal, t.isLiteral = env(src.Env), true
+	}
+	if src.Header != "" {
+		set++
+		t.header2 = strings.ToLower(src.Header)
+		if !validHeaderName(t.header2) && t.header2 != ":path" && t.header2 != ":authority" && t.header2 != ":method" {
+			e.add(path+".from.header", "must be a valid HTTP header name, got %q", src.Header)
+		}
+	}
+	if src.Path != nil {
+		set++
+		re, err := regexp.Compile(src.Path.Regex)
+		if err != nil {
+			e.add(path+".from.path.regex", "does not compile: %v", err)
+		} else if src.Path.Group < 0 || src.Path.Group > re.NumSubexp() {
+			e.add(path+".from.path.group", "must be between 0 and %d (the regex's groups), got %d", re.NumSubexp(), src.Path.Group)
+		}
+		t.path, t.group = re, src.Path.Group
+	}
+	if src.Query != "" {
+		set++
+		t.query = src.Query
+	}
+	if src.JWT != nil {
+		set++
+		t.jwtHeader = strings.ToLower(src.JWT.Header)
+		if t.jwtHeader == "" {
+			t.jwtHeader = "authorization"
+		}
+		if src.JWT.Claim == "" {
+			e.add(path+".from.jwt.claim", "must name a claim, e.g. \"tenant\" or \"org.plan\"")
+		}
+		t.jwtClaim = strings.Split(src.JWT.Claim, ".")
+	}
+	if set != 1 {
+		e.add(path+".from", "must set exactly one of literal, env, header, path, query, jwt (got %d)", set)
+	}
+	return t
+}
+
+// applyTags computes every tag rule for the request and writes the header
+// and baggage sinks as mutations.
+func (e *Engine) applyTags(dir Direction, h Headers, res *Result) {
+	var bag string
+	bagSet := false
+	for i := range e.cfg.tags {
+		t := &e.cfg.tags[i]
+		if !t.allDirs && !t.dirs[dir] {
+			continue
+		}
+		v, ok := t.value(h)
+		if !ok {
+			continue
+		}
+		v = sanitizeTag(v, t.maxLen)
+		if v == "" {
+			continue
+		}
+		res.Tags = append(res.Tags, Tag{Name: t.name, Value: v, Sinks: t.sinks})
+		res.Decisions.add(DecisionTagged)
+		if t.sinks&SinkHeader != 0 {
+			res.set(t.header, v)
+		}
+		if t.sinks&SinkBaggage != 0 {
+			if !bagSet {
+				// Tags join whatever baggage the request leaves with.
+				res.finish()
+				bag, _ = finalValue(h, res, propagation.HeaderBaggage)
+				bagSet = true
+			}
+			bag = propagation.SetBaggageMember(bag, t.name, v)
+		}
+	}
+	if bagSet {
+		if propagation.ValidateBaggage(bag, e.cfg.baggageMembers, e.cfg.baggageBytes) == propagation.OK {
+			res.set(propagation.HeaderBaggage, bag)
+		} else {
+			res.Decisions.add(DecisionError) // the limits leave no room for the tags
+		}
+	}
+}
+
+func (t *compiledTag) value(h Headers) (string, bool) {
+	switch {
+	case t.isLiteral:
+		return t.literal, t.literal != ""
+	case t.header2 != "":
+		v, n := h.Get(t.header2)
+		return v, n > 0
+	case t.path != nil:
+		p, _ := h.Get(":path")
+		if i := strings.IndexByte(p, '?'); i >= 0 {
+			p = p[:i]
+		}
+		m := t.path.FindStringSubmatch(p)
+		if m == nil || m[t.group] == "" {
+			return "", false
+		}
+		return m[t.group], true
+	case t.query != "":
+		p, _ := h.Get(":path")
+		_, q, ok := strings.Cut(p, "?")
+		if !ok {
+			return "", false
+		}
+		vals, err := url.ParseQuery(q)
+		if err != nil && len(vals) == 0 {
+			return "", false
+		}
+		v := vals.Get(t.query)
+		return v, v != ""
+	case t.jwtHeader != "":
+		return jwtClaim(h, t.jwtHeader, t.jwtClaim)
+	}
+	return "", false
+}
+
+// jwtClaim decodes a JWT payload and reads a claim. The signature is NOT
+// verified (Istio's RequestAuthentication does that before this filter);
+// never use such a tag for a security decision.
+func jwtClaim(h Headers, header string, path []string) (string, bool) {
+	v, n := h.Get(header)
+	if n != 1 {
+		return "", false
+	}
+	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		v = v[7:]
+	}
+	if len(v) > 16384 {
+		return "", false
+	}
+	parts := strings.Split(v, ".")
+	if len(parts) != 3 {
+		return "", false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return "", false
+	}
+	var claims any
+	if json.Unmarshal(payload, &claims) != nil {
+		return "", false
+	}
+	cur := claims
+	for _, k := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return "", false
+		}
+		if cur, ok = m[k]; !ok {
+			return "", false
+		}
+	}
+	switch x := cur.(type) {
+	case string:
+		return x, true
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true
+	case bool:
+		return strconv.FormatBool(x), true
+	}
+	return "", false
+}
+
+// sanitizeTag drops control characters and invalid UTF-8 and caps the length
+// at a rune boundary, so a client cannot smuggle header or log injection
+// through a tag.
+func sanitizeTag(v string, max int) string {
+	clean := true
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f || c >= 0x80 {
+			clean = false
+			break
+		}
+	}
+	if clean && len(v) <= max {
+		return v
+	}
+	var b strings.Builder
+	for _, r := range v {
+		if r == utf8.RuneError || r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			continue
+		}
+		if b.Len()+utf8.RuneLen(r) > max {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

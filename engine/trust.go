@@ -1,0 +1,89 @@
+package engine
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/tracebridge/tracebridge/propagation"
+)
+
+// UntrustedTraceIDTag names the tag that keeps a discarded client trace id.
+const UntrustedTraceIDTag = "untrusted_trace_id"
+
+// untrusted applies the policy's trust rules: a request is untrusted when its
+// direction or source address is listed, unless it carries the trusted header.
+func (e *Engine) untrusted(dir Direction, src netip.Addr, h Headers) bool {
+	c := e.cfg
+	u := c.untrustedDirs[dir]
+	if !u && src.IsValid() {
+		src = src.Unmap()
+		for _, p := range c.untrustedCIDRs {
+			if p.Contains(src) {
+				u = true
+				break
+			}
+		}
+	}
+	if u && c.trustedHeader != nil {
+		if v, n := h.Get(c.trustedHeader.Name); n == 1 && hmac.Equal([]byte(v), []byte(c.trustedHeader.Value)) {
+			return false
+		}
+	}
+	return u
+}
+
+// debugTokenValid checks "<unix-expiry>.<hex HMAC-SHA256(secret, expiry)>":
+// an unexpired token, not further ahead than maxTTL, with a correct MAC.
+func (e *Engine) debugTokenValid(h Headers) bool {
+	c := e.cfg
+	if c.debugHeader == "" {
+		return false
+	}
+	v, n := h.Get(c.debugHeader)
+	if n != 1 {
+		return false
+	}
+	exp, mac, ok := strings.Cut(v, ".")
+	if !ok {
+		return false
+	}
+	unix, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil {
+		return false
+	}
+	now := e.now().Unix()
+	if unix <= now || unix-now > int64(c.debugMaxTTL.Seconds()) {
+		return false
+	}
+	want, err := hex.DecodeString(mac)
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(want, DebugTokenMAC(c.debugSecret, exp))
+}
+
+// DebugTokenMAC computes the MAC of a debug token's expiry digits.
+func DebugTokenMAC(secret []byte, expiry string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(expiry))
+	return m.Sum(nil)
+}
+
+// MakeDebugToken builds a token valid until the given unix time.
+func MakeDebugToken(secret []byte, expiryUnix int64) string {
+	exp := strconv.FormatInt(expiryUnix, 10)
+	return exp + "." + hex.EncodeToString(DebugTokenMAC(secret, exp))
+}
+
+// untrustedTag keeps the client's trace id when the trace is restarted, so an
+// operator can still find what the client claimed.
+func (e *Engine) untrustedTag(res *Result, id propagation.TraceID) {
+	v := id.String()
+	res.Tags = append(res.Tags, Tag{Name: UntrustedTraceIDTag, Value: v, Sinks: SinkHeader | SinkMetadata | SinkFilterState})
+	res.set("x-tracebridge-"+strings.ReplaceAll(UntrustedTraceIDTag, "_", "-"), v)
+	res.Decisions.add(DecisionTagged)
+}

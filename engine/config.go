@@ -187,13 +187,13 @@ func jsonKind(t reflect.Type) string {
 // DefaultPolicy is the zero-config policy (README "Zero-config default").
 func DefaultPolicy() *Policy {
 	return &Policy{
-		Direction:   "auto",
-		Read:        []string{"w3c", "b3", "b3multi", "jaeger"},
-		Emit:        []string{"w3c", "b3multi"},
-		Invalid:     "repair",
-		Inject:      InjectPolicy{Sampling: "defer"},
-		Trust:       TrustPolicy{Action: "keep"},
-		Correlation: CorrelationPolicy{Strategies: []string{"key"}, KeyHeaders: []string{"x-request-id"}, TTL: "30s", Capacity: 4096},
+		Direction:      "auto",
+		Read:           []string{"w3c", "b3", "b3multi", "jaeger"},
+		Emit:           []string{"w3c", "b3multi"},
+		Invalid:        "repair",
+		Inject:         InjectPolicy{Sampling: "defer"},
+		Trust:          TrustPolicy{Action: "keep"},
+		Correlation:    CorrelationPolicy{Strategies: []string{"key"}, KeyHeaders: []string{"x-request-id"}, TTL: "30s", Capacity: 4096},
 		ResponseHeader: ResponseHeaderPolicy{Name: "traceresponse"},
 	}
 }

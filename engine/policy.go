@@ -47,7 +47,7 @@ type TrustPolicy struct {
 	TrustedHeader *HeaderMatch `json:"trustedHeader,omitempty"`
 	// Action on untrusted requests: strip (remove sampling-forcing headers and
 	// downgrade debug), restart (new trace, old trace id kept as a tag), keep.
-	Action     string           `json:"action,omitempty"`
+	Action     string            `json:"action,omitempty"`
 	DebugToken *DebugTokenPolicy `json:"debugToken,omitempty"`
 }
 

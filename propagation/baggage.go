@@ -58,11 +58,7 @@ func ValidateBaggage(v string, maxMembers, maxBytes int) Problem {
 // BG §3.3.1: list-member = key OWS "=" OWS value *( OWS ";" OWS property ).
 func validBaggageMember(m string) Problem {
 	// Split off properties first; they follow the first ';'.
-	kv := m
-	props := ""
-	if i := indexByte(m, ';'); i >= 0 {
-		kv, props = m[:i], m[i+1:]
-	}
+	kv, props, hasProps := cutByte(m, ';')
 	eq := indexByte(kv, '=')
 	if eq < 0 {
 		return ProblemValue
@@ -73,12 +69,11 @@ func validBaggageMember(m string) Problem {
 	if !isBaggageValue(trimOWS(kv[eq+1:])) {
 		return ProblemValue
 	}
-	for props != "" {
-		p := props
-		props = ""
-		if i := indexByte(p, ';'); i >= 0 {
-			p, props = p[:i], p[i+1:]
-		}
+	// Every ';' must be followed by a property: "k=v;" and "k=v;;p" have an
+	// empty one, which the grammar does not allow (a property key is a token).
+	for hasProps {
+		var p string
+		p, props, hasProps = cutByte(props, ';')
 		p = trimOWS(p)
 		// BG §3.3.1, §3.3.1.4: property = key OWS "=" OWS value / key OWS.
 		if i := indexByte(p, '='); i >= 0 {

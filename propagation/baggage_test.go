@@ -28,10 +28,10 @@ func TestValidateBaggage(t *testing.T) {
 		}
 	}
 	tests := []struct {
-		name        string
-		in          string
-		maxM, maxB  int
-		want        Problem
+		name       string
+		in         string
+		maxM, maxB int
+		want       Problem
 	}{
 		{"empty", "", 0, 0, OK},
 		{"whitespace only", "  \t", 0, 0, OK},

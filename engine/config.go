@@ -55,18 +55,46 @@ func ParsePolicy(data []byte) (*Policy, error) {
 	}
 	cerr := &ConfigError{}
 	checkShape(cerr, "", generic, reflect.TypeFor[Policy]())
-	if len(cerr.Fields) > 0 {
-		return nil, cerr
-	}
 	var p Policy
-	if err := json.Unmarshal(data, &p); err != nil {
+	if err := json.Unmarshal(data, &p); err != nil && len(cerr.Fields) == 0 {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, &ConfigError{Fields: []FieldError{{Path: te.Field, Msg: "must be " + jsonKind(te.Type) + ", got " + te.Value}}}
+			cerr.add(te.Field, "must be %s, got %s", jsonKind(te.Type), te.Value)
+		} else {
+			cerr.add("", "%v", err)
 		}
-		return nil, &ConfigError{Fields: []FieldError{{Msg: err.Error()}}}
+	}
+	if len(cerr.Fields) > 0 {
+		return &p, cerr
 	}
 	return &p, nil
+}
+
+// LoadPolicy parses and compiles a policy document, reporting every problem
+// at once: shape errors (unknown fields, wrong types) and semantic ones.
+// Adapters call it at start and on reload; env resolves environment variables.
+func LoadPolicy(data []byte, env func(string) string) (*Config, error) {
+	p, perr := ParsePolicy(data)
+	if p == nil {
+		return nil, perr
+	}
+	cfg, cerr := Compile(p, env)
+	if perr == nil {
+		return cfg, cerr
+	}
+	all := perr.(*ConfigError)
+	if ce, ok := cerr.(*ConfigError); ok {
+		seen := map[string]bool{}
+		for _, f := range all.Fields {
+			seen[f.Path] = true
+		}
+		for _, f := range ce.Fields {
+			if !seen[f.Path] {
+				all.Fields = append(all.Fields, f)
+			}
+		}
+	}
+	return nil, all
 }
 
 // checkShape walks a decoded JSON value against the Go type it will fill and
@@ -87,7 +115,13 @@ func checkShape(cerr *ConfigError, path string, v any, t reflect.Type) {
 			return
 		}
 		fields := jsonFields(t)
-		for k, fv := range obj {
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		sortStrings(keys)
+		for _, k := range keys {
+			fv := obj[k]
 			f, ok := fields[k]
 			if !ok {
 				cerr.add(joinPath(path, k), "unknown field (known: %s)", strings.Join(sortedKeys(fields), ", "))
@@ -138,13 +172,17 @@ func sortedKeys(m map[string]reflect.StructField) []string {
 	for k := range m {
 		out = append(out, k)
 	}
-	// Insertion sort: tiny lists, and it keeps "sort" out of the wasm module.
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j] < out[j-1]; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
+	sortStrings(out)
+	return out
+}
+
+// sortStrings is an insertion sort: the lists are tiny.
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
 		}
 	}
-	return out
 }
 
 func joinPath(base, k string) string {

@@ -1,0 +1,40 @@
+// Command tracebridge is the operator's tool: it validates and prints policy
+// documents, makes debug tokens, and (as their issues land) builds images,
+// renders manifests and runs a local sidecar.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: tracebridge <command> [arguments]
+
+commands:
+  config validate FILE   check a policy document (JSON or YAML); exit 1 with field-path errors
+  config default         print the zero-config policy
+  debug-token            make a signed debug token (see docs/POLICY.md)
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "config":
+		return runConfig(args[1:], stdout, stderr)
+	case "debug-token":
+		return runDebugToken(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "tracebridge: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}

@@ -98,19 +98,36 @@ var problemCode = [problemCount]string{
 	ProblemStale:            "stale",
 }
 
-// decodeHex reads exactly len(dst)*2 lower-case hex digits from s.
+// hexTable maps a byte to its hex value (0-15) for 0-9 and a-f, to 0x10|value
+// for A-F, and to 0xff for anything else: one lookup classifies a digit.
+var hexTable = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = byte(c-'a') + 10
+		t[c-'a'+'A'] = 0x10 | (byte(c-'a') + 10)
+	}
+	return t
+}()
+
+// decodeHex reads exactly len(dst)*2 lower-case hex digits from s. On error
+// it reports the first bad digit: ProblemUppercase for A-F, else ProblemHex.
 func decodeHex(dst []byte, s string) Problem {
 	if len(s) != len(dst)*2 {
 		return ProblemLength
 	}
-	for i := 0; i < len(dst); i++ {
-		hi, p1 := hexVal(s[2*i])
-		lo, p2 := hexVal(s[2*i+1])
-		if p1 != OK {
-			return p1
-		}
-		if p2 != OK {
-			return p2
+	for i := range dst {
+		hi, lo := hexTable[s[2*i]], hexTable[s[2*i+1]]
+		if hi|lo >= 0x10 {
+			if _, p := hexVal(s[2*i]); p != OK {
+				return p
+			}
+			_, p := hexVal(s[2*i+1])
+			return p
 		}
 		dst[i] = hi<<4 | lo
 	}
@@ -150,16 +167,14 @@ func decodeHexPadded(dst []byte, s string, allowUpper bool) Problem {
 func hexVal(c byte) (byte, Problem) { return hexValCase(c, false) }
 
 func hexValCase(c byte, allowUpper bool) (byte, Problem) {
+	v := hexTable[c]
 	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', OK
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, OK
-	case c >= 'A' && c <= 'F':
-		if allowUpper {
-			return c - 'A' + 10, OK
-		}
-		return 0, ProblemUppercase
+	case v < 0x10:
+		return v, OK
+	case v == 0xff:
+		return 0, ProblemHex
+	case allowUpper:
+		return v & 0x0f, OK
 	}
-	return 0, ProblemHex
+	return 0, ProblemUppercase
 }

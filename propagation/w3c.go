@@ -135,6 +135,7 @@ func ValidateTracestate(v string) Problem {
 	// whole tracestate to be discarded). 32 members keep the quadratic scan
 	// trivially small.
 	var keys [TracestateMaxMembers]string
+	var sums [TracestateMaxMembers]uint32 // cheap key hashes: compare strings only on a match
 	for start := 0; start <= len(v); {
 		end := start
 		for end < len(v) && v[end] != ',' {
@@ -161,12 +162,13 @@ func ValidateTracestate(v string) Problem {
 		if !validTracestateValue(val) {
 			return ProblemValue
 		}
-		for _, k := range keys[:members] {
-			if k == key {
+		sum := keySum(key)
+		for i, k := range keys[:members] {
+			if sums[i] == sum && k == key {
 				return ProblemDuplicateKey
 			}
 		}
-		keys[members] = key
+		keys[members], sums[members] = key, sum
 		members++
 	}
 	return OK
@@ -217,6 +219,15 @@ func validTracestateValue(v string) bool {
 		}
 	}
 	return true
+}
+
+// keySum is FNV-1a over the key, used only to skip most string comparisons.
+func keySum(k string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(k); i++ {
+		h = (h ^ uint32(k[i])) * 16777619
+	}
+	return h
 }
 
 func isLCAlpha(c byte) bool { return c >= 'a' && c <= 'z' }

@@ -1,0 +1,19 @@
+// Package extproc is tracebridge's Envoy external processing (ext_proc)
+// service: a gRPC server for envoy.service.ext_proc.v3.ExternalProcessor that
+// runs the host-agnostic engine on each HTTP request Envoy hands it.
+//
+// One gRPC stream carries one HTTP request. On request headers the engine
+// decides (keep, repair, inject, restore, translate, reject, tag) and the
+// server answers with a HeaderMutation, an ImmediateResponse (reject), and the
+// engine's metadata tags as dynamic metadata under the "tracebridge"
+// namespace. The per-stream engine state is kept for the response headers
+// (traceresponse) and released exactly once when the stream ends, however it
+// ends.
+//
+// The server fails open: a store error, an unexpected message or a panic in
+// a handler is counted and logged, and Envoy is told to continue unchanged.
+//
+// Run wires the server into a process (flags, TLS, health, admin endpoint with
+// Prometheus metrics, policy reload, graceful drain); the command
+// extproc/cmd/tracebridge-extproc calls it.
+package extproc

@@ -1,0 +1,412 @@
+package extproc
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/tracebridge/tracebridge/engine"
+)
+
+// Config is the command line of tracebridge-extproc.
+type Config struct {
+	Listen          string
+	AdminListen     string
+	ConfigFile      string
+	TLSCert         string
+	TLSKey          string
+	ClientCA        string
+	Store           string
+	StoreTimeout    time.Duration
+	LogLevel        string
+	Direction       string
+	DrainTimeout    time.Duration
+	MaxMessageBytes int
+}
+
+// ParseFlags reads the command line. Errors and -h output go to out.
+func ParseFlags(args []string, out io.Writer) (*Config, error) {
+	c := &Config{}
+	fs := flag.NewFlagSet("tracebridge-extproc", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:9002", "gRPC listen address of the ext_proc service (0.0.0.0:9002 in a pod)")
+	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:9003", "HTTP listen address for /metrics, /healthz and /readyz (empty: off)")
+	fs.StringVar(&c.ConfigFile, "config", "", "policy document (JSON); reloaded on change and on SIGHUP (empty: zero-config default)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM server certificate (with --tls-key: serve TLS)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM server private key")
+	fs.StringVar(&c.ClientCA, "client-ca", "", "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)")
+	fs.StringVar(&c.Store, "store", "memory", "correlation store: memory, or redis://[user:password@]host:port/db (rediss:// for TLS)")
+	fs.DurationVar(&c.StoreTimeout, "store-timeout", 50*time.Millisecond, "per-command Redis timeout; on errors the request continues unchanged")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error (JSON logs on stderr)")
+	fs.StringVar(&c.Direction, "direction", "inbound", "direction for requests when the policy says \"auto\" and Envoy sends no xds.listener_direction attribute: inbound or outbound")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM, how long open streams may finish before the server stops")
+	fs.IntVar(&c.MaxMessageBytes, "max-message-bytes", 8<<20, "largest ProcessingRequest accepted (bytes); larger ones end the stream with RESOURCE_EXHAUSTED")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if c.ClientCA != "" && c.TLSCert == "" {
+		return nil, errors.New("--client-ca needs --tls-cert and --tls-key")
+	}
+	if _, err := parseDirection(c.Direction); err != nil {
+		return nil, err
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return nil, err
+	}
+	if c.Store != "memory" && !strings.HasPrefix(c.Store, "redis://") && !strings.HasPrefix(c.Store, "rediss://") {
+		return nil, fmt.Errorf("--store must be memory or a redis:// URL, got %q", c.Store)
+	}
+	return c, nil
+}
+
+func parseDirection(s string) (engine.Direction, error) {
+	switch s {
+	case "inbound":
+		return engine.Inbound, nil
+	case "outbound":
+		return engine.Outbound, nil
+	}
+	return 0, fmt.Errorf("--direction must be inbound or outbound, got %q", s)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level: %w", err)
+	}
+	return l, nil
+}
+
+// LoadPolicy reads and parses a policy file ("" is the zero-config default).
+func LoadPolicy(path string) (*engine.Policy, []byte, error) {
+	if path == "" {
+		p, err := engine.ParsePolicy(nil)
+		return p, nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := engine.ParsePolicy(data)
+	return p, data, err
+}
+
+// policyErrorAttrs turns a policy error into log attributes naming the field
+// paths.
+func policyErrorAttrs(err error) []any {
+	var ce *engine.ConfigError
+	if errors.As(err, &ce) && len(ce.Fields) > 0 {
+		fields := make([]string, len(ce.Fields))
+		for i, f := range ce.Fields {
+			fields[i] = f.Error()
+		}
+		return []any{"field", ce.Fields[0].Path, "errors", fields}
+	}
+	return []any{"err", err.Error()}
+}
+
+// Run serves until ctx is cancelled or SIGTERM/SIGINT arrives, then drains:
+// health NOT_SERVING, no new streams, open streams given up to DrainTimeout.
+// SIGHUP reloads the policy (and the TLS key pair). Logs go to logOut as
+// JSON. ready, if not nil, is called with the bound addresses once serving.
+func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, adminAddr string)) error {
+	level, err := parseLevel(c.LogLevel)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
+	dir, err := parseDirection(c.Direction)
+	if err != nil {
+		return err
+	}
+
+	policy, policyBytes, err := LoadPolicy(c.ConfigFile)
+	if err != nil {
+		log.Error("invalid policy", policyErrorAttrs(err)...)
+		return fmt.Errorf("--config %s: %w", c.ConfigFile, err)
+	}
+
+	var stores StoreProvider = &MemoryStores{}
+	if c.Store != "memory" {
+		rs, err := NewRedisStore(c.Store, RedisOptions{Timeout: c.StoreTimeout})
+		if err != nil {
+			return err
+		}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := rs.Ping(pctx); err != nil {
+			log.Warn("redis not reachable yet; correlation fails open until it is", "err", err.Error())
+		}
+		cancel()
+		stores = rs
+	}
+	defer stores.Close()
+
+	metrics := NewMetrics()
+	srv, err := NewServer(policy, Options{Logger: log, Metrics: metrics, Stores: stores, Direction: dir})
+	if err != nil {
+		log.Error("invalid policy", policyErrorAttrs(err)...)
+		return fmt.Errorf("--config %s: %w", c.ConfigFile, err)
+	}
+
+	var opts []grpc.ServerOption
+	var certs *keyPair
+	if c.TLSCert != "" {
+		certs = &keyPair{cert: c.TLSCert, key: c.TLSKey}
+		if err := certs.load(); err != nil {
+			return err
+		}
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
+		if c.ClientCA != "" {
+			pem, err := os.ReadFile(c.ClientCA)
+			if err != nil {
+				return fmt.Errorf("--client-ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("--client-ca %s: no PEM certificate found", c.ClientCA)
+			}
+			tc.ClientCAs = pool
+			tc.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	}
+	opts = append(opts,
+		grpc.MaxRecvMsgSize(c.MaxMessageBytes),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	gs := grpc.NewServer(opts...)
+	extprocv3.RegisterExternalProcessorServer(gs, srv)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+
+	lis, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	var ready503 atomic.Bool
+	var adminSrv *http.Server
+	adminAddr := ""
+	if c.AdminListen != "" {
+		al, err := net.Listen("tcp", c.AdminListen)
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("--admin-listen: %w", err)
+		}
+		adminAddr = al.Addr().String()
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if ready503.Load() {
+				http.Error(w, "draining", http.StatusServiceUnavailable)
+				return
+			}
+			io.WriteString(w, "ready\n")
+		})
+		adminSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go adminSrv.Serve(al)
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- gs.Serve(lis) }()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(extprocv3.ExternalProcessor_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	log.Info("serving", "listen", lis.Addr().String(), "admin", adminAddr, "tls", c.TLSCert != "", "mtls", c.ClientCA != "",
+		"store", storeKind(c.Store), "config", c.ConfigFile, "direction", dir.String())
+	if ready != nil {
+		ready(lis.Addr().String(), adminAddr)
+	}
+
+	// Policy reloads: SIGHUP and file changes.
+	var reloadMu sync.Mutex
+	lastPolicy := policyBytes
+	reload := func(why string) {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
+		if certs != nil && why == "SIGHUP" {
+			if err := certs.load(); err != nil {
+				log.Error("TLS key pair reload failed; keeping the old one", "err", err.Error())
+			} else {
+				log.Info("TLS key pair reloaded")
+			}
+		}
+		if c.ConfigFile == "" {
+			return
+		}
+		p, data, err := LoadPolicy(c.ConfigFile)
+		if err == nil && why != "SIGHUP" && bytes.Equal(data, lastPolicy) {
+			return // an event that did not change the content
+		}
+		if err == nil {
+			err = srv.SetPolicy(p)
+		}
+		if err != nil {
+			metrics.reloads.WithLabelValues("invalid").Inc()
+			log.Error("policy reload failed; keeping the previous policy", append([]any{"trigger", why, "config", c.ConfigFile}, policyErrorAttrs(err)...)...)
+			return
+		}
+		lastPolicy = data
+		metrics.reloads.WithLabelValues("ok").Inc()
+		log.Info("policy reloaded", "trigger", why, "generation", srv.Generation())
+	}
+	var watcher *fsnotify.Watcher
+	if c.ConfigFile != "" {
+		watcher, err = watchFile(c.ConfigFile, func() { reload("file") }, log)
+		if err != nil {
+			log.Warn("cannot watch the policy file; reload with SIGHUP", "err", err.Error())
+		}
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	var runErr error
+loop:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				go reload("SIGHUP")
+				continue
+			}
+			log.Info("draining", "signal", sig.String(), "drain_timeout", c.DrainTimeout.String())
+			break loop
+		case <-ctx.Done():
+			log.Info("draining", "reason", "context done", "drain_timeout", c.DrainTimeout.String())
+			break loop
+		case err := <-serveErr:
+			runErr = err
+			log.Error("gRPC server stopped", "err", err.Error())
+			break loop
+		}
+	}
+
+	// Drain: NOT_SERVING first (health checks, /readyz), then refuse new
+	// streams and wait for open ones.
+	ready503.Store(true)
+	hs.Shutdown()
+	srv.Drain()
+	if watcher != nil {
+		watcher.Close()
+	}
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	timer := time.NewTimer(c.DrainTimeout)
+	select {
+	case <-stopped:
+		timer.Stop()
+		log.Info("drained")
+	case <-timer.C:
+		log.Warn("drain timeout; closing the remaining streams", "open_streams", srv.OpenStreams())
+		gs.Stop()
+		<-stopped
+	}
+	if adminSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		adminSrv.Shutdown(sctx)
+		cancel()
+	}
+	return runErr
+}
+
+func storeKind(s string) string {
+	if s == "memory" {
+		return s
+	}
+	return "redis"
+}
+
+// keyPair holds a TLS certificate reloaded on SIGHUP.
+type keyPair struct {
+	cert, key string
+	cur       atomic.Pointer[tls.Certificate]
+}
+
+func (k *keyPair) load() error {
+	c, err := tls.LoadX509KeyPair(k.cert, k.key)
+	if err != nil {
+		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	k.cur.Store(&c)
+	return nil
+}
+
+func (k *keyPair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return k.cur.Load(), nil }
+
+// watchFile calls fn (debounced) when path changes. It watches the directory,
+// so editors that replace the file and Kubernetes ConfigMap volumes (which
+// swap a "..data" symlink) are seen too.
+func watchFile(path string, fn func(), log *slog.Logger) (*fsnotify.Watcher, error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	dir := filepath.Dir(abs)
+	if err := w.Add(dir); err != nil {
+		w.Close()
+		return nil, err
+	}
+	go func() {
+		var timer *time.Timer
+		for {
+			select {
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				name := filepath.Clean(ev.Name)
+				if name != abs && filepath.Base(name) != "..data" {
+					continue
+				}
+				if timer == nil {
+					timer = time.AfterFunc(100*time.Millisecond, fn)
+				} else {
+					timer.Reset(100 * time.Millisecond)
+				}
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				log.Warn("policy file watch error", "err", err.Error())
+			}
+		}
+	}()
+	return w, nil
+}

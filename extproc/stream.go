@@ -1,0 +1,430 @@
+package extproc
+
+import (
+	"log/slog"
+	"net/netip"
+	"strings"
+	"unsafe"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	procmodev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/tracebridge/tracebridge/engine"
+)
+
+// Attribute names read from ProcessingRequest.attributes (requested by the
+// filter's request_attributes).
+const (
+	attrSourceAddress     = "source.address"
+	attrPeerURISAN        = "connection.uri_san_peer_certificate"
+	attrListenerDirection = "xds.listener_direction"
+)
+
+// procStream is the state of one ext_proc stream (one HTTP request). It is
+// pooled: begin and end bracket every use.
+type procStream struct {
+	s   *Server
+	eng *engine.Engine
+	st  engine.Stream
+	res engine.Result
+	h   engine.HeaderList
+
+	started   bool // request headers processed
+	responded bool // response headers processed
+	done      bool // OnDone called
+	// valueField: Envoy sent header values in HeaderValue.value (older
+	// Envoy, or the send_header_raw_value runtime guard off), so mutations
+	// use value too; otherwise raw_value. Envoy reads only one of them,
+	// chosen by the same guard.
+	valueField bool
+	// duplex: body send modes from protocol_config (FULL_DUPLEX_STREAMED needs
+	// the body echoed back instead of CONTINUE).
+	duplex [2]bool
+	peer   peerInfo
+}
+
+// peerInfo is what the request attributes say about the downstream peer.
+type peerInfo struct {
+	source    netip.Addr
+	principal string
+	direction engine.Direction
+}
+
+func (ps *procStream) begin(s *Server) {
+	ps.s = s
+	ps.eng = nil
+	ps.st.Reset()
+	ps.res.Reset()
+	ps.h = ps.h[:0]
+	ps.started, ps.responded, ps.done, ps.valueField = false, false, false, false
+	ps.duplex = [2]bool{}
+	ps.peer = peerInfo{}
+}
+
+// end releases the engine state exactly once, however the stream ended.
+func (ps *procStream) end() {
+	defer func() {
+		if r := recover(); r != nil {
+			ps.s.recovered("done", r)
+		}
+	}()
+	if ps.eng != nil && !ps.done {
+		ps.done = true
+		ps.s.m.countDecisions(ps.eng.OnDone(&ps.st))
+	}
+	// Drop references into the request messages before pooling.
+	clear(ps.h)
+	if cap(ps.h) > 1024 {
+		ps.h = nil
+	}
+	ps.eng = nil
+	ps.peer = peerInfo{}
+	ps.st.Reset()
+	ps.res.Reset()
+}
+
+// safeHandle answers one message; a panic becomes a pass-through reply.
+func (ps *procStream) safeHandle(req *extprocv3.ProcessingRequest) (resp *extprocv3.ProcessingResponse, kind int, err error) {
+	kind = messageKind(req)
+	defer func() {
+		if r := recover(); r != nil {
+			ps.s.recovered(kindNames[kind], r)
+			resp, err = passThrough(req), nil
+		}
+	}()
+	resp, err = ps.handle(req, kind)
+	return resp, kind, err
+}
+
+func messageKind(req *extprocv3.ProcessingRequest) int {
+	switch req.Request.(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		return 0
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		return 1
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return 2
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		return 3
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		return 4
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		return 5
+	}
+	return 6
+}
+
+func (ps *procStream) handle(req *extprocv3.ProcessingRequest, kind int) (*extprocv3.ProcessingResponse, error) {
+	if pc := req.ProtocolConfig; pc != nil {
+		ps.duplex[0] = pc.RequestBodyMode == procmodev3.ProcessingMode_FULL_DUPLEX_STREAMED
+		ps.duplex[1] = pc.ResponseBodyMode == procmodev3.ProcessingMode_FULL_DUPLEX_STREAMED
+	}
+	switch r := req.Request.(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		if ps.started {
+			ps.s.m.unexpected[kind].Inc()
+			return passThrough(req), nil
+		}
+		return ps.requestHeaders(req, r.RequestHeaders), nil
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		if !ps.started || ps.responded {
+			ps.s.m.unexpected[kind].Inc()
+			return passThrough(req), nil
+		}
+		return ps.responseHeaders(r.ResponseHeaders), nil
+	case *extprocv3.ProcessingRequest_RequestBody:
+		ps.s.m.unexpected[kind].Inc()
+		return bodyReply(r.RequestBody, ps.duplex[0], false), nil
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		ps.s.m.unexpected[kind].Inc()
+		return bodyReply(r.ResponseBody, ps.duplex[1], true), nil
+	case *extprocv3.ProcessingRequest_RequestTrailers, *extprocv3.ProcessingRequest_ResponseTrailers:
+		ps.s.m.unexpected[kind].Inc()
+		return passThrough(req), nil
+	}
+	if req.ClientWindowUpdate != nil || req.FlowControlInit != nil {
+		return nil, nil // flow-control only: nothing to answer
+	}
+	ps.s.m.unexpected[kind].Inc()
+	return nil, errEmptyRequest
+}
+
+// passThrough is the CONTINUE reply of a message's kind (nil when the
+// message has no kind).
+func passThrough(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+	switch r := req.Request.(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return bodyReply(r.RequestBody, false, false)
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		return bodyReply(r.ResponseBody, false, true)
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}
+	}
+	return nil
+}
+
+// bodyReply leaves a body unchanged. In FULL_DUPLEX_STREAMED mode Envoy
+// forwards only what the server streams back, so the chunk is echoed.
+func bodyReply(b *extprocv3.HttpBody, duplex, response bool) *extprocv3.ProcessingResponse {
+	br := &extprocv3.BodyResponse{}
+	if duplex {
+		br.Response = &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{
+			Mutation: &extprocv3.BodyMutation_StreamedResponse{StreamedResponse: &extprocv3.StreamedBodyResponse{
+				Body: b.GetBody(), EndOfStream: b.GetEndOfStream(),
+			}},
+		}}
+	}
+	if response {
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: br}}
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: br}}
+}
+
+// loadHeaders fills ps.h from an Envoy header map. Values come from
+// raw_value (current Envoy) or value (older Envoy). raw_value bytes are
+// viewed as strings without copying: protobuf decoding gives each message
+// its own buffers, nothing here writes to them, and ps.h is cleared when the
+// stream ends.
+func (ps *procStream) loadHeaders(hm *corev3.HeaderMap) {
+	ps.h = ps.h[:0]
+	raw, plain := false, false
+	for _, hv := range hm.GetHeaders() {
+		if hv == nil {
+			continue
+		}
+		name := hv.Key
+		if hasUpper(name) {
+			name = strings.ToLower(name)
+		}
+		var v string
+		if len(hv.RawValue) > 0 {
+			v = unsafe.String(unsafe.SliceData(hv.RawValue), len(hv.RawValue))
+			raw = true
+		} else {
+			v = hv.Value
+			plain = plain || v != ""
+		}
+		ps.h = append(ps.h, engine.HeaderPair{Name: name, Value: v})
+	}
+	ps.valueField = plain && !raw
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// readPeer reads the request attributes Envoy was asked to send. They are
+// keyed by filter name ("envoy.filters.http.ext_proc" or the filter's own
+// name), so every entry is searched; the deprecated HttpHeaders.attributes
+// is read too.
+func readPeer(req *extprocv3.ProcessingRequest, hh *extprocv3.HttpHeaders) peerInfo {
+	var p peerInfo
+	scan := func(m map[string]*structpb.Struct) {
+		for _, st := range m {
+			for k, v := range st.GetFields() {
+				switch k {
+				case attrSourceAddress:
+					s := v.GetStringValue()
+					if ap, err := netip.ParseAddrPort(s); err == nil {
+						p.source = ap.Addr()
+					} else if a, err := netip.ParseAddr(s); err == nil {
+						p.source = a
+					}
+				case attrPeerURISAN:
+					p.principal = v.GetStringValue()
+				case attrListenerDirection:
+					switch {
+					case v.GetNumberValue() == 1, v.GetStringValue() == "INBOUND", v.GetStringValue() == "1":
+						p.direction = engine.Inbound
+					case v.GetNumberValue() == 2, v.GetStringValue() == "OUTBOUND", v.GetStringValue() == "2":
+						p.direction = engine.Outbound
+					}
+				}
+			}
+		}
+	}
+	scan(req.Attributes)
+	scan(hh.GetAttributes())
+	return p
+}
+
+func (ps *procStream) requestHeaders(req *extprocv3.ProcessingRequest, hh *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	s := ps.s
+	ps.started = true
+	ps.eng = s.eng.Load()
+	ps.loadHeaders(hh.GetHeaders())
+	ps.peer = readPeer(req, hh)
+	dir := ps.peer.direction
+	if dir == engine.DirectionUnknown {
+		dir = s.dir
+	}
+	ps.eng.OnRequest(&ps.st, &engine.Request{Headers: ps.h, Direction: dir, Source: ps.peer.source}, &ps.res)
+	s.m.countDecisions(ps.res.Decisions)
+	if s.debugEnabled() {
+		ps.logDecision("request", dir)
+	}
+	if r := ps.res.Reply; r != nil {
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
+			ImmediateResponse: ps.immediate(r),
+		}}
+	}
+	hr := &extprocv3.HeadersResponse{}
+	if hm := ps.mutation(ps.res.Mutations); hm != nil {
+		hr.Response = &extprocv3.CommonResponse{HeaderMutation: hm}
+	}
+	return &extprocv3.ProcessingResponse{
+		Response:        &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: hr},
+		DynamicMetadata: metadata(ps.res.Tags),
+	}
+}
+
+func (ps *procStream) responseHeaders(hh *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	ps.responded = true
+	ps.loadHeaders(hh.GetHeaders())
+	ps.eng.OnResponse(&ps.st, ps.h, &ps.res)
+	ps.s.m.countDecisions(ps.res.Decisions)
+	hr := &extprocv3.HeadersResponse{}
+	if hm := ps.mutation(ps.res.Mutations); hm != nil {
+		hr.Response = &extprocv3.CommonResponse{HeaderMutation: hm}
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: hr}}
+}
+
+func (ps *procStream) logDecision(phase string, dir engine.Direction) {
+	var names []string
+	ps.res.Decisions.Each(func(d engine.Decision) { names = append(names, d.String()) })
+	attrs := []any{"phase", phase, "direction", dir.String(), "decisions", names}
+	if ps.peer.source.IsValid() {
+		attrs = append(attrs, "source", ps.peer.source.String())
+	}
+	if ps.peer.principal != "" {
+		attrs = append(attrs, "peer_principal", ps.peer.principal)
+	}
+	if ps.res.Context.Valid() {
+		attrs = append(attrs, "trace_id", ps.res.Context.TraceID.String())
+	}
+	for _, p := range ps.res.Problems {
+		attrs = append(attrs, slog.Group("problem", "header", p.Header, "reason", p.Problem.String()))
+	}
+	ps.s.log.Debug("decision", attrs...)
+}
+
+// mutation converts engine mutations into an ext_proc HeaderMutation,
+// leaving out what Envoy's default mutation_rules would refuse (and what no
+// rule allows: invalid names or values make Envoy fail the whole reply).
+func (ps *procStream) mutation(muts []engine.Mutation) *extprocv3.HeaderMutation {
+	if len(muts) == 0 {
+		return nil
+	}
+	hm := &extprocv3.HeaderMutation{}
+	for i := range muts {
+		m := &muts[i]
+		if forbidden(m.Name) {
+			ps.s.m.dropped.WithLabelValues("forbidden").Inc()
+			continue
+		}
+		if !validName(m.Name) || m.Op == engine.OpSet && !validValue(m.Value) {
+			ps.s.m.dropped.WithLabelValues("invalid").Inc()
+			continue
+		}
+		switch m.Op {
+		case engine.OpRemove:
+			hm.RemoveHeaders = append(hm.RemoveHeaders, m.Name)
+		case engine.OpSet:
+			hv := &corev3.HeaderValue{Key: m.Name}
+			if ps.valueField {
+				hv.Value = m.Value
+			} else {
+				hv.RawValue = []byte(m.Value)
+			}
+			hm.SetHeaders = append(hm.SetHeaders, &corev3.HeaderValueOption{
+				Header:       hv,
+				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+			})
+		}
+	}
+	if len(hm.SetHeaders) == 0 && len(hm.RemoveHeaders) == 0 {
+		return nil
+	}
+	return hm
+}
+
+// forbidden: pseudo-headers, host, and x-envoy-*, which Envoy's default
+// HeaderMutationRules refuse to set or remove (:authority, :scheme and
+// :method by name; every ":" header may never be removed).
+func forbidden(name string) bool {
+	return name == "" || name[0] == ':' || name == "host" || strings.HasPrefix(name, "x-envoy-")
+}
+
+// validName: a lower-case RFC 9110 token.
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validValue: what Envoy's header value check accepts (no NUL, CR or LF).
+func validValue(s string) bool {
+	return strings.IndexByte(s, 0) < 0 && strings.IndexByte(s, '\r') < 0 && strings.IndexByte(s, '\n') < 0
+}
+
+// immediate turns the engine's local reply into an ImmediateResponse.
+func (ps *procStream) immediate(r *engine.Reply) *extprocv3.ImmediateResponse {
+	ir := &extprocv3.ImmediateResponse{
+		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(r.Status)},
+		Body:    []byte(r.Body),
+		Details: "tracebridge_rejected",
+	}
+	if r.ContentType != "" {
+		ir.Headers = ps.mutation([]engine.Mutation{{Op: engine.OpSet, Name: "content-type", Value: r.ContentType}})
+	}
+	return ir
+}
+
+// metadata returns the metadata-sink tags as dynamic metadata under the
+// tracebridge namespace. Filter-state tags go there too: ext_proc cannot
+// write Envoy filter state, and dynamic metadata is what custom tags and
+// access logs read.
+func metadata(tags []engine.Tag) *structpb.Struct {
+	var fields map[string]*structpb.Value
+	for i := range tags {
+		t := &tags[i]
+		if t.Sinks&(engine.SinkMetadata|engine.SinkFilterState) == 0 {
+			continue
+		}
+		if fields == nil {
+			fields = make(map[string]*structpb.Value, len(tags))
+		}
+		fields[t.Name] = structpb.NewStringValue(t.Value)
+	}
+	if fields == nil {
+		return nil
+	}
+	return &structpb.Struct{Fields: map[string]*structpb.Value{
+		MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: fields}),
+	}}
+}

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -59,7 +58,10 @@ func staticBinary(t *testing.T, arch string) string {
 		if staticBinErr = writeFile(filepath.Join(src, "main.go"), "package main\n\nfunc main() { println(\"extproc\") }\n"); staticBinErr != nil {
 			return
 		}
-		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+		var gobin string
+		if gobin, staticBinErr = exec.LookPath("go"); staticBinErr != nil {
+			return
+		}
 		for _, a := range []string{"amd64", "arm64"} {
 			out := filepath.Join(staticBinDir, "extproc-"+a)
 			cmd := exec.Command(gobin, "build", "-trimpath", "-o", out, ".")

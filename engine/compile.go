@@ -94,6 +94,8 @@ type Config struct {
 	keyHeaders     []string
 	TTL            time.Duration
 	Capacity       int
+	// InFlightTimeout bounds how long an unended request counts in flight.
+	InFlightTimeout time.Duration
 	restoreHeaders []string
 
 	tags []compiledTag
@@ -365,6 +367,10 @@ func compileCorrelation(e *ConfigError, c *Config, p, d *CorrelationPolicy) {
 		ttl = d.TTL
 	}
 	c.TTL = parseDuration(e, "correlation.ttl", ttl)
+	c.InFlightTimeout = DefaultInFlightTimeout
+	if p.InFlightTimeout != "" {
+		c.InFlightTimeout = parseDuration(e, "correlation.inFlightTimeout", p.InFlightTimeout)
+	}
 	c.Capacity = p.Capacity
 	if c.Capacity == 0 {
 		c.Capacity = d.Capacity

@@ -74,17 +74,15 @@ func (e *Engine) record(st *Stream, h Headers, res *Result, ctxValid bool) {
 		}
 	}
 	if c.soleInFlight && !st.inFlight {
-		if _, err := e.store.AddInFlight(1); err != nil {
+		// Every inbound request is counted, with or without a record: the
+		// count, not the record, is what makes a guess safe.
+		st.owner = e.owner()
+		if err := e.store.Enter(st.owner, rec); err != nil {
 			res.Decisions.add(DecisionError)
 			return
 		}
 		st.inFlight = true
-		st.owner = e.owner()
 		if len(rec) > 0 {
-			if err := e.store.PutSole(st.owner, rec); err != nil {
-				res.Decisions.add(DecisionError)
-				return
-			}
 			res.Decisions.add(DecisionRecorded)
 		}
 	}
@@ -144,22 +142,13 @@ func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
 		}
 	}
 	if !found && c.soleInFlight {
-		n, err := e.store.AddInFlight(0)
+		n, r, ok, err := e.store.Sole(scratch[:0])
 		switch {
 		case err != nil:
 			res.Decisions.add(DecisionError)
-		case n == 1:
-			var ok bool
-			if _, rec, ok, err = e.store.Sole(scratch[:0]); err != nil {
-				res.Decisions.add(DecisionError)
-			} else if ok {
-				found = true
-			} else {
-				// One request in flight but its record is gone (a second
-				// request started and ended): never guess.
-				res.Decisions.add(DecisionAmbiguous)
-			}
-		case n > 1:
+		case ok:
+			rec, found = r, true
+		case n >= 2:
 			res.Decisions.add(DecisionAmbiguous)
 		}
 	}

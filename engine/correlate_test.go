@@ -64,13 +64,13 @@ func TestSoleInFlightLifecycle(t *testing.T) {
 	if d := outbound(); !d.Has(DecisionAmbiguous) || d.Has(DecisionRestored) {
 		t.Fatalf("two in flight: %v", d)
 	}
-	e.OnDone(&b) // the newest ends; a is the only one left but its record was replaced
-	if d := outbound(); !d.Has(DecisionAmbiguous) || d.Has(DecisionRestored) {
-		t.Fatalf("after the newest ended: %v (must never guess)", d)
+	e.OnDone(&b) // the newest ends: a is the only one left, with its own record
+	if d := outbound(); !d.Has(DecisionRestored) || res.Context.TraceID.String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Fatalf("after the newest ended: %v %s, want a's context", d, res.Context.TraceID)
 	}
 	e.OnDone(&a)
-	e.OnDone(&a) // a second done must not decrement again
-	if n, _ := store.AddInFlight(0); n != 0 {
+	e.OnDone(&a) // a second done must not leave twice
+	if n, _, _, _ := store.Sole(nil); n != 0 {
 		t.Fatalf("in flight = %d, want 0", n)
 	}
 	if d := outbound(); d.Has(DecisionRestored) || d.Has(DecisionAmbiguous) {
@@ -87,12 +87,11 @@ func (failingStore) Put(string, []byte) error { return errDown }
 func (failingStore) Get(dst []byte, _ string) ([]byte, bool, error) {
 	return dst, false, errDown
 }
-func (failingStore) AddInFlight(int64) (int64, error) { return 0, errDown }
-func (failingStore) PutSole(uint64, []byte) error     { return errDown }
-func (failingStore) Sole(dst []byte) (uint64, []byte, bool, error) {
+func (failingStore) Enter(uint64, []byte) error { return errDown }
+func (failingStore) Leave(uint64) error         { return errDown }
+func (failingStore) Sole(dst []byte) (int, []byte, bool, error) {
 	return 0, dst, false, errDown
 }
-func (failingStore) ClearSole(uint64) error { return errDown }
 
 func TestStoreErrorsFailOpen(t *testing.T) {
 	e := mustEngine(t, `{"correlation":{"strategies":["key","soleInFlight"]}}`, failingStore{})
@@ -112,7 +111,23 @@ func TestStoreErrorsFailOpen(t *testing.T) {
 		t.Fatalf("outbound with a failing store: %v", res.Decisions)
 	}
 	if d := e.OnDone(&st); d != 0 {
-		t.Fatalf("stream that never counted itself in flight reported %v at done", d)
+		t.Fatalf("stream that never entered the in-flight set reported %v at done", d)
+	}
+}
+
+func TestInFlightTimeoutHealsLostStreams(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	store := NewMemoryStore(16, time.Minute, clk.Now)
+	store.SetInFlightTimeout(time.Minute)
+	e := mustEngine(t, `{"correlation":{"strategies":["soleInFlight"]}}`, store)
+	var lost, live, o Stream
+	var res Result
+	e.OnRequest(&lost, &Request{Headers: testHeaders{"traceparent": {"00-11111111111111111111111111111111-2222222222222222-01"}}, Direction: Inbound}, &res)
+	clk.Advance(2 * time.Minute) // the host never reported the end of "lost"
+	e.OnRequest(&live, &Request{Headers: testHeaders{"traceparent": {inboundTP}}, Direction: Inbound}, &res)
+	e.OnRequest(&o, &Request{Headers: testHeaders{}, Direction: Outbound}, &res)
+	if !res.Decisions.Has(DecisionRestored) || res.Context.TraceID.String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Fatalf("lost stream still counted: %v %s", res.Decisions, res.Context.TraceID)
 	}
 }
 

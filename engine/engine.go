@@ -260,10 +260,7 @@ func (e *Engine) OnDone(st *Stream) Decisions {
 	var d Decisions
 	if st.inFlight && e.store != nil {
 		st.inFlight = false
-		if _, err := e.store.AddInFlight(-1); err != nil {
-			d.add(DecisionError)
-		}
-		if err := e.store.ClearSole(st.owner); err != nil {
+		if err := e.store.Leave(st.owner); err != nil {
 			d.add(DecisionError)
 		}
 	}

@@ -7,7 +7,8 @@ import (
 
 // MemoryStore is a bounded in-process Store: at most capacity records, each
 // living ttl; when full, the oldest record is overwritten. Every operation is
-// O(1) and safe for concurrent use.
+// O(1) (the in-flight set is bounded by MaxInFlightEntries) and safe for
+// concurrent use.
 type MemoryStore struct {
 	mu    sync.Mutex
 	ttl   time.Duration
@@ -16,9 +17,8 @@ type MemoryStore struct {
 	slots []memSlot
 	next  int // ring position of the oldest slot
 
-	inFlight  int64
-	soleOwner uint64
-	sole      []byte
+	inFlight        InFlightSet
+	inFlightTimeout time.Duration
 }
 
 type memSlot struct {
@@ -36,7 +36,15 @@ func NewMemoryStore(capacity int, ttl time.Duration, now func() time.Time) *Memo
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryStore{ttl: ttl, now: now, index: make(map[string]int32, capacity), slots: make([]memSlot, capacity)}
+	return &MemoryStore{ttl: ttl, now: now, index: make(map[string]int32, capacity),
+		slots: make([]memSlot, capacity), inFlightTimeout: DefaultInFlightTimeout}
+}
+
+// SetInFlightTimeout changes how long an unended request stays counted.
+func (s *MemoryStore) SetInFlightTimeout(d time.Duration) {
+	s.mu.Lock()
+	s.inFlightTimeout = d
+	s.mu.Unlock()
 }
 
 // Len is the number of slots in use (expired ones included until reused).
@@ -84,39 +92,29 @@ func (s *MemoryStore) Get(dst []byte, key string) ([]byte, bool, error) {
 	return append(dst, sl.rec...), true, nil
 }
 
-func (s *MemoryStore) AddInFlight(delta int64) (int64, error) {
+func (s *MemoryStore) Enter(owner uint64, rec []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.inFlight += delta
-	if s.inFlight < 0 {
-		s.inFlight = 0
-	}
-	return s.inFlight, nil
-}
-
-func (s *MemoryStore) PutSole(owner uint64, rec []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.soleOwner = owner
-	s.sole = append(s.sole[:0], rec...)
+	now := s.now().UnixNano()
+	s.inFlight.Expire(now, s.inFlightTimeout)
+	s.inFlight.Enter(owner, rec, now)
 	return nil
 }
 
-func (s *MemoryStore) Sole(dst []byte) (uint64, []byte, bool, error) {
+func (s *MemoryStore) Leave(owner uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.soleOwner == 0 {
-		return 0, dst, false, nil
-	}
-	return s.soleOwner, append(dst, s.sole...), true, nil
+	s.inFlight.Leave(owner, s.now().UnixNano())
+	return nil
 }
 
-func (s *MemoryStore) ClearSole(owner uint64) error {
+func (s *MemoryStore) Sole(dst []byte) (int, []byte, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.soleOwner == owner {
-		s.soleOwner = 0
-		s.sole = s.sole[:0]
+	s.inFlight.Expire(s.now().UnixNano(), s.inFlightTimeout)
+	n := s.inFlight.Count()
+	if n != 1 || len(s.inFlight.Entries) != 1 || len(s.inFlight.Entries[0].Rec) == 0 {
+		return n, dst, false, nil
 	}
-	return nil
+	return n, append(dst, s.inFlight.Entries[0].Rec...), true, nil
 }

@@ -70,20 +70,51 @@ func TestMemoryStoreCopiesInput(t *testing.T) {
 	}
 }
 
-func TestMemoryStoreSoleOwnership(t *testing.T) {
+func TestMemoryStoreInFlight(t *testing.T) {
 	s := NewMemoryStore(2, time.Minute, nil)
-	s.PutSole(1, []byte("a"))
-	s.PutSole(2, []byte("b"))
-	s.ClearSole(1) // request 1 ends: request 2 still holds the record
-	if owner, rec, ok, _ := s.Sole(nil); !ok || owner != 2 || string(rec) != "b" {
-		t.Fatalf("sole = %d %q %v, want 2 b true", owner, rec, ok)
+	s.Enter(1, []byte("a"))
+	s.Enter(2, []byte("b"))
+	if n, _, ok, _ := s.Sole(nil); n != 2 || ok {
+		t.Fatalf("two in flight: n=%d ok=%v", n, ok)
 	}
-	s.ClearSole(2)
-	if _, _, ok, _ := s.Sole(nil); ok {
-		t.Fatal("sole record held after its owner ended")
+	s.Leave(2)
+	if n, rec, ok, _ := s.Sole(nil); n != 1 || !ok || string(rec) != "a" {
+		t.Fatalf("after 2 left: n=%d %q %v, want 1 a true", n, rec, ok)
 	}
-	if n, _ := s.AddInFlight(-1); n != 0 {
-		t.Fatalf("in-flight went below zero: %d", n)
+	s.Leave(7) // unknown owner: ignored
+	s.Leave(1)
+	if n, _, ok, _ := s.Sole(nil); n != 0 || ok {
+		t.Fatalf("none in flight: n=%d ok=%v", n, ok)
+	}
+	s.Enter(3, nil) // a request without context still counts
+	if n, _, ok, _ := s.Sole(nil); n != 1 || ok {
+		t.Fatalf("one without record: n=%d ok=%v", n, ok)
+	}
+}
+
+func TestInFlightSetOverflowAndEncoding(t *testing.T) {
+	var s InFlightSet
+	for i := 1; i <= MaxInFlightEntries+3; i++ {
+		s.Enter(uint64(i), []byte{byte(i)}, 100)
+	}
+	if s.Count() != MaxInFlightEntries+3 || s.Overflow != 3 {
+		t.Fatalf("count=%d overflow=%d", s.Count(), s.Overflow)
+	}
+	d := DecodeInFlightSet(s.AppendBinary(nil))
+	if d.Count() != s.Count() || d.Entries[5].Owner != 6 || d.Entries[5].Rec[0] != 6 {
+		t.Fatalf("decoded %+v", d.Entries[5])
+	}
+	s.Leave(999, 200) // an overflowed request ends
+	if s.Overflow != 2 {
+		t.Fatalf("overflow=%d after an unknown leave", s.Overflow)
+	}
+	s.Expire(200+int64(time.Hour), time.Minute)
+	if s.Count() != 0 {
+		t.Fatalf("expired set still counts %d", s.Count())
+	}
+	enc := (&InFlightSet{Entries: []InFlightEntry{{Owner: 1, Started: 2, Rec: []byte("xyz")}}}).AppendBinary(nil)
+	for cut := 0; cut <= len(enc); cut++ {
+		DecodeInFlightSet(enc[:cut]) // must not panic
 	}
 }
 
@@ -101,8 +132,9 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 					t.Errorf("got %q for %q", rec, k)
 					return
 				}
-				s.AddInFlight(1)
-				s.AddInFlight(-1)
+				owner := uint64(g*100000 + i + 1)
+				s.Enter(owner, []byte(k))
+				s.Leave(owner)
 			}
 		}(g)
 	}
@@ -110,7 +142,7 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 	if s.Len() > 64 {
 		t.Fatalf("store grew past capacity: %d", s.Len())
 	}
-	if n, _ := s.AddInFlight(0); n != 0 {
-		t.Fatalf("in-flight = %d after balanced adds", n)
+	if n, _, _, _ := s.Sole(nil); n != 0 {
+		t.Fatalf("in-flight = %d after balanced enter/leave", n)
 	}
 }

@@ -80,6 +80,9 @@ type CorrelationPolicy struct {
 	Capacity   int      `json:"capacity,omitempty"`
 	// RestoreHeaders are recorded on inbound and restored on outbound.
 	RestoreHeaders []string `json:"restoreHeaders,omitempty"`
+	// InFlightTimeout: an inbound request whose end is never seen stops
+	// counting as in flight after this long (default "5m").
+	InFlightTimeout string `json:"inFlightTimeout,omitempty"`
 }
 
 // TagRule computes one tag from one source and writes it to sinks.

@@ -1,22 +1,144 @@
 package engine
 
+import "time"
+
 // Store keeps correlation records: an inbound request's trace headers, keyed
-// by a header the app forwards (x-request-id), and the sole-in-flight state.
-// Implementations: MemoryStore here, proxy-wasm shared data in the wasm
-// filter, Redis in the ext_proc service. Errors make the engine fail open.
+// by a header the app forwards (x-request-id), and the set of inbound
+// requests in flight (sole-in-flight strategy). Implementations: MemoryStore
+// here, proxy-wasm shared data in the wasm filter, Redis in the ext_proc
+// service. Errors make the engine fail open.
 type Store interface {
 	// Put stores rec under key until the store's TTL passes. The store copies
 	// both; the caller reuses them.
 	Put(key string, rec []byte) error
 	// Get appends the record stored under key to dst.
 	Get(dst []byte, key string) (rec []byte, found bool, err error)
-	// AddInFlight adds delta to the count of inbound requests in flight and
-	// returns the new count (delta 0 reads it).
-	AddInFlight(delta int64) (int64, error)
-	// PutSole stores the record of the newest inbound request and its owner.
-	PutSole(owner uint64, rec []byte) error
-	// Sole appends the sole record to dst; ok is false when none is held.
-	Sole(dst []byte) (owner uint64, rec []byte, ok bool, err error)
-	// ClearSole forgets the sole record if owner still holds it.
-	ClearSole(owner uint64) error
+	// Enter counts an inbound request as in flight, with its record (which may
+	// be empty). owner is unique per stream and never zero.
+	Enter(owner uint64, rec []byte) error
+	// Leave ends what Enter started; unknown owners are ignored.
+	Leave(owner uint64) error
+	// Sole reports how many inbound requests are in flight and, when exactly
+	// one is, appends its record to dst (ok false when it has none).
+	Sole(dst []byte) (inFlight int, rec []byte, ok bool, err error)
+}
+
+// DefaultInFlightTimeout bounds how long a request stays counted in flight
+// when its end is never seen (a host that lost the stream-done callback):
+// after it, the entry is forgotten so the count heals.
+const DefaultInFlightTimeout = 5 * time.Minute
+
+// InFlightSet is the sole-in-flight bookkeeping shared by stores that keep it
+// in one value: up to MaxInFlightEntries owners with their start time and
+// record, plus an overflow count of requests that did not fit (while any
+// overflow is counted the answer is "two or more", so nothing is guessed).
+type InFlightSet struct {
+	Entries  []InFlightEntry
+	Overflow int
+	// OverflowSince is when the overflow count last changed (unix nanos).
+	OverflowSince int64
+}
+
+// InFlightEntry is one request in flight.
+type InFlightEntry struct {
+	Owner   uint64
+	Started int64 // unix nanoseconds
+	Rec     []byte
+}
+
+// MaxInFlightEntries bounds the set; beyond it only a count is kept.
+const MaxInFlightEntries = 64
+
+// Enter adds an owner (or counts an overflow).
+func (s *InFlightSet) Enter(owner uint64, rec []byte, now int64) {
+	if len(s.Entries) >= MaxInFlightEntries {
+		s.Overflow++
+		s.OverflowSince = now
+		return
+	}
+	s.Entries = append(s.Entries, InFlightEntry{Owner: owner, Started: now, Rec: append([]byte(nil), rec...)})
+}
+
+// Leave removes an owner; an unknown owner is taken from the overflow.
+func (s *InFlightSet) Leave(owner uint64, now int64) {
+	for i := range s.Entries {
+		if s.Entries[i].Owner == owner {
+			s.Entries = append(s.Entries[:i], s.Entries[i+1:]...)
+			return
+		}
+	}
+	if s.Overflow > 0 {
+		s.Overflow--
+		s.OverflowSince = now
+	}
+}
+
+// Expire forgets entries older than timeout, and an overflow count that has
+// not moved for that long.
+func (s *InFlightSet) Expire(now int64, timeout time.Duration) {
+	cut := now - int64(timeout)
+	kept := s.Entries[:0]
+	for _, e := range s.Entries {
+		if e.Started > cut {
+			kept = append(kept, e)
+		}
+	}
+	s.Entries = kept
+	if s.Overflow > 0 && s.OverflowSince <= cut {
+		s.Overflow = 0
+	}
+}
+
+// Count is the number of requests in flight.
+func (s *InFlightSet) Count() int { return len(s.Entries) + s.Overflow }
+
+// AppendBinary encodes the set: [overflow u32][overflowSince i64] then per
+// entry [owner u64][started i64][len u16][rec].
+func (s *InFlightSet) AppendBinary(dst []byte) []byte {
+	dst = appendU64(dst, uint64(s.Overflow), 4)
+	dst = appendU64(dst, uint64(s.OverflowSince), 8)
+	for _, e := range s.Entries {
+		dst = appendU64(dst, e.Owner, 8)
+		dst = appendU64(dst, uint64(e.Started), 8)
+		n := min(len(e.Rec), 0xffff)
+		dst = appendU64(dst, uint64(n), 2)
+		dst = append(dst, e.Rec[:n]...)
+	}
+	return dst
+}
+
+// DecodeInFlightSet reads what AppendBinary wrote; a truncated or corrupted
+// value yields the entries read so far, never a panic.
+func DecodeInFlightSet(b []byte) InFlightSet {
+	var s InFlightSet
+	if len(b) < 12 {
+		return s
+	}
+	s.Overflow = int(readU64(b[0:4]))
+	s.OverflowSince = int64(readU64(b[4:12]))
+	b = b[12:]
+	for len(b) >= 18 && len(s.Entries) < MaxInFlightEntries {
+		owner, started, n := readU64(b[0:8]), int64(readU64(b[8:16])), int(readU64(b[16:18]))
+		if len(b) < 18+n {
+			break
+		}
+		s.Entries = append(s.Entries, InFlightEntry{Owner: owner, Started: started, Rec: b[18 : 18+n]})
+		b = b[18+n:]
+	}
+	return s
+}
+
+func appendU64(dst []byte, v uint64, size int) []byte {
+	for i := size - 1; i >= 0; i-- {
+		dst = append(dst, byte(v>>(8*i)))
+	}
+	return dst
+}
+
+func readU64(b []byte) uint64 {
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v
 }

@@ -89,14 +89,14 @@ type Config struct {
 	debugSecret    []byte
 	debugMaxTTL    time.Duration
 
-	byKey          bool
-	soleInFlight   bool
-	keyHeaders     []string
-	TTL            time.Duration
-	Capacity       int
+	byKey        bool
+	soleInFlight bool
+	keyHeaders   []string
+	TTL          time.Duration
+	Capacity     int
 	// InFlightTimeout bounds how long an unended request counts in flight.
 	InFlightTimeout time.Duration
-	restoreHeaders []string
+	restoreHeaders  []string
 
 	tags []compiledTag
 

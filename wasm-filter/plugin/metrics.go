@@ -1,0 +1,40 @@
+package plugin
+
+import (
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
+
+	"github.com/tracebridge/tracebridge/engine"
+)
+
+// MetricName is the Prometheus name of the decision counter. Envoy has no
+// labels for wasm metrics; Istio's tag extractors (extraStatTags: decision,
+// direction) turn "TAG=.=VALUE;.;" segments of the name into labels, so each
+// label combination is its own counter (manifests/grafana/README.md).
+const MetricName = "tracebridge_decisions_total"
+
+var directionLabels = [...]string{engine.DirectionUnknown: "unknown", engine.Inbound: "inbound", engine.Outbound: "outbound"}
+
+// CounterName is the proxy-wasm metric name for one decision and direction.
+func CounterName(d engine.Decision, dir engine.Direction) string {
+	return "decision=.=" + d.String() + ";.;direction=.=" + directionLabels[dir] + ";.;" + MetricName
+}
+
+// decisionCounters holds every counter, defined once at plugin start.
+type decisionCounters [len(directionLabels)][engine.DecisionCount]proxywasm.MetricCounter
+
+func defineCounters() *decisionCounters {
+	var c decisionCounters
+	for dir := range directionLabels {
+		for d := 0; d < engine.DecisionCount; d++ {
+			c[dir][d] = proxywasm.DefineCounterMetric(CounterName(engine.Decision(d), engine.Direction(dir)))
+		}
+	}
+	return &c
+}
+
+func (c *decisionCounters) count(dir engine.Direction, ds engine.Decisions) {
+	if int(dir) >= len(c) {
+		dir = engine.DirectionUnknown
+	}
+	ds.Each(func(d engine.Decision) { c[dir][d].Increment(1) })
+}

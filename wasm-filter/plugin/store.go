@@ -1,0 +1,194 @@
+package plugin
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/tracebridge/tracebridge/engine"
+)
+
+// Shared-data keys. Istio's WasmPlugin sets no vm_id, so every plugin with an
+// empty vm_id in the proxy shares one map (ENVOY-FACTS 4, proxy-wasm-cpp-host
+// src/shared_data.cc): every key carries the tracebridge/ prefix.
+const (
+	slotKeyPrefix = "tracebridge/c/"
+	inFlightKey   = "tracebridge/inflight"
+	// casAttempts bounds compare-and-swap retries: workers on other threads
+	// may win the race a few times in a row; past that the store fails open.
+	casAttempts = 16
+)
+
+// errContention is returned when CAS retries run out.
+var errContention = errors.New("shared data: compare-and-swap retries exhausted")
+
+// now is the store's clock; tests replace it.
+var now = time.Now
+
+// sharedStore is engine.Store over proxy-wasm shared data. Shared data has no
+// delete, so the key space is bounded by a fixed number of slots: a record
+// lives in one of two slots chosen by a hash of its key (two choices keep
+// collisions between live records rare), each slot holding expiry, key and
+// record; a Put takes the slot already holding the key, else an empty or
+// expired one, else the one that expires first (the oldest). The in-flight
+// set is one value updated by compare-and-swap.
+type sharedStore struct {
+	slots           uint64
+	ttl             time.Duration
+	inFlightTimeout time.Duration
+	keyBuf          []byte
+	valBuf          []byte
+}
+
+func newSharedStore(cfg *engine.Config) *sharedStore {
+	return &sharedStore{slots: uint64(cfg.Capacity), ttl: cfg.TTL, inFlightTimeout: cfg.InFlightTimeout}
+}
+
+func (s *sharedStore) slotKey(i uint64) string {
+	s.keyBuf = append(s.keyBuf[:0], slotKeyPrefix...)
+	s.keyBuf = strconv.AppendUint(s.keyBuf, i, 10)
+	return string(s.keyBuf)
+}
+
+func (s *sharedStore) candidates(key string) [2]uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	v := h.Sum64()
+	a, b := v%s.slots, (v>>32^v*0x9e3779b97f4a7c15)%s.slots
+	return [2]uint64{a, b}
+}
+
+// slot layout: [expires unix-nanos u64][key length u16][key][record].
+func decodeSlot(v []byte) (expires int64, key, rec []byte, ok bool) {
+	if len(v) < 10 {
+		return 0, nil, nil, false
+	}
+	expires = int64(binary.BigEndian.Uint64(v))
+	kl := int(binary.BigEndian.Uint16(v[8:]))
+	if len(v) < 10+kl {
+		return 0, nil, nil, false
+	}
+	return expires, v[10 : 10+kl], v[10+kl:], true
+}
+
+func getShared(key string) ([]byte, uint32, error) {
+	v, cas, err := proxywasm.GetSharedData(key)
+	if errors.Is(err, types.ErrorStatusNotFound) {
+		return nil, 0, nil
+	}
+	return v, cas, err
+}
+
+func (s *sharedStore) Put(key string, rec []byte) error {
+	if len(key) > 0xffff {
+		return errors.New("correlation key too long")
+	}
+	t := now().UnixNano()
+	exp := t + int64(s.ttl)
+	for attempt := 0; attempt < casAttempts; attempt++ {
+		var (
+			bestKey    string
+			bestCas    uint32
+			bestExpiry int64 = 1<<63 - 1
+			chosen     bool
+		)
+		for _, i := range s.candidates(key) {
+			sk := s.slotKey(i)
+			v, cas, err := getShared(sk)
+			if err != nil {
+				return err
+			}
+			e, k, _, ok := decodeSlot(v)
+			switch {
+			case ok && string(k) == key:
+				bestKey, bestCas, bestExpiry, chosen = sk, cas, -1, true
+			case !ok || e <= t:
+				if bestExpiry > 0 {
+					bestKey, bestCas, bestExpiry = sk, cas, 0
+				}
+			case e < bestExpiry:
+				bestKey, bestCas, bestExpiry = sk, cas, e
+			}
+			if chosen {
+				break
+			}
+		}
+		val := binary.BigEndian.AppendUint64(s.valBuf[:0], uint64(exp))
+		val = binary.BigEndian.AppendUint16(val, uint16(len(key)))
+		val = append(val, key...)
+		val = append(val, rec...)
+		s.valBuf = val
+		err := proxywasm.SetSharedData(bestKey, val, bestCas)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, types.ErrorStatusCasMismatch) {
+			return err
+		}
+	}
+	return errContention
+}
+
+func (s *sharedStore) Get(dst []byte, key string) ([]byte, bool, error) {
+	t := now().UnixNano()
+	for _, i := range s.candidates(key) {
+		v, _, err := getShared(s.slotKey(i))
+		if err != nil {
+			return dst, false, err
+		}
+		if e, k, rec, ok := decodeSlot(v); ok && string(k) == key && e > t {
+			return append(dst, rec...), true, nil
+		}
+	}
+	return dst, false, nil
+}
+
+// updateInFlight applies fn to the in-flight set under compare-and-swap.
+func (s *sharedStore) updateInFlight(fn func(set *engine.InFlightSet, t int64)) error {
+	for attempt := 0; attempt < casAttempts; attempt++ {
+		v, cas, err := getShared(inFlightKey)
+		if err != nil {
+			return err
+		}
+		t := now().UnixNano()
+		set := engine.DecodeInFlightSet(v)
+		set.Expire(t, s.inFlightTimeout)
+		fn(&set, t)
+		s.valBuf = set.AppendBinary(s.valBuf[:0])
+		err = proxywasm.SetSharedData(inFlightKey, s.valBuf, cas)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, types.ErrorStatusCasMismatch) {
+			return err
+		}
+	}
+	return errContention
+}
+
+func (s *sharedStore) Enter(owner uint64, rec []byte) error {
+	return s.updateInFlight(func(set *engine.InFlightSet, t int64) { set.Enter(owner, rec, t) })
+}
+
+func (s *sharedStore) Leave(owner uint64) error {
+	return s.updateInFlight(func(set *engine.InFlightSet, t int64) { set.Leave(owner, t) })
+}
+
+func (s *sharedStore) Sole(dst []byte) (int, []byte, bool, error) {
+	v, _, err := getShared(inFlightKey)
+	if err != nil {
+		return 0, dst, false, err
+	}
+	set := engine.DecodeInFlightSet(v)
+	set.Expire(now().UnixNano(), s.inFlightTimeout)
+	n := set.Count()
+	if n != 1 || len(set.Entries) != 1 || len(set.Entries[0].Rec) == 0 {
+		return n, dst, false, nil
+	}
+	return n, append(dst, set.Entries[0].Rec...), true, nil
+}

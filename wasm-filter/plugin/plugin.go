@@ -244,4 +244,3 @@ func sourceAddress() netip.Addr {
 	a, _ := netip.ParseAddr(string(v))
 	return a
 }
-

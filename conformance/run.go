@@ -55,6 +55,9 @@ func Run(t *testing.T, f *File, newHost func(t *testing.T, policyName string) Ho
 				if len(errs) == 0 {
 					t.Skipf("known failure %q — but the vector PASSES now: remove knownFailure", v.KnownFailure)
 				}
+				for _, e := range errs {
+					t.Log(e)
+				}
 				t.Skipf("known failure: %s (%d mismatches)", v.KnownFailure, len(errs))
 			}
 			if v.Description != "" && len(errs) > 0 {

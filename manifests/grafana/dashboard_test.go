@@ -138,13 +138,8 @@ func checkQuery(expr, legend string) ([]string, error) {
 			if strings.HasPrefix(value, "$") || (op != "=" && op != "=~") {
 				continue
 			}
-			var domain []string
-			switch label {
-			case "decision":
-				domain = Decisions
-			case "direction":
-				domain = Directions
-			default:
+			domain, ok := LabelValues[label]
+			if !ok {
 				continue
 			}
 			for _, v := range strings.Split(value, "|") {
@@ -180,6 +175,8 @@ func TestCheckQueryRejects(t *testing.T) {
 		{"le on a counter", `sum by (le) (rate(tracebridge_extproc_store_errors_total[5m]))`, ""},
 		{"legend label missing", `sum(rate(tracebridge_extproc_decisions_total[5m]))`, "{{direction}}"},
 		{"bad matcher", `tracebridge_decisions_total{decision~"kept"}`, ""},
+		{"unknown kind", `tracebridge_extproc_request_duration_seconds_count{kind="headers"}`, ""},
+		{"op on the wrong metric", `tracebridge_extproc_unexpected_messages_total{op="get"}`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

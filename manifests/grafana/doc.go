@@ -5,7 +5,11 @@
 // Envoy to turn them into labelled Prometheus series, is in README.md.
 package grafana
 
-import _ "embed"
+import (
+	_ "embed"
+
+	"github.com/tracebridge/tracebridge/engine"
+)
 
 // Dashboard is the dashboard JSON, ready to import into Grafana or to put in
 // a ConfigMap for a dashboard sidecar.
@@ -14,14 +18,29 @@ import _ "embed"
 var Dashboard []byte
 
 // Decisions are the values of the decision label, for the module and the
-// ext_proc service.
-var Decisions = []string{
-	"kept", "injected", "repaired", "restarted", "translated",
-	"restored", "ambiguous", "rejected", "tagged", "error",
-}
+// ext_proc service: the engine's decision names, in enum order.
+var Decisions = func() []string {
+	out := make([]string, engine.DecisionCount)
+	for d := range out {
+		out[d] = engine.Decision(d).String()
+	}
+	return out
+}()
 
 // Directions are the values of the module's direction label.
 var Directions = []string{"inbound", "outbound"}
+
+// LabelValues are the known values of the enumerated labels the dashboard
+// filters on; matchers on these labels must stay within them.
+var LabelValues = map[string][]string{
+	"decision":  Decisions,
+	"direction": Directions,
+	"kind": {"request_headers", "response_headers", "request_body", "response_body",
+		"request_trailers", "response_trailers", "other"},
+	"op":     {"put", "get", "enter", "leave", "sole"},
+	"reason": {"forbidden", "invalid"},
+	"result": {"ok", "invalid"},
+}
 
 // Metric describes one Prometheus metric the dashboard queries.
 type Metric struct {
@@ -36,13 +55,21 @@ type Metric struct {
 	Source string
 }
 
-// Metrics are the metrics the dashboard is written against.
+// Metrics are the metrics the dashboard is written against: the module's
+// decision counter and every metric the ext_proc service registers
+// (extproc/metrics.go; a test compares the two).
 var Metrics = []Metric{
 	{Name: "tracebridge_decisions_total", Type: "counter", Labels: []string{"decision", "direction"}, Source: "wasm"},
 	{Name: "tracebridge_extproc_decisions_total", Type: "counter", Labels: []string{"decision"}, Source: "extproc"},
 	{Name: "tracebridge_extproc_streams_active", Type: "gauge", Source: "extproc"},
-	{Name: "tracebridge_extproc_request_duration_seconds", Type: "histogram", Source: "extproc"},
-	{Name: "tracebridge_extproc_store_errors_total", Type: "counter", Source: "extproc"},
+	{Name: "tracebridge_extproc_request_duration_seconds", Type: "histogram", Labels: []string{"kind"}, Source: "extproc"},
+	{Name: "tracebridge_extproc_unexpected_messages_total", Type: "counter", Labels: []string{"kind"}, Source: "extproc"},
+	{Name: "tracebridge_extproc_store_errors_total", Type: "counter", Labels: []string{"op"}, Source: "extproc"},
+	{Name: "tracebridge_extproc_mutations_dropped_total", Type: "counter", Labels: []string{"reason"}, Source: "extproc"},
+	{Name: "tracebridge_extproc_policy_reloads_total", Type: "counter", Labels: []string{"result"}, Source: "extproc"},
+	{Name: "tracebridge_extproc_panics_total", Type: "counter", Source: "extproc"},
+	{Name: "tracebridge_extproc_policy_generation", Type: "gauge", Source: "extproc"},
+	{Name: "tracebridge_extproc_streams_refused_total", Type: "counter", Source: "extproc"},
 }
 
 // ScrapeLabels are labels the dashboard expects Prometheus's Kubernetes pod

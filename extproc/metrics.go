@@ -96,7 +96,7 @@ func NewMetrics() *Metrics {
 		Name: "tracebridge_extproc_streams_refused_total",
 		Help: "Streams refused with UNAVAILABLE because the server was draining.",
 	})
-	for _, op := range []string{"put", "get", "inflight", "putsole", "sole", "clearsole"} {
+	for _, op := range []string{"put", "get", "enter", "leave", "sole"} {
 		m.storeErrors.WithLabelValues(op)
 	}
 	for _, r := range []string{"forbidden", "invalid"} {

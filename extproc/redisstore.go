@@ -34,41 +34,58 @@ type RedisOptions struct {
 	// Backoff is how long the store fails fast after a connection error
 	// (default 1s).
 	Backoff time.Duration
-	// InFlightLease is the expiry of the shared in-flight counter, refreshed on
-	// every change, so a replica that dies with requests in flight does not
-	// make the sole-in-flight strategy ambiguous forever (default 5m).
-	InFlightLease time.Duration
+	// InFlightTimeout bounds how long a request stays counted in flight when
+	// its end is never seen (a replica that died with streams open), so the
+	// sole-in-flight count heals (default engine.DefaultInFlightTimeout).
+	InFlightTimeout time.Duration
 }
 
 // RedisStore is an engine.Store in Redis, shared by every replica that points
-// at the same database: records under "tracebridge:rec:<key>" with SET PX, the
-// in-flight count under "tracebridge:inflight" (INCRBY, never below zero) and
-// the sole record in the hash "tracebridge:sole" {owner, rec}, cleared only by
-// its owner (a Lua script, atomic on the server).
+// at the same database: records under "tracebridge:rec:<key>" with SET PX;
+// the inbound requests in flight in the sorted set "tracebridge:inflight"
+// (member: owner, score: start time in ms) with their records in the hash
+// "tracebridge:inflight:rec". Sole runs as one Lua script (atomic on the
+// server): it forgets entries older than the in-flight timeout, counts, and
+// returns the record when exactly one request is in flight.
 type RedisStore struct {
 	c       *redis.Client
 	ttl     atomic.Int64 // nanoseconds
 	backoff time.Duration
-	lease   time.Duration
+	timeout time.Duration
 	downTil atomic.Int64 // unix nanoseconds
 
-	keyInFlight, keySole string
+	keyInFlight, keyInFlightRec string
 }
 
 var (
-	scriptAddInFlight = redis.NewScript(`
-local v = redis.call('INCRBY', KEYS[1], ARGV[1])
-if v < 0 then
-  redis.call('SET', KEYS[1], 0)
-  v = 0
+	scriptEnter = redis.NewScript(`
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return v`)
-	scriptClearSole = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1`)
+	scriptLeave = redis.NewScript(`
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1`)
+	scriptSole = redis.NewScript(`
+local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for _, o in ipairs(old) do
+  redis.call('ZREM', KEYS[1], o)
+  redis.call('HDEL', KEYS[2], o)
 end
-return 0`)
+local n = redis.call('ZCARD', KEYS[1])
+if n ~= 1 then
+  return {n}
+end
+local owner = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+local rec = redis.call('HGET', KEYS[2], owner)
+if not rec then
+  return {n}
+end
+return {n, rec}`)
 )
 
 // NewRedisStore connects to a redis:// (or rediss://) URL. It does not fail
@@ -84,8 +101,8 @@ func NewRedisStore(url string, o RedisOptions) (*RedisStore, error) {
 	if o.Backoff <= 0 {
 		o.Backoff = time.Second
 	}
-	if o.InFlightLease <= 0 {
-		o.InFlightLease = 5 * time.Minute
+	if o.InFlightTimeout <= 0 {
+		o.InFlightTimeout = engine.DefaultInFlightTimeout
 	}
 	opt.DialTimeout = o.Timeout
 	opt.ReadTimeout = o.Timeout
@@ -94,11 +111,11 @@ func NewRedisStore(url string, o RedisOptions) (*RedisStore, error) {
 	opt.MaxRetries = -1 // fail fast; the engine fails open
 	opt.DisableIdentity = true
 	s := &RedisStore{
-		c:           redis.NewClient(opt),
-		backoff:     o.Backoff,
-		lease:       o.InFlightLease,
-		keyInFlight: RedisKeyPrefix + "inflight",
-		keySole:     RedisKeyPrefix + "sole",
+		c:              redis.NewClient(opt),
+		backoff:        o.Backoff,
+		timeout:        o.InFlightTimeout,
+		keyInFlight:    RedisKeyPrefix + "inflight",
+		keyInFlightRec: RedisKeyPrefix + "inflight:rec",
 	}
 	s.ttl.Store(int64(30 * time.Second))
 	return s, nil
@@ -168,63 +185,40 @@ func (s *RedisStore) Get(dst []byte, key string) ([]byte, bool, error) {
 	return append(dst, b...), true, nil
 }
 
-func (s *RedisStore) AddInFlight(delta int64) (int64, error) {
-	if !s.up() {
-		return 0, ErrStoreUnavailable
-	}
-	ctx := context.Background()
-	if delta == 0 {
-		n, err := s.c.Get(ctx, s.keyInFlight).Int64()
-		if errors.Is(err, redis.Nil) {
-			s.check(nil)
-			return 0, nil
-		}
-		if err := s.check(err); err != nil {
-			return 0, err
-		}
-		return max(n, 0), nil
-	}
-	n, err := scriptAddInFlight.Run(ctx, s.c, []string{s.keyInFlight}, delta, s.lease.Milliseconds()).Int64()
-	if err := s.check(err); err != nil {
-		return 0, err
-	}
-	return n, nil
-}
-
-func (s *RedisStore) PutSole(owner uint64, rec []byte) error {
+func (s *RedisStore) Enter(owner uint64, rec []byte) error {
 	if !s.up() {
 		return ErrStoreUnavailable
 	}
-	ctx := context.Background()
-	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.keySole, "owner", strconv.FormatUint(owner, 10), "rec", rec)
-		p.PExpire(ctx, s.keySole, time.Duration(s.ttl.Load()))
-		return nil
-	})
+	err := scriptEnter.Run(context.Background(), s.c, []string{s.keyInFlight, s.keyInFlightRec},
+		strconv.FormatUint(owner, 10), time.Now().UnixMilli(), rec, s.timeout.Milliseconds()).Err()
 	return s.check(err)
 }
 
-func (s *RedisStore) Sole(dst []byte) (uint64, []byte, bool, error) {
+func (s *RedisStore) Leave(owner uint64) error {
+	if !s.up() {
+		return ErrStoreUnavailable
+	}
+	err := scriptLeave.Run(context.Background(), s.c, []string{s.keyInFlight, s.keyInFlightRec},
+		strconv.FormatUint(owner, 10)).Err()
+	return s.check(err)
+}
+
+func (s *RedisStore) Sole(dst []byte) (int, []byte, bool, error) {
 	if !s.up() {
 		return 0, dst, false, ErrStoreUnavailable
 	}
-	vals, err := s.c.HMGet(context.Background(), s.keySole, "owner", "rec").Result()
+	cut := time.Now().Add(-s.timeout).UnixMilli()
+	v, err := scriptSole.Run(context.Background(), s.c, []string{s.keyInFlight, s.keyInFlightRec}, cut).Slice()
 	if err := s.check(err); err != nil {
 		return 0, dst, false, err
 	}
-	os, _ := vals[0].(string)
-	rec, _ := vals[1].(string)
-	owner, perr := strconv.ParseUint(os, 10, 64)
-	if perr != nil || owner == 0 {
-		return 0, dst, false, nil
+	if len(v) == 0 {
+		return 0, dst, false, errors.New("redis store: empty reply to the sole script")
 	}
-	return owner, append(dst, rec...), true, nil
-}
-
-func (s *RedisStore) ClearSole(owner uint64) error {
-	if !s.up() {
-		return ErrStoreUnavailable
+	n, _ := v[0].(int64)
+	if len(v) < 2 {
+		return int(n), dst, false, nil
 	}
-	err := scriptClearSole.Run(context.Background(), s.c, []string{s.keySole}, strconv.FormatUint(owner, 10)).Err()
-	return s.check(err)
+	rec, _ := v[1].(string)
+	return int(n), append(dst, rec...), rec != "", nil
 }

@@ -47,6 +47,7 @@ type Config struct {
 	Direction       string
 	DrainTimeout    time.Duration
 	MaxMessageBytes int
+	AllowEnvoy      bool
 }
 
 // ParseFlags reads the command line. Errors and -h output go to out.
@@ -66,6 +67,7 @@ func ParseFlags(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.Direction, "direction", "inbound", "direction for requests when the policy says \"auto\" and Envoy sends no xds.listener_direction attribute: inbound or outbound")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM, how long open streams may finish before the server stops")
 	fs.IntVar(&c.MaxMessageBytes, "max-message-bytes", 8<<20, "largest ProcessingRequest accepted (bytes); larger ones end the stream with RESOURCE_EXHAUSTED")
+	fs.BoolVar(&c.AllowEnvoy, "allow-envoy-headers", false, "send x-envoy-* mutations (e.g. removing x-envoy-force-trace from untrusted requests); needs mutation_rules.allow_envoy: true in the filter")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -173,7 +175,7 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 	defer stores.Close()
 
 	metrics := NewMetrics()
-	srv, err := NewServer(policy, Options{Logger: log, Metrics: metrics, Stores: stores, Direction: dir})
+	srv, err := NewServer(policy, Options{Logger: log, Metrics: metrics, Stores: stores, Direction: dir, AllowEnvoyHeaders: c.AllowEnvoy})
 	if err != nil {
 		log.Error("invalid policy", policyErrorAttrs(err)...)
 		return fmt.Errorf("--config %s: %w", c.ConfigFile, err)

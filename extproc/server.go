@@ -37,6 +37,14 @@ type Options struct {
 	Direction engine.Direction
 	// Env resolves environment variables named by the policy (default os.Getenv).
 	Env func(string) string
+	// AllowEnvoyHeaders lets mutations of x-envoy-* headers through (the
+	// engine removes x-envoy-force-trace from untrusted requests). Envoy
+	// ignores them unless the filter's mutation_rules has allow_envoy: true;
+	// set both or neither. Pseudo-headers and host are never sent.
+	AllowEnvoyHeaders bool
+	// Now is the engine's clock (default time.Now); with the default
+	// MemoryStores it is the store's clock too.
+	Now func() time.Time
 }
 
 // Server implements envoy.service.ext_proc.v3.ExternalProcessor.
@@ -48,6 +56,8 @@ type Server struct {
 	stores StoreProvider
 	dir    engine.Direction
 	env    func(string) string
+	now    func() time.Time
+	envoyH bool
 
 	eng      atomic.Pointer[engine.Engine]
 	gen      atomic.Int64
@@ -68,7 +78,7 @@ func NewServer(p *engine.Policy, o Options) (*Server, error) {
 		o.Metrics = NewMetrics()
 	}
 	if o.Stores == nil {
-		o.Stores = &MemoryStores{}
+		o.Stores = &MemoryStores{Now: o.Now}
 	}
 	if o.Direction == engine.DirectionUnknown {
 		o.Direction = engine.Inbound
@@ -76,7 +86,7 @@ func NewServer(p *engine.Policy, o Options) (*Server, error) {
 	if o.Env == nil {
 		o.Env = os.Getenv
 	}
-	s := &Server{log: o.Logger, m: o.Metrics, stores: o.Stores, dir: o.Direction, env: o.Env}
+	s := &Server{log: o.Logger, m: o.Metrics, stores: o.Stores, dir: o.Direction, env: o.Env, now: o.Now, envoyH: o.AllowEnvoyHeaders}
 	s.panicLog = newRateLimitedLog(s.log, time.Second)
 	s.storeLog = newRateLimitedLog(s.log, time.Second)
 	s.pool.New = func() any { return new(procStream) }
@@ -95,7 +105,7 @@ func (s *Server) SetPolicy(p *engine.Policy) error {
 		return err
 	}
 	store := &countingStore{s: s.stores.StoreFor(cfg), m: s.m, log: s.storeLog}
-	s.eng.Store(engine.New(cfg, engine.Options{Store: store}))
+	s.eng.Store(engine.New(cfg, engine.Options{Store: store, Now: s.now}))
 	s.m.policyInfo.Set(float64(s.gen.Add(1)))
 	return nil
 }

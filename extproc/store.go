@@ -23,6 +23,9 @@ type StoreProvider interface {
 // the policy's TTL and capacity do not change, a fresh one when they do
 // (streams opened before the reload finish on the old one).
 type MemoryStores struct {
+	// Now is the stores' clock (nil: time.Now).
+	Now func() time.Time
+
 	mu       sync.Mutex
 	cur      *engine.MemoryStore
 	ttl      time.Duration
@@ -34,7 +37,7 @@ func (p *MemoryStores) StoreFor(cfg *engine.Config) engine.Store {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cur == nil || p.ttl != cfg.TTL || p.capacity != cfg.Capacity {
-		p.cur = engine.NewMemoryStore(cfg.Capacity, cfg.TTL, nil)
+		p.cur = engine.NewMemoryStore(cfg.Capacity, cfg.TTL, p.Now)
 		p.ttl, p.capacity = cfg.TTL, cfg.Capacity
 	}
 	return p.cur
@@ -72,36 +75,28 @@ func (c *countingStore) Get(dst []byte, key string) ([]byte, bool, error) {
 	return rec, ok, err
 }
 
-func (c *countingStore) AddInFlight(delta int64) (int64, error) {
-	n, err := c.s.AddInFlight(delta)
+func (c *countingStore) Enter(owner uint64, rec []byte) error {
+	err := c.s.Enter(owner, rec)
 	if err != nil {
-		c.fail("inflight", err)
-	}
-	return n, err
-}
-
-func (c *countingStore) PutSole(owner uint64, rec []byte) error {
-	err := c.s.PutSole(owner, rec)
-	if err != nil {
-		c.fail("putsole", err)
+		c.fail("enter", err)
 	}
 	return err
 }
 
-func (c *countingStore) Sole(dst []byte) (uint64, []byte, bool, error) {
-	o, rec, ok, err := c.s.Sole(dst)
+func (c *countingStore) Leave(owner uint64) error {
+	err := c.s.Leave(owner)
+	if err != nil {
+		c.fail("leave", err)
+	}
+	return err
+}
+
+func (c *countingStore) Sole(dst []byte) (int, []byte, bool, error) {
+	n, rec, ok, err := c.s.Sole(dst)
 	if err != nil {
 		c.fail("sole", err)
 	}
-	return o, rec, ok, err
-}
-
-func (c *countingStore) ClearSole(owner uint64) error {
-	err := c.s.ClearSole(owner)
-	if err != nil {
-		c.fail("clearsole", err)
-	}
-	return err
+	return n, rec, ok, err
 }
 
 // rateLimitedLog writes at most one record per interval; the next record

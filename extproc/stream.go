@@ -333,7 +333,7 @@ func (ps *procStream) mutation(muts []engine.Mutation) *extprocv3.HeaderMutation
 	hm := &extprocv3.HeaderMutation{}
 	for i := range muts {
 		m := &muts[i]
-		if forbidden(m.Name) {
+		if forbidden(m.Name, ps.s.envoyH) {
 			ps.s.m.dropped.WithLabelValues("forbidden").Inc()
 			continue
 		}
@@ -363,11 +363,11 @@ func (ps *procStream) mutation(muts []engine.Mutation) *extprocv3.HeaderMutation
 	return hm
 }
 
-// forbidden: pseudo-headers, host, and x-envoy-*, which Envoy's default
-// HeaderMutationRules refuse to set or remove (:authority, :scheme and
-// :method by name; every ":" header may never be removed).
-func forbidden(name string) bool {
-	return name == "" || name[0] == ':' || name == "host" || strings.HasPrefix(name, "x-envoy-")
+// forbidden: pseudo-headers, host, and x-envoy-* (unless allowEnvoy), which
+// Envoy's default HeaderMutationRules refuse to set or remove (:authority,
+// :scheme and :method by name; every ":" header may never be removed).
+func forbidden(name string, allowEnvoy bool) bool {
+	return name == "" || name[0] == ':' || name == "host" || !allowEnvoy && strings.HasPrefix(name, "x-envoy-")
 }
 
 // validName: a lower-case RFC 9110 token.
@@ -405,17 +405,16 @@ func (ps *procStream) immediate(r *engine.Reply) *extprocv3.ImmediateResponse {
 	return ir
 }
 
-// metadata returns the metadata-sink tags as dynamic metadata under the
-// tracebridge namespace. Filter-state tags go there too: ext_proc cannot
-// write Envoy filter state, and dynamic metadata is what custom tags and
-// access logs read.
+// metadata returns the tags as dynamic metadata under the tracebridge
+// namespace. Every tag goes there, whatever its sinks: dynamic metadata is
+// the only per-request channel from ext_proc to Envoy's tracer and access
+// log (ext_proc cannot write filter state), it is invisible until the filter
+// lists the namespace in receiving_namespaces, and it lets one look at what
+// the engine computed. Header and baggage sinks are applied as mutations.
 func metadata(tags []engine.Tag) *structpb.Struct {
 	var fields map[string]*structpb.Value
 	for i := range tags {
 		t := &tags[i]
-		if t.Sinks&(engine.SinkMetadata|engine.SinkFilterState) == 0 {
-			continue
-		}
 		if fields == nil {
 			fields = make(map[string]*structpb.Value, len(tags))
 		}

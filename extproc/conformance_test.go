@@ -1,0 +1,181 @@
+package extproc
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+
+	"github.com/tracebridge/tracebridge/conformance"
+)
+
+// TestConformance runs the project's conformance vectors through a real gRPC
+// client, over bufconn and over TCP. Everything is observed the way Envoy
+// observes it: header mutations, local replies and dynamic metadata in the
+// gRPC replies, decisions in the Prometheus counters; the direction and the
+// peer address travel as request attributes (xds.listener_direction,
+// source.address).
+func TestConformance(t *testing.T) {
+	f, err := conformance.LoadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			conformance.Run(t, f, func(t *testing.T, policy string) conformance.Host {
+				clock := f.Clock()
+				// The vectors remove x-envoy-force-trace from untrusted
+				// requests: an Envoy filter with mutation_rules.allow_envoy.
+				env := startServer(t, tr, string(f.Policy(policy)), Options{
+					AllowEnvoyHeaders: true,
+					Env:               f.Getenv,
+					Now:               func() time.Time { return clock },
+				})
+				return &grpcHost{t: t, env: env, streams: map[string]*hostStream{}}
+			})
+		})
+	}
+}
+
+// grpcHost is a conformance.Host speaking ext_proc to the server.
+type grpcHost struct {
+	t       *testing.T
+	env     *testEnv
+	streams map[string]*hostStream
+}
+
+type hostStream struct {
+	s      extprocv3.ExternalProcessor_ProcessClient
+	cancel context.CancelFunc
+}
+
+func toPairs(in []conformance.Header) []pair {
+	out := make([]pair, len(in))
+	for i, h := range in {
+		out[i] = pair{strings.ToLower(h[0]), h[1]}
+	}
+	return out
+}
+
+func fromPairs(in []pair) []conformance.Header {
+	out := make([]conformance.Header, len(in))
+	for i, p := range in {
+		out[i] = conformance.Header(p)
+	}
+	return out
+}
+
+func pairsMap(in []pair) *extprocv3.HttpHeaders {
+	kv := make([]string, 0, 2*len(in))
+	for _, p := range in {
+		kv = append(kv, p[0], p[1])
+	}
+	return &extprocv3.HttpHeaders{Headers: hmap(kv...)}
+}
+
+func (h *grpcHost) Request(stream, direction, source string, headers []conformance.Header) (conformance.RequestOutcome, error) {
+	var out conformance.RequestOutcome
+	if _, ok := h.streams[stream]; ok {
+		return out, fmt.Errorf("stream %q already open", stream)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	s, err := h.env.client.Process(ctx)
+	if err != nil {
+		cancel()
+		return out, err
+	}
+	h.streams[stream] = &hostStream{s: s, cancel: cancel}
+	a := []any{}
+	switch direction {
+	case "inbound":
+		a = append(a, attrListenerDirection, 1)
+	case "outbound":
+		a = append(a, attrListenerDirection, 2)
+	}
+	if source != "" {
+		a = append(a, attrSourceAddress, net.JoinHostPort(source, "40000"))
+	}
+	in := toPairs(headers)
+	before := decisionCounts(h.t, h.env.m)
+	hh := pairsMap(in)
+	if err := s.Send(&extprocv3.ProcessingRequest{
+		Request:    &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: hh},
+		Attributes: attrs(a...),
+	}); err != nil {
+		return out, err
+	}
+	resp, err := s.Recv()
+	if err != nil {
+		return out, err
+	}
+	out.Decisions = decisionDelta(before, decisionCounts(h.t, h.env.m))
+	switch r := resp.Response.(type) {
+	case *extprocv3.ProcessingResponse_ImmediateResponse:
+		out.Reply = &conformance.Reply{Status: int(r.ImmediateResponse.GetStatus().GetCode()), Body: string(r.ImmediateResponse.GetBody())}
+	case *extprocv3.ProcessingResponse_RequestHeaders:
+		out.Headers = fromPairs(applyMutation(h.t, in, r.RequestHeaders.GetResponse().GetHeaderMutation()))
+	default:
+		return out, fmt.Errorf("reply to request headers is %T", resp.Response)
+	}
+	for name, v := range resp.GetDynamicMetadata().GetFields()[MetadataNamespace].GetStructValue().GetFields() {
+		if out.Tags == nil {
+			out.Tags = map[string]string{}
+		}
+		out.Tags[name] = v.GetStringValue()
+	}
+	if extra := len(resp.GetDynamicMetadata().GetFields()); extra > 1 {
+		return out, fmt.Errorf("dynamic metadata has %d namespaces, want only %q", extra, MetadataNamespace)
+	}
+	return out, nil
+}
+
+func (h *grpcHost) Response(stream string, headers []conformance.Header) ([]conformance.Header, error) {
+	hs, ok := h.streams[stream]
+	if !ok {
+		return nil, fmt.Errorf("stream %q is not open", stream)
+	}
+	in := toPairs(headers)
+	if err := hs.s.Send(&extprocv3.ProcessingRequest{
+		Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: pairsMap(in)},
+	}); err != nil {
+		return nil, err
+	}
+	resp, err := hs.s.Recv()
+	if err != nil {
+		return nil, err
+	}
+	r, ok := resp.Response.(*extprocv3.ProcessingResponse_ResponseHeaders)
+	if !ok {
+		return nil, fmt.Errorf("reply to response headers is %T", resp.Response)
+	}
+	return fromPairs(applyMutation(h.t, in, r.ResponseHeaders.GetResponse().GetHeaderMutation())), nil
+}
+
+func (h *grpcHost) End(stream string) error {
+	hs, ok := h.streams[stream]
+	if !ok {
+		return fmt.Errorf("stream %q is not open", stream)
+	}
+	delete(h.streams, stream)
+	defer hs.cancel()
+	before := decisionCounts(h.t, h.env.m)
+	if err := hs.s.CloseSend(); err != nil {
+		return err
+	}
+	// The server ends the stream after OnDone: EOF means the engine state
+	// is released.
+	if _, err := hs.s.Recv(); err == nil || err.Error() != "EOF" {
+		return fmt.Errorf("end of stream: %v", err)
+	}
+	if d := decisionDelta(before, decisionCounts(h.t, h.env.m)); len(d) > 0 {
+		return fmt.Errorf("decisions on stream end: %v", d)
+	}
+	return nil
+}
+
+// Compile-time check: the host is what the runner drives.
+var _ conformance.Host = (*grpcHost)(nil)

@@ -1,0 +1,12 @@
+package testdeps
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// setProcAttrs makes the kernel kill the child if the test binary dies, so a
+// test that times out or panics leaves no server running.
+func setProcAttrs(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}

@@ -11,42 +11,48 @@ import (
 // NewHost starts proxytest's host emulator on vm, which may be a *VM (the
 // compiled module) or any native types.VMContext (the same plugin under plain
 // Go), so one test body can drive both. opt may be nil; its VM context is set
-// to vm. The emulator is reset at cleanup.
+// to vm. The emulator is released at tb's cleanup.
 //
-// proxytest.NewHostEmulator takes a process-wide lock and calls into the
-// plugin (NewPluginContext) while holding it; if that panics, the lock is
-// never released and every later test hangs. NewHost recovers, releases the
-// lock, resets the SDK state and fails tb instead.
+// proxytest allows one emulator at a time in a process: a second NewHost (or
+// StartHost) waits until the first is released. A test that needs two hosts
+// in turn uses StartHost and releases the first itself.
 func NewHost(tb testing.TB, vm types.VMContext, opt *proxytest.EmulatorOption) proxytest.HostEmulator {
 	tb.Helper()
-	if opt == nil {
-		opt = proxytest.NewEmulatorOption()
+	host, release, err := StartHost(vm, opt)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	host, reset, panicked := newHostEmulator(opt.WithVMContext(vm))
-	if panicked != nil {
-		tb.Fatalf("wasmtest: creating the host emulator: %v", panicked)
-	}
-	tb.Cleanup(reset)
+	tb.Cleanup(release)
 	return host
 }
 
-func newHostEmulator(opt *proxytest.EmulatorOption) (host proxytest.HostEmulator, reset func(), panicked any) {
+// StartHost is NewHost with an explicit release, which must be called.
+//
+// proxytest.NewHostEmulator takes the process-wide lock and then calls into
+// the plugin (NewPluginContext); if that panics, the lock is never released
+// and every later test hangs. StartHost recovers, releases the lock, resets
+// the SDK state and returns the panic as an error.
+func StartHost(vm types.VMContext, opt *proxytest.EmulatorOption) (host proxytest.HostEmulator, release func(), err error) {
+	if opt == nil {
+		opt = proxytest.NewEmulatorOption()
+	}
 	defer func() {
-		if r := recover(); r != nil {
-			panicked = r
-			// Everything in NewHostEmulator before it takes the lock only
-			// allocates, so a panic means the lock is held by this goroutine.
-			// TryLock guards against releasing a lock someone else holds.
-			if !sdkHostMutex.TryLock() {
-				sdkVMStateReset()
-				sdkHostMutex.Unlock()
-			} else {
-				sdkHostMutex.Unlock()
-			}
+		r := recover()
+		if r == nil {
+			return
 		}
+		err = fmt.Errorf("wasmtest: creating the host emulator: %v", r)
+		// Before taking the lock NewHostEmulator only allocates, so after a
+		// panic the lock is held by this goroutine; TryLock guards against
+		// releasing a lock that someone else holds.
+		locked := !sdkHostMutex.TryLock()
+		if locked {
+			sdkVMStateReset()
+		}
+		sdkHostMutex.Unlock()
 	}()
-	host, reset = proxytest.NewHostEmulator(opt)
-	return host, reset, nil
+	host, release = proxytest.NewHostEmulator(opt.WithVMContext(vm))
+	return host, release, nil
 }
 
 // Request is one HTTP exchange for Exchange.

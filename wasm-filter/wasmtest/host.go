@@ -3,6 +3,7 @@ package wasmtest
 import (
 	"context"
 	"fmt"
+	"sync"
 	"unsafe"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/proxytest"
@@ -238,7 +239,7 @@ func out(ctx context.Context, m api.Module, st uint32, p *byte, n int, retPtr, r
 	}
 	var addr uint32
 	if n > 0 {
-		res, err := m.ExportedFunction("proxy_on_memory_allocate").Call(ctx, uint64(n))
+		res, err := allocFunc(m).Call(ctx, uint64(n))
 		if err != nil {
 			panic(fmt.Errorf("wasmtest: proxy_on_memory_allocate(%d): %w", n, err))
 		}
@@ -250,4 +251,17 @@ func out(ctx context.Context, m api.Module, st uint32, p *byte, n int, retPtr, r
 	writeU32(m, retPtr, addr)
 	writeU32(m, retSize, uint32(n))
 	return st
+}
+
+// allocFuncs caches each instance's proxy_on_memory_allocate: looking an
+// export up builds a new function object, a measurable share of a request.
+var allocFuncs sync.Map // api.Module → api.Function
+
+func allocFunc(m api.Module) api.Function {
+	if f, ok := allocFuncs.Load(m); ok {
+		return f.(api.Function)
+	}
+	f := m.ExportedFunction("proxy_on_memory_allocate")
+	allocFuncs.Store(m, f)
+	return f
 }

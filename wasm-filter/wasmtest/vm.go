@@ -189,7 +189,10 @@ func NewVM(tb testing.TB, o Options) *VM {
 }
 
 // Close releases the instance (the compiled module stays cached).
-func (vm *VM) Close() error { return vm.mod.Close(vm.ctx) }
+func (vm *VM) Close() error {
+	allocFuncs.Delete(vm.mod)
+	return vm.mod.Close(vm.ctx)
+}
 
 // Module is the wazero instance, for calls the VM does not wrap.
 func (vm *VM) Module() api.Module { return vm.mod }
@@ -205,14 +208,20 @@ func (vm *VM) Delete(contextID uint32) {
 }
 
 // call runs a guest export with the VM's reusable stack and returns the first
-// result. A trap is a test failure of the module, not of the caller: it
-// panics with the guest error, which proxytest's callers surface as a test
-// panic (NewHost makes sure the emulator's lock is not left held).
+// result. A trap (a Go panic inside the guest ends as one) panics here with
+// the guest error, because proxytest's interfaces have no error results; the
+// Go runtime of that instance is dead afterwards, so the VM must not be used
+// again.
 func (vm *VM) call(fn api.Function, params ...uint64) uint64 {
 	s := vm.stack[:]
 	copy(s, params)
 	if err := fn.CallWithStack(vm.ctx, s); err != nil {
-		panic(fmt.Errorf("wasmtest: %s: %w", fn.Definition().Name(), err))
+		// The module is stripped (no name section): name the export.
+		name := fn.Definition().Name()
+		if names := fn.Definition().ExportNames(); len(names) > 0 {
+			name = names[0]
+		}
+		panic(fmt.Errorf("wasmtest: %s: %w", name, err))
 	}
 	return s[0]
 }

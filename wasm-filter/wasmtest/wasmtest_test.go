@@ -1,0 +1,231 @@
+package wasmtest
+
+import (
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// wasiImports is the exact WASI surface of the module. ENVOY-FACTS 7 lists
+// the 15 calls a standard-Go wasip1 module that links os imports (the SDK's
+// fmt does); this module adds fd_read, which proxy-wasm-cpp-host has long
+// provided as an ENOSYS stub (src/exports.cc, wasi_unstable_fd_read). Envoy
+// refuses a module importing anything it does not provide, so a change here
+// is a change of the supported Envoy floor: check it before updating the list.
+var wasiImports = []string{
+	"args_get", "args_sizes_get", "clock_time_get", "environ_get", "environ_sizes_get",
+	"fd_close", "fd_fdstat_get", "fd_fdstat_set_flags", "fd_prestat_dir_name", "fd_prestat_get",
+	"fd_read", "fd_write", "poll_oneoff", "proc_exit", "random_get", "sched_yield",
+}
+
+func compiled(t *testing.T) {
+	t.Helper()
+	_, took, err := Compiled()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("module compiled (or loaded from the cache) in %v", took.Round(time.Millisecond))
+}
+
+func TestModuleImports(t *testing.T) {
+	compiled(t)
+	env := map[string]hostFunc{}
+	for _, f := range hostFuncs {
+		env[f.name] = f
+	}
+	var wasi, proxy []string
+	for _, def := range shared.compiled.ImportedFunctions() {
+		mod, name, _ := def.Import()
+		switch mod {
+		case "wasi_snapshot_preview1":
+			wasi = append(wasi, name)
+		case "env":
+			proxy = append(proxy, name)
+			f, ok := env[name]
+			if !ok {
+				t.Errorf("env.%s is not a proxy-wasm host function", name)
+				continue
+			}
+			if !slices.Equal(def.ParamTypes(), f.params) || !slices.Equal(def.ResultTypes(), f.results) {
+				t.Errorf("env.%s: module imports %v -> %v, the ABI has %v -> %v",
+					name, types2(def.ParamTypes()), types2(def.ResultTypes()), types2(f.params), types2(f.results))
+			}
+		default:
+			t.Errorf("import from module %q: %s", mod, name)
+		}
+	}
+	if n := len(shared.compiled.ImportedMemories()); n != 0 {
+		t.Errorf("module imports %d memories", n)
+	}
+	// The Go linker imports a function once per Go declaration (runtime and
+	// syscall both declare some): compare the set.
+	sort.Strings(wasi)
+	wasi = slices.Compact(wasi)
+	sort.Strings(proxy)
+	t.Logf("wasi_snapshot_preview1 (%d): %s", len(wasi), strings.Join(wasi, " "))
+	t.Logf("env (%d): %s", len(proxy), strings.Join(proxy, " "))
+	if !slices.Equal(wasi, wasiImports) {
+		t.Errorf("WASI imports changed:\n got  %v\n want %v", wasi, wasiImports)
+	}
+}
+
+func types2(ts []api.ValueType) string {
+	var s []string
+	for _, t := range ts {
+		s = append(s, api.ValueTypeName(t))
+	}
+	return "(" + strings.Join(s, ",") + ")"
+}
+
+func TestModuleExports(t *testing.T) {
+	compiled(t)
+	i32 := api.ValueTypeI32
+	want := map[string][2][]api.ValueType{
+		"_initialize":                          {nil, nil},
+		"proxy_abi_version_0_2_1":              {nil, nil},
+		"proxy_on_memory_allocate":             {{i32}, {i32}},
+		"proxy_on_vm_start":                    {{i32, i32}, {i32}},
+		"proxy_on_configure":                   {{i32, i32}, {i32}},
+		"proxy_on_context_create":              {{i32, i32}, nil},
+		"proxy_on_new_connection":              {{i32}, {i32}},
+		"proxy_on_downstream_data":             {{i32, i32, i32}, {i32}},
+		"proxy_on_downstream_connection_close": {{i32, i32}, nil},
+		"proxy_on_upstream_data":               {{i32, i32, i32}, {i32}},
+		"proxy_on_upstream_connection_close":   {{i32, i32}, nil},
+		"proxy_on_request_headers":             {{i32, i32, i32}, {i32}},
+		"proxy_on_request_body":                {{i32, i32, i32}, {i32}},
+		"proxy_on_request_trailers":            {{i32, i32}, {i32}},
+		"proxy_on_response_headers":            {{i32, i32, i32}, {i32}},
+		"proxy_on_response_body":               {{i32, i32, i32}, {i32}},
+		"proxy_on_response_trailers":           {{i32, i32}, {i32}},
+		"proxy_on_http_call_response":          {{i32, i32, i32, i32, i32}, nil},
+		"proxy_on_done":                        {{i32}, {i32}},
+		"proxy_on_log":                         {{i32}, nil},
+		"proxy_on_delete":                      {{i32}, nil},
+		"proxy_on_queue_ready":                 {{i32, i32}, nil},
+		"proxy_on_tick":                        {{i32}, nil},
+	}
+	exports := shared.compiled.ExportedFunctions()
+	var names []string
+	for name := range exports {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	t.Logf("exports: %s", strings.Join(names, " "))
+	for name, sig := range want {
+		def, ok := exports[name]
+		if !ok {
+			t.Errorf("missing export %s", name)
+			continue
+		}
+		if !slices.Equal(def.ParamTypes(), sig[0]) || !slices.Equal(def.ResultTypes(), sig[1]) {
+			t.Errorf("%s: %v -> %v, want %v -> %v", name,
+				types2(def.ParamTypes()), types2(def.ResultTypes()), types2(sig[0]), types2(sig[1]))
+		}
+	}
+	// A reactor only: a _start would make hosts run main as a command.
+	if _, ok := exports["_start"]; ok {
+		t.Error("module exports _start: it must be a reactor")
+	}
+	for name := range exports {
+		if _, ok := want[name]; !ok && strings.HasPrefix(name, "proxy_") {
+			t.Errorf("unexpected proxy-wasm export %s", name)
+		}
+	}
+	if _, ok := shared.compiled.ExportedMemories()["memory"]; !ok {
+		t.Error("module does not export its memory")
+	}
+}
+
+type panickingVM struct{ types.DefaultVMContext }
+
+func (panickingVM) NewPluginContext(uint32) types.PluginContext { panic("plugin root exploded") }
+
+// TestStartHostRecovers checks that a plugin panicking while the emulator is
+// created fails only that attempt: the next emulator starts instead of
+// waiting forever for proxytest's lock.
+func TestStartHostRecovers(t *testing.T) {
+	_, _, err := StartHost(&panickingVM{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "plugin root exploded") {
+		t.Fatalf("StartHost returned %v, want the panic as an error", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, release, err := StartHost(&types.DefaultVMContext{}, nil)
+		if err == nil {
+			release()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the next emulator is still waiting for proxytest's lock")
+	}
+}
+
+// TestCompiledTrapSurfaces checks that a trap in the guest reaches the test as
+// a panic naming the export, and that the emulator is not left locked.
+func TestCompiledTrapSurfaces(t *testing.T) {
+	var stderr strings.Builder
+	vm := NewVM(t, Options{Stderr: &stderr})
+	host, release, err := StartHost(vm, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	host.StartVM()
+	host.StartPlugin()
+	defer func() {
+		r := recover()
+		if r == nil || !strings.Contains(fmtAny(r), "proxy_on_request_headers") {
+			t.Fatalf("recovered %v, want a trap in proxy_on_request_headers", r)
+		}
+		// The guest's Go runtime reports its panic on stderr before trapping.
+		if !strings.Contains(stderr.String(), "panic: invalid context on proxy_on_request_headers") {
+			t.Fatalf("guest stderr: %q", stderr.String())
+		}
+	}()
+	// An HTTP context the guest never saw: the SDK panics inside the guest.
+	vm.call(vm.fn.requestHeaders, 999, 0, 0)
+}
+
+func fmtAny(v any) string {
+	if err, ok := v.(error); ok {
+		return err.Error()
+	}
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return ""
+}
+
+func TestModuleIsFresh(t *testing.T) {
+	path, err := EnsureModule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := ModulePath(); p != path {
+		t.Fatalf("EnsureModule gave %s, ModulePath %s", path, p)
+	}
+	fresh, err := isFresh(root, path)
+	if err != nil || !fresh {
+		t.Fatalf("after EnsureModule the module is not fresh (%v)", err)
+	}
+	newest, err := newestSource(root)
+	if err != nil || newest.IsZero() {
+		t.Fatalf("newest source %v, %v", newest, err)
+	}
+}

@@ -258,6 +258,7 @@ func readPeer(req *extprocv3.ProcessingRequest, hh *extprocv3.HttpHeaders) peerI
 		}
 	}
 	scan(req.Attributes)
+	//lint:ignore SA1019 Envoy before 1.29 sent the attributes here.
 	scan(hh.GetAttributes())
 	return p
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/tracebridge/tracebridge/tools/manifests"
 )
 
 func main() {
@@ -19,6 +21,7 @@ commands:
   config validate FILE   check a policy document (JSON or YAML); exit 1 with field-path errors
   config default         print the zero-config policy
   debug-token            make a signed debug token (see docs/POLICY.md)
+  manifests render       render Istio/Envoy manifests of a deployment mode from one policy
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -31,6 +34,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runConfig(args[1:], stdout, stderr)
 	case "debug-token":
 		return runDebugToken(args[1:], stdout, stderr)
+	case "manifests":
+		return manifests.RunManifestsCommand(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,0 +1,472 @@
+package manifests
+
+import (
+	"fmt"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+const (
+	floorComment = `Support floor (ENVOY-FACTS 7): the module is built by the standard Go
+compiler. It loads in Envoy >= 1.33 (Istio >= 1.25), but before Envoy 1.39
+(Istio 1.31) the host's poll_oneoff fails and the Go runtime can crash after
+a GC cycle (golang/go#78513, envoy#44526): the supported floor is Envoy 1.39 /
+Istio 1.31; 1.33-1.38 are at risk. Tags with the filterState sink need
+Envoy >= 1.37 (custom tags of type value).`
+
+	phaseComment = `phase STATS, priority 1000: after Istio's authentication filters, so tags
+read from JWT claims come only from tokens RequestAuthentication verified (the
+engine reads claims WITHOUT checking signatures, docs/POLICY.md), and after
+authorization, so requests RBAC denies cost no correlation record. The
+highest priority runs first within a phase: other STATS-phase extensions see
+the repaired context. No phase runs before Envoy's span is created
+(ENVOY-FACTS 1); what must happen before it is the edge-trust mode's job.`
+
+	failComment = `failStrategy FAIL_OPEN: tracebridge is observability. If the image cannot
+be fetched or the VM fails (a real risk below Envoy 1.39, see the floor),
+requests pass without the filter instead of the FAIL_CLOSE default answering
+errors for every request of the workload.`
+)
+
+func (r *renderer) wasmCommon(d *derived) (string, map[string]any) {
+	cfg := map[string]any{
+		"url":             r.o.Image,
+		"imagePullPolicy": "IfNotPresent",
+		"pluginConfig":    policyObject(d),
+		"failStrategy":    "FAIL_OPEN",
+		"type":            "HTTP",
+	}
+	if r.o.SHA256 != "" {
+		cfg["sha256"] = r.o.SHA256
+	}
+	comment := floorComment + "\n\n" + phaseComment + "\n\n" + failComment + `
+
+match CLIENT_AND_SERVER: the filter records inbound contexts (SERVER) and
+restores them on the app's outbound calls (CLIENT).
+pluginConfig is the policy document (the same JSON the ext_proc service reads).
+` + notesComment(d)
+	return comment, cfg
+}
+
+func (r *renderer) sidecarAutoForward() ([]File, error) {
+	d, err := r.p.derive(placeSidecar)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ModeSidecarAutoForward, err)
+	}
+	ns := r.o.sidecarNS()
+	comment, wasm := r.wasmCommon(d)
+	match := []any{map[string]any{"mode": "CLIENT_AND_SERVER"}}
+	selector := map[string]any{"matchLabels": labelsAny(r.o.WorkloadLabels)}
+
+	te := map[string]any{
+		"apiVersion": "extensions.istio.io/v1alpha1",
+		"kind":       "TrafficExtension",
+		"metadata":   r.meta("tracebridge", ns),
+		"spec": map[string]any{
+			"selector": selector,
+			"phase":    "STATS",
+			"priority": 1000,
+			"match":    match,
+			"wasm":     wasm,
+		},
+	}
+	wpSpec := map[string]any{
+		"selector": selector,
+		"phase":    "STATS",
+		"priority": 1000,
+		"match":    match,
+	}
+	for k, v := range wasm {
+		wpSpec[k] = v
+	}
+	wp := map[string]any{
+		"apiVersion": "extensions.istio.io/v1alpha1",
+		"kind":       "WasmPlugin",
+		"metadata":   r.meta("tracebridge", ns),
+		"spec":       wpSpec,
+	}
+
+	tel, telComment := r.telemetry(ns, selector)
+	base := "istio/overlays/" + ModeSidecarAutoForward + "/"
+	return []File{
+		{base + "kustomization.yaml", kustomization(`Sidecar auto-forward (DESIGN.md "Deployment modes" 1): the wasm filter in
+both directions of the selected sidecars, and client-side tracing off for them.
+Istio 1.30+: TrafficExtension. Istio < 1.30: replace trafficextension.yaml with
+wasmplugin.yaml (never apply both: the filter would run twice).`,
+			"telemetry.yaml", "trafficextension.yaml")},
+		{base + "trafficextension.yaml", yamlFile(doc{comment: "TrafficExtension (Istio 1.30+, ENVOY-FACTS 4).\n\n" + comment, obj: te})},
+		{base + "wasmplugin.yaml", yamlFile(doc{comment: "WasmPlugin (Istio < 1.30; same settings as trafficextension.yaml).\n\n" + comment, obj: wp})},
+		{base + "telemetry.yaml", yamlFile(doc{comment: telComment, obj: tel})},
+	}, nil
+}
+
+func (r *renderer) telemetry(ns string, selector map[string]any) (map[string]any, string) {
+	tags := map[string]any{}
+	var formatter []string
+	for _, t := range r.p.tags() {
+		if !t.inbound {
+			continue
+		}
+		switch {
+		case t.header2:
+			tags[t.name] = map[string]any{"header": map[string]any{"name": t.header}}
+		case t.filterState:
+			tags[t.name] = map[string]any{"formatter": map[string]any{"value": filterStateFormat(t.name)}}
+			formatter = append(formatter, t.name)
+		}
+	}
+	server := map[string]any{"match": map[string]any{"mode": "SERVER"}}
+	if len(tags) > 0 {
+		server["customTags"] = tags
+	}
+	tel := map[string]any{
+		"apiVersion": "telemetry.istio.io/v1alpha1",
+		"kind":       "Telemetry",
+		"metadata":   r.meta("tracebridge", ns),
+		"spec": map[string]any{
+			"selector": selector,
+			"tracing": []any{
+				server,
+				map[string]any{"match": map[string]any{"mode": "CLIENT"}, "disableSpanReporting": true},
+			},
+		},
+	}
+	comment := `Server-side tracing kept, client-side tracing off for the workloads the
+wasm filter runs in (ENVOY-FACTS 4): the outbound HTTP connection manager then
+has no tracing block, outbound spans are NullSpans, and the trace headers the
+filter restores reach the next hop untouched (ENVOY-FACTS 2).
+
+Two entries rather than only match.mode SERVER: Istio starts BOTH sides from
+meshConfig.defaultProviders.tracing, so a SERVER-only entry leaves the client
+side traced whenever the mesh has a default provider. The CLIENT entry sets
+disableSpanReporting, which Istio turns into "no tracing block" on outbound
+listeners (pilot/pkg/model/telemetry.go, pilot/pkg/networking/core/tracing.go).
+Caveats: no provider is named, so the server side uses the mesh default
+provider (add providers: [{name: ...}] to the SERVER entry if the mesh has
+none, or Istio disables both sides); Istio applies only one selector-based
+Telemetry per workload, so do not select these workloads with another one.
+disableContextPropagation (Istio 1.30+) is not used: with no tracing block
+nothing is injected anyway, and older Telemetry CRDs reject the field.
+
+customTags: the policy's tags with the header sink that apply to inbound
+requests, read from the request header the filter sets (default
+x-tracebridge-<name>). They replace the customTags of a namespace or root
+Telemetry for these workloads.`
+	if len(formatter) > 0 {
+		comment += "\nTags " + strings.Join(formatter, ", ") + " use the filterState sink: type formatter\n(istio.io/api 1.31 Telemetry) and Envoy >= 1.37."
+	}
+	return tel, comment
+}
+
+// preciseParenting installs the module as an upstream HTTP filter of the
+// inbound clusters (ENVOY-FACTS 3): an ECDS resource carrying the wasm
+// config (istio-agent fetches oci:// modules for ECDS wasm configs) and a
+// cluster patch referencing it.
+func (r *renderer) preciseParenting() ([]File, error) {
+	d, err := r.p.derive(placeSidecarUpstream)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ModePreciseParenting, err)
+	}
+	ns := r.o.sidecarNS()
+	const ecdsName = "tracebridge-upstream"
+	ext := &corev3.TypedExtensionConfig{
+		Name:        ecdsName,
+		TypedConfig: mustAny(wasmFilter(d.json, "", remoteOCI(r.o.Image, r.o.SHA256))),
+	}
+	filter := &hcmv3.HttpFilter{Name: ecdsName, ConfigType: &hcmv3.HttpFilter_ConfigDiscovery{
+		ConfigDiscovery: &corev3.ExtensionConfigSource{
+			ConfigSource: &corev3.ConfigSource{
+				ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+				ResourceApiVersion:    corev3.ApiVersion_V3,
+				InitialFetchTimeout:   durationpb.New(0),
+			},
+			DefaultConfig:                    noopUpstreamFilter(),
+			ApplyDefaultConfigWithoutWarming: true,
+			TypeUrls:                         []string{typeURLPrefix + "envoy.extensions.filters.http.wasm.v3.Wasm"},
+		},
+	}}
+	opts := protocolOptions([]*hcmv3.HttpFilter{filter}, true, false)
+	ef := map[string]any{
+		"apiVersion": "networking.istio.io/v1alpha3",
+		"kind":       "EnvoyFilter",
+		"metadata":   r.meta("tracebridge-precise-parenting", ns),
+		"spec": map[string]any{
+			"workloadSelector": map[string]any{"labels": labelsAny(r.o.WorkloadLabels)},
+			"configPatches": []any{
+				map[string]any{
+					"applyTo": "EXTENSION_CONFIG",
+					"patch":   map[string]any{"operation": "ADD", "value": toMap(ext)},
+				},
+				map[string]any{
+					"applyTo": "CLUSTER",
+					"match":   map[string]any{"context": "SIDECAR_INBOUND"},
+					"patch": map[string]any{"operation": "MERGE", "value": map[string]any{
+						"typed_extension_protocol_options": map[string]any{nameHTTPProtocol: toMap(opts)},
+					}},
+				},
+			},
+		},
+	}
+	comment := `Precise parenting (DESIGN.md "Deployment modes" 2): the same module, also
+installed as an upstream HTTP filter of every inbound cluster. Upstream
+filters run after the router injected the server span's context
+(ENVOY-FACTS 3), so the inbound record taken there names THIS hop's server
+span, and the next hop's parent is that span. Apply with sidecar-auto-forward:
+the listener instance restores on outbound what this instance records.
+Istio never generates upstream filters: this needs an EnvoyFilter.
+
+Patch 1 (EXTENSION_CONFIG): the wasm config as an ECDS resource; istio-agent
+fetches the oci:// module for ECDS wasm configs as it does for WasmPlugin.
+vm_id is empty like Istio's WasmPlugin VMs (ENVOY-FACTS 4): proxy-wasm shared
+data is keyed by vm_id, and the records must be visible to the listener
+instance. failure_policy FAIL_OPEN, for the reason given in
+trafficextension.yaml.
+Patch 2 (CLUSTER MERGE): Istio's proto merge REPLACES map entries, so this
+HttpProtocolOptions replaces the one Istio generated for the inbound cluster
+and must choose the upstream protocol itself: use_downstream_protocol_config
+(the app gets the protocol the caller used, as Istio does for sniffed ports).
+Istio's idle timeout for the cluster is dropped with it. Until the module
+arrives, the ECDS default config (an empty header_mutation filter) lets
+requests through.
+
+` + floorComment + " Upstream wasm filters: Envoy >= 1.31.\n\n" + notesComment(d)
+	return []File{
+		{"istio/overlays/" + ModePreciseParenting + "/kustomization.yaml", kustomization(
+			`Precise parenting: sidecar-auto-forward plus the module as an upstream
+filter on inbound clusters.`, "../"+ModeSidecarAutoForward, "envoyfilter.yaml")},
+		{"istio/overlays/" + ModePreciseParenting + "/envoyfilter.yaml", yamlFile(doc{comment: comment, obj: ef})},
+	}, nil
+}
+
+func gatewayListenerMatch(subFilter string) map[string]any {
+	f := map[string]any{"name": nameHCM}
+	if subFilter != "" {
+		f["subFilter"] = map[string]any{"name": subFilter}
+	}
+	return map[string]any{"context": "GATEWAY", "listener": map[string]any{"filterChain": map[string]any{"filter": f}}}
+}
+
+// metadataTagsPatch merges the tracing custom tags of type metadata into the
+// gateway's HCM (list fields are appended by Istio's merge).
+func (r *renderer) metadataTagsPatch() (map[string]any, []string) {
+	tags := customTags(r.p.tags(), false, true, false)
+	if len(tags) == 0 {
+		return nil, nil
+	}
+	var names []string
+	for _, t := range tags {
+		names = append(names, t.Tag)
+	}
+	hcm := &hcmv3.HttpConnectionManager{Tracing: &hcmv3.HttpConnectionManager_Tracing{CustomTags: tags}}
+	return map[string]any{
+		"applyTo": "NETWORK_FILTER",
+		"match":   gatewayListenerMatch(""),
+		"patch": map[string]any{"operation": "MERGE", "value": map[string]any{
+			"typed_config": toMap(hcm),
+		}},
+	}, names
+}
+
+const extProcComment = `ext_proc filter: failure_mode_allow true (an unreachable or slow service
+never fails a request); message_timeout 100ms per message (the engine answers
+in microseconds; the bound is what a sick service may add, twice: request and
+response headers); processing mode headers only (bodies and trailers are
+never sent); metadata_options accepts the "tracebridge" namespace the service
+writes tags to (ENVOY-FACTS 6); request_attributes source.address and
+xds.listener_direction are what the service reads for trust and direction.
+The service is reached through the cluster Istio generates for its Service.`
+
+func (r *renderer) gatewayConfigMap(d *derived, dir string) File {
+	cm := map[string]any{
+		"apiVersion": "v1",
+		"kind":       "ConfigMap",
+		"metadata":   r.meta("tracebridge-policy", r.o.gatewayNS()),
+		"data":       map[string]any{"policy.json": prettyJSON(policyObject(d))},
+	}
+	return File{dir + "configmap.yaml", yamlFile(doc{comment: `The policy the tracebridge-extproc Deployment (base) reads from
+/etc/tracebridge/policy.json; it reloads on change.
+` + notesComment(d), obj: cm})}
+}
+
+func (r *renderer) gatewayEnrichment() ([]File, error) {
+	d, err := r.p.derive(placeGateway)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ModeGatewayEnrichment, err)
+	}
+	ns := r.o.gatewayNS()
+	filter := &hcmv3.HttpFilter{Name: nameExtProc, ConfigType: &hcmv3.HttpFilter_TypedConfig{
+		TypedConfig: mustAny(extProcFilter(envoyGRPC(r.extProcCluster()))),
+	}}
+	patches := []any{map[string]any{
+		"applyTo": "HTTP_FILTER",
+		"match":   gatewayListenerMatch(nameRouter),
+		"patch":   map[string]any{"operation": "INSERT_BEFORE", "value": toMap(filter)},
+	}}
+	tagPatch, names := r.metadataTagsPatch()
+	if tagPatch != nil {
+		patches = append(patches, tagPatch)
+	}
+	ef := map[string]any{
+		"apiVersion": "networking.istio.io/v1alpha3",
+		"kind":       "EnvoyFilter",
+		"metadata":   r.meta("tracebridge-gateway-enrichment", ns),
+		"spec": map[string]any{
+			"workloadSelector": map[string]any{"labels": labelsAny(r.o.GatewayLabels)},
+			"configPatches":    patches,
+		},
+	}
+	comment := `Sidecar-free gateway enrichment (DESIGN.md "Deployment modes" 3): the
+ext_proc filter on the ingress gateway, inserted right before the router (so
+after Istio's authentication and authorization filters), and the span tags
+the service returns as dynamic metadata.
+
+` + extProcComment + `
+
+As a downstream filter its trace-header changes to formats the tracer owns
+are overwritten by the router (ENVOY-FACTS 2, 6); it tags, repairs formats the
+tracer does not write and answers traceresponse for contexts Envoy joined.
+For translation after injection use gateway-enrichment-upstream.
+`
+	if len(names) > 0 {
+		comment += `
+Patch 2 merges tracing custom_tags of type metadata (namespace tracebridge,
+key = tag name) for the policy's tags with the metadata sink: ` + strings.Join(names, ", ") + `.
+Spans are finalized after the response, so metadata set by ext_proc becomes a
+tag (ENVOY-FACTS 6). It assumes tracing is on for the gateway (mesh default
+provider or Telemetry); the list is appended to Istio's own custom tags.
+`
+	}
+	dir := "istio/overlays/" + ModeGatewayEnrichment + "/"
+	return []File{
+		{dir + "kustomization.yaml", kustomization(`Gateway enrichment: the ext_proc service (base), its policy, and the
+EnvoyFilter inserting ext_proc on the ingress gateway.`, "../../base", "configmap.yaml", "envoyfilter.yaml")},
+		r.gatewayConfigMap(d, dir),
+		{dir + "envoyfilter.yaml", yamlFile(doc{comment: comment + "\n" + notesComment(d), obj: ef})},
+	}, nil
+}
+
+func (r *renderer) gatewayEnrichmentUpstream() ([]File, error) {
+	d, err := r.p.derive(placeGatewayUpstream)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ModeGatewayEnrichmentUpstream, err)
+	}
+	if err := r.checkBackends(); err != nil {
+		return nil, err
+	}
+	ns := r.o.gatewayNS()
+	var patches []any
+	for _, b := range r.o.GatewayBackends {
+		host, port, _ := splitHostPort(b)
+		filter := &hcmv3.HttpFilter{Name: nameExtProc, ConfigType: &hcmv3.HttpFilter_TypedConfig{
+			TypedConfig: mustAny(extProcFilter(envoyGRPC(r.extProcCluster()))),
+		}}
+		opts := protocolOptions([]*hcmv3.HttpFilter{filter}, false, false)
+		patches = append(patches, map[string]any{
+			"applyTo": "CLUSTER",
+			"match": map[string]any{"context": "GATEWAY", "cluster": map[string]any{
+				"service": host, "portNumber": port,
+			}},
+			"patch": map[string]any{"operation": "MERGE", "value": map[string]any{
+				"typed_extension_protocol_options": map[string]any{nameHTTPProtocol: toMap(opts)},
+			}},
+		})
+	}
+	tagPatch, names := r.metadataTagsPatch()
+	if tagPatch != nil {
+		patches = append(patches, tagPatch)
+	}
+	ef := map[string]any{
+		"apiVersion": "networking.istio.io/v1alpha3",
+		"kind":       "EnvoyFilter",
+		"metadata":   r.meta("tracebridge-gateway-enrichment-upstream", ns),
+		"spec": map[string]any{
+			"workloadSelector": map[string]any{"labels": labelsAny(r.o.GatewayLabels)},
+			"configPatches":    patches,
+		},
+	}
+	comment := `Gateway enrichment, upstream-filter variant: the ext_proc filter on the
+gateway's clusters to the listed backends instead of on its listener. Upstream
+filters run after the router injected the gateway span's context
+(ENVOY-FACTS 3), so formats translated here agree with the span Envoy
+reports, their changes stick (ENVOY-FACTS 6), and traceresponse names the
+gateway's span. Metadata returned here still becomes span tags. Upstream
+ext_proc needs Envoy >= 1.30 and is alpha there.
+
+One ext_proc service serves one policy, hence one placement: this variant
+replaces the listener filter of gateway-enrichment; apply one or the other.
+One cluster patch per backend (Options.GatewayBackends / --backend): a patch
+without a cluster match would also put ext_proc on the cluster of the ext_proc
+service itself (its own gRPC calls would go through it) and on the trace
+collector's. Istio's proto merge replaces the HttpProtocolOptions entry, so it
+chooses the upstream protocol itself: HTTP/1.1 here; use
+http2_protocol_options for HTTP/2 or gRPC backends.
+
+` + extProcComment + "\n"
+	if len(names) > 0 {
+		comment += "\nThe last patch merges tracing custom_tags of type metadata for: " + strings.Join(names, ", ") + ".\n"
+	}
+	dir := "istio/overlays/" + ModeGatewayEnrichmentUpstream + "/"
+	return []File{
+		{dir + "kustomization.yaml", kustomization(`Gateway enrichment with ext_proc as an upstream filter (format translation
+and traceresponse after injection): the ext_proc service (base), its policy,
+and the EnvoyFilter.`, "../../base", "configmap.yaml", "envoyfilter.yaml")},
+		r.gatewayConfigMap(d, dir),
+		{dir + "envoyfilter.yaml", yamlFile(doc{comment: comment + "\n" + notesComment(d), obj: ef})},
+	}, nil
+}
+
+func (r *renderer) edgeTrust() ([]File, error) {
+	headers, why, err := r.p.earlyRemovals()
+	if err != nil {
+		r.skip(ModeEdgeTrust, err)
+		return nil, nil
+	}
+	if len(headers) == 0 {
+		r.skip(ModeEdgeTrust, fmt.Errorf("nothing to remove: %s", why))
+		return nil, nil
+	}
+	ns := r.o.gatewayNS()
+	hcm := &hcmv3.HttpConnectionManager{EarlyHeaderMutationExtensions: []*corev3.TypedExtensionConfig{earlyMutation(headers)}}
+	ef := map[string]any{
+		"apiVersion": "networking.istio.io/v1alpha3",
+		"kind":       "EnvoyFilter",
+		"metadata":   r.meta("tracebridge-edge-trust", ns),
+		"spec": map[string]any{
+			"workloadSelector": map[string]any{"labels": labelsAny(r.o.GatewayLabels)},
+			"configPatches": []any{map[string]any{
+				"applyTo": "NETWORK_FILTER",
+				"match":   gatewayListenerMatch(""),
+				"patch": map[string]any{"operation": "MERGE", "value": map[string]any{
+					"typed_config": toMap(hcm),
+				}},
+			}},
+		},
+	}
+	comment := `Edge trust boundary (DESIGN.md "Deployment modes" 4): untrusted incoming
+trace headers are removed by the gateway's HTTP connection manager BEFORE
+Envoy creates its span. Envoy creates the span from the incoming headers
+before any HTTP filter runs, and no filter can change its trace id or parent
+afterwards (ENVOY-FACTS 1); early_header_mutation is the only hook that runs
+before, so this is static config generated from the policy, not a filter.
+The filters (wasm, ext_proc) still count and tag what reaches them.
+
+Why these headers: ` + why + `.
+Removed: ` + strings.Join(headers, ", ") + `.
+Only what must go before the span is removed. The debug flag of b3 and
+x-b3-flags stays (for Envoy it only means "sampled", which x-b3-sampled or
+traceparent flags can say too; the filters downgrade and count it). baggage
+stays: it does not feed Envoy's span, and the engine validates it. With
+trust.action restart the filters no longer see the client's trace id, so the
+untrusted_trace_id tag is not set at this edge.
+Every request on the gateway's listeners is treated as untrusted (the
+mutation has no condition), which is what trust.untrustedDirections
+["inbound"] means at an ingress gateway. early_header_mutation: Envoy >= 1.27.`
+	dir := "istio/overlays/" + ModeEdgeTrust + "/"
+	return []File{
+		{dir + "kustomization.yaml", kustomization(`Edge trust boundary: the early header mutation on the ingress gateway.`, "envoyfilter.yaml")},
+		{dir + "envoyfilter.yaml", yamlFile(doc{comment: comment, obj: ef})},
+	}, nil
+}

@@ -1,0 +1,270 @@
+package manifests
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/tracebridge/tracebridge/engine"
+	"github.com/tracebridge/tracebridge/propagation"
+)
+
+// MetadataNamespace is the dynamic-metadata namespace the ext_proc service
+// writes tags under (engine sink "metadata").
+const MetadataNamespace = "tracebridge"
+
+// placeholderEnv lets policies that name environment variables (secretEnv,
+// env tag sources) compile at render time: the values only exist in the
+// proxy or the ext_proc pod.
+func placeholderEnv(string) string { return "render-time-placeholder-value" }
+
+// PolicyJSON accepts a JSON policy as is and converts YAML to JSON.
+func PolicyJSON(data []byte) ([]byte, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] == '{' {
+		return trimmed, nil
+	}
+	out, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("policy is neither JSON nor valid YAML: %w", err)
+	}
+	if bytes.Equal(bytes.TrimSpace(out), []byte("null")) {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// policyDoc is one policy: the document as the user wrote it (kept as a
+// generic object so that pluginConfig carries exactly their fields) and the
+// compiled form.
+type policyDoc struct {
+	raw map[string]any
+	cfg *engine.Config
+}
+
+func loadPolicy(data []byte) (*policyDoc, error) {
+	cfg, err := engine.LoadPolicy(data, placeholderEnv)
+	if err != nil {
+		return nil, err
+	}
+	raw := map[string]any{}
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := json.Unmarshal(data, &raw); err != nil {
+			return nil, err
+		}
+	}
+	return &policyDoc{raw: raw, cfg: cfg}, nil
+}
+
+// placement is where an instance of the engine runs; it decides how the
+// policy is adapted (see the package comment).
+type placement int
+
+const (
+	placeSidecar         placement = iota // wasm listener filter, both directions
+	placeSidecarUpstream                  // wasm upstream filter on inbound clusters
+	placeGateway                          // ext_proc listener filter at a gateway
+	placeGatewayUpstream                  // ext_proc upstream filter at a gateway
+	placeEnvoy                            // plain Envoy: the document as written
+)
+
+// derived is a policy adapted to one placement, with the notes that explain
+// each change (they go into the rendered comments).
+type derived struct {
+	doc   map[string]any
+	json  []byte
+	notes []string
+}
+
+func (p *policyDoc) derive(pl placement) (*derived, error) {
+	doc := deepCopy(p.raw)
+	var notes []string
+	dir, _ := doc["direction"].(string)
+	host := subMap(doc, "host")
+	trust := subMap(doc, "trust")
+	dropTrust := func(key, why string) {
+		if _, ok := trust[key]; ok {
+			delete(trust, key)
+			notes = append(notes, "trust."+key+" removed: "+why)
+		}
+	}
+	pin := func(want string) error {
+		switch dir {
+		case "", "auto":
+			doc["direction"] = want
+			notes = append(notes, `direction pinned to "`+want+`"`)
+		case want:
+		default:
+			return fmt.Errorf("the policy pins direction %q; this placement needs %q (or \"auto\")", dir, want)
+		}
+		return nil
+	}
+	setPlacement := func(want string) error {
+		got, _ := host["placement"].(string)
+		switch got {
+		case want:
+		case "", "downstream":
+			if want == "downstream" {
+				return nil
+			}
+			host["placement"] = want
+			notes = append(notes, `host.placement set to "`+want+`"`)
+		default:
+			return fmt.Errorf("the policy sets host.placement %q; this placement needs %q", got, want)
+		}
+		return nil
+	}
+	var err error
+	switch pl {
+	case placeSidecar:
+		if dir != "" && dir != "auto" {
+			return nil, fmt.Errorf("sidecar modes install the filter in both directions: direction must be \"auto\", got %q", dir)
+		}
+		err = setPlacement("downstream")
+		dropTrust("untrustedDirections", "in a sidecar every in-mesh hop is inbound; the trust boundary is the edge gateway (edge-trust mode)")
+	case placeSidecarUpstream:
+		err = setPlacement("upstream")
+		if err == nil {
+			err = pin("inbound")
+		}
+		dropTrust("untrustedDirections", "an upstream filter sees the context Envoy injected itself (ENVOY-FACTS 3)")
+		dropTrust("untrustedCIDRs", "an upstream filter sees the context Envoy injected itself (ENVOY-FACTS 3)")
+	case placeGateway:
+		err = setPlacement("downstream")
+		if err == nil {
+			err = pin("inbound")
+		}
+	case placeGatewayUpstream:
+		err = setPlacement("upstream")
+		if err == nil {
+			err = pin("inbound")
+		}
+		dropTrust("untrustedDirections", "an upstream filter sees the context the gateway's Envoy injected itself, after the early header mutation (ENVOY-FACTS 1, 3)")
+		dropTrust("untrustedCIDRs", "an upstream filter sees the context the gateway's Envoy injected itself, after the early header mutation (ENVOY-FACTS 1, 3)")
+	case placeEnvoy:
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(trust) == 0 {
+		delete(doc, "trust")
+	}
+	if len(host) == 0 {
+		delete(doc, "host")
+	}
+	data, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := engine.LoadPolicy(data, placeholderEnv); err != nil {
+		return nil, fmt.Errorf("adapted policy: %w", err)
+	}
+	return &derived{doc: doc, json: data, notes: notes}, nil
+}
+
+func subMap(doc map[string]any, key string) map[string]any {
+	m, ok := doc[key].(map[string]any)
+	if !ok {
+		m = map[string]any{}
+	}
+	doc[key] = m
+	return m
+}
+
+func deepCopy(m map[string]any) map[string]any {
+	data, _ := json.Marshal(m)
+	out := map[string]any{}
+	_ = json.Unmarshal(data, &out)
+	return out
+}
+
+// tagInfo is a tag rule as the manifests need it.
+type tagInfo struct {
+	name, header string
+	header2      bool // header sink
+	metadata     bool
+	filterState  bool
+	inbound      bool // the rule applies to inbound requests
+}
+
+func (p *policyDoc) tags() []tagInfo {
+	var out []tagInfo
+	for _, t := range p.cfg.Policy.Tags {
+		ti := tagInfo{name: t.Name, header: strings.ToLower(t.Header)}
+		if ti.header == "" {
+			ti.header = "x-tracebridge-" + strings.ToLower(t.Name)
+		}
+		ti.header2 = slices.Contains(t.To, "header")
+		ti.metadata = slices.Contains(t.To, "metadata")
+		ti.filterState = slices.Contains(t.To, "filterState")
+		ti.inbound = len(t.Directions) == 0 || slices.Contains(t.Directions, "inbound")
+		out = append(out, ti)
+	}
+	return out
+}
+
+// earlyRemovals is the list of request headers the edge removes before
+// Envoy's span exists, and the reason. Only what MUST go before the span is
+// removed: everything else stays visible to the filters, which count, tag
+// and repair what they see (ENVOY-FACTS 1, "Consequences").
+//
+//   - No untrusted inbound traffic, or trust.action "keep": nothing.
+//   - "strip": x-envoy-force-trace and x-client-trace-id. Envoy reads them
+//     when it makes the sampling decision of the span it creates from the
+//     incoming headers; a filter running later cannot undo that decision
+//     (clearRouteCache only re-runs sampling for the route, ENVOY-FACTS 1).
+//     The debug flags of b3/x-b3-flags stay: for Envoy they only mean
+//     "sampled", which x-b3-sampled or traceparent flags can say anyway, and
+//     the filter downgrades and counts them.
+//   - "restart": also every header of the formats the policy reads
+//     (traceparent and tracestate, b3, x-b3-*, uber-trace-id). Envoy's span
+//     joins whatever context it finds, and no filter can change the span's
+//     trace id or parent afterwards, so a restart that left them would give
+//     Envoy's span the client's trace id while the filters start another
+//     one. tracestate goes with traceparent (its entries describe the
+//     client's trace). baggage is NOT removed: it does not feed Envoy's span,
+//     and the engine validates and keeps it on restart, as the policy says.
+//     Cost: the filters no longer see the client's trace id, so the
+//     untrusted_trace_id tag is not set at this edge.
+func (p *policyDoc) earlyRemovals() (headers []string, why string, err error) {
+	t := p.cfg.Policy.Trust
+	if !slices.Contains(t.UntrustedDirections, "inbound") {
+		if len(t.UntrustedCIDRs) > 0 {
+			return nil, "", fmt.Errorf("trust.untrustedCIDRs cannot be applied before the span exists: early_header_mutation has no condition on the source address; add \"inbound\" to trust.untrustedDirections for the gateway, or leave the CIDR rule to the filters")
+		}
+		return nil, "the policy declares no untrusted inbound traffic", nil
+	}
+	if t.TrustedHeader != nil {
+		return nil, "", fmt.Errorf("trust.trustedHeader cannot be honoured before the span exists: early_header_mutation removes headers from every request on the listener; drop trustedHeader or leave the trust rules to the filters")
+	}
+	switch t.Action {
+	case "", "keep":
+		return nil, `trust.action is "keep": untrusted headers are kept`, nil
+	case "strip":
+		return append([]string(nil), propagation.ForcingHeaders[:]...),
+			`trust.action "strip": the sampling-forcing headers go before Envoy's sampling decision`, nil
+	case "restart":
+		hs := append([]string(nil), propagation.ForcingHeaders[:]...)
+		read := p.cfg.Policy.Read
+		if read == nil {
+			read = engine.DefaultPolicy().Read
+		}
+		for _, name := range read {
+			f, ok := propagation.ParseFormat(name)
+			if !ok {
+				continue
+			}
+			for _, h := range propagation.FormatHeaders(f) {
+				if !slices.Contains(hs, h) {
+					hs = append(hs, h)
+				}
+			}
+		}
+		return hs, `trust.action "restart": the sampling-forcing headers and every header of the read formats go before Envoy creates its span, so the span starts a new trace`, nil
+	}
+	return nil, "", fmt.Errorf("unknown trust.action %q", t.Action)
+}

@@ -163,7 +163,7 @@ func (r *renderer) envoy() ([]File, error) {
 		}},
 	}
 	b := &bootstrapv3.Bootstrap{
-		Node: &corev3.Node{Id: "tracebridge", Cluster: "tracebridge"},
+		Node:  &corev3.Node{Id: "tracebridge", Cluster: "tracebridge"},
 		Admin: &bootstrapv3.Admin{Address: socketAddr(envoyAdminPort)},
 		StaticResources: &bootstrapv3.Bootstrap_StaticResources{
 			Listeners: []*listenerv3.Listener{

@@ -35,7 +35,10 @@ func (e *Engine) emit(x *extraction, view Headers, ctx *propagation.SpanContext,
 			} else {
 				removeFormat(f, view, res)
 			}
-			if origin == OriginIncoming || origin == OriginRestored {
+			// A rewrite whose only reason is the debug downgrade is counted as
+			// "stripped" (by the caller), not as a repair.
+			debugOnly := x.stripDebug && st.hasIDs && agrees(&st.ctx, ctx, false)
+			if (origin == OriginIncoming || origin == OriginRestored) && !debugOnly {
 				res.Decisions.add(DecisionRepaired)
 			}
 			continue

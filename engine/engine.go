@@ -192,7 +192,7 @@ func (e *Engine) OnRequest(st *Stream, req *Request, res *Result) {
 		}
 	}
 	traceProblem := x.hasTraceProblem() && c.invalid != InvalidPass
-	if origin == OriginNone && (restart || traceProblem || c.injectOn && !x.hasTraceProblem()) {
+	if origin == OriginNone && (restart || traceProblem || c.injectOn && !x.passBlocksInjection(c)) {
 		ctx = propagation.SpanContext{TraceID: e.ids.TraceID(), SpanID: e.ids.SpanID(), Sampling: c.injectSample}
 		if s, ok := x.samplingOnly(); ok && !restart {
 			ctx.Sampling = s

@@ -206,3 +206,18 @@ func (x *extraction) forget() {
 	}
 	x.staleB3 = false
 }
+
+// passBlocksInjection: under invalid=pass a new context must not overwrite a
+// malformed header the policy leaves alone, so injection is skipped when one
+// of the formats it would write is present and malformed.
+func (x *extraction) passBlocksInjection(c *Config) bool {
+	if c.invalid != InvalidPass {
+		return false
+	}
+	for _, f := range c.inject {
+		if st := &x.f[f]; st.present && !st.valid {
+			return true
+		}
+	}
+	return false
+}

@@ -148,6 +148,11 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
+	// Signals first: a SIGHUP arriving during start-up must not kill the
+	// process (the default action).
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	dir, err := parseDirection(c.Direction)
 	if err != nil {
 		return err
@@ -289,10 +294,6 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 			log.Warn("cannot watch the policy file; reload with SIGHUP", "err", err.Error())
 		}
 	}
-
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 
 	var runErr error
 loop:

@@ -173,8 +173,10 @@ func (r *renderer) preciseParenting() ([]File, error) {
 	ns := r.o.sidecarNS()
 	const ecdsName = "tracebridge-upstream"
 	ext := &corev3.TypedExtensionConfig{
-		Name:        ecdsName,
-		TypedConfig: mustAny(wasmFilter(d.json, "", remoteOCI(r.o.Image, r.o.SHA256))),
+		Name: ecdsName,
+		TypedConfig: mustAny(wasmFilter(d.json, "", remoteOCI(r.o.Image, r.o.SHA256),
+			// What Istio sets for a WasmPlugin's pull policy (pilot/pkg/model/extensions.go).
+			map[string]string{"ISTIO_META_WASM_IMAGE_PULL_POLICY": "IfNotPresent"})),
 	}
 	filter := &hcmv3.HttpFilter{Name: ecdsName, ConfigType: &hcmv3.HttpFilter_ConfigDiscovery{
 		ConfigDiscovery: &corev3.ExtensionConfigSource{
@@ -204,7 +206,7 @@ func (r *renderer) preciseParenting() ([]File, error) {
 					"applyTo": "CLUSTER",
 					"match":   map[string]any{"context": "SIDECAR_INBOUND"},
 					"patch": map[string]any{"operation": "MERGE", "value": map[string]any{
-						"typed_extension_protocol_options": map[string]any{nameHTTPProtocol: toMap(opts)},
+						"typed_extension_protocol_options": map[string]any{nameHTTPProtocol: toMap(mustAny(opts))},
 					}},
 				},
 			},
@@ -218,8 +220,10 @@ span, and the next hop's parent is that span. Apply with sidecar-auto-forward:
 the listener instance restores on outbound what this instance records.
 Istio never generates upstream filters: this needs an EnvoyFilter.
 
-Patch 1 (EXTENSION_CONFIG): the wasm config as an ECDS resource; istio-agent
-fetches the oci:// module for ECDS wasm configs as it does for WasmPlugin.
+Patch 1 (EXTENSION_CONFIG): the wasm config as an ECDS resource, shaped like
+the one Istio makes for a WasmPlugin (remote oci:// URL, cluster "_", pull
+policy in ISTIO_META_WASM_IMAGE_PULL_POLICY): istio-agent fetches the module
+and hands Envoy a local file instead. Pass --sha256 to pin the image.
 vm_id is empty like Istio's WasmPlugin VMs (ENVOY-FACTS 4): proxy-wasm shared
 data is keyed by vm_id, and the records must be visible to the listener
 instance. failure_policy FAIL_OPEN, for the reason given in
@@ -265,7 +269,7 @@ func (r *renderer) metadataTagsPatch() (map[string]any, []string) {
 		"applyTo": "NETWORK_FILTER",
 		"match":   gatewayListenerMatch(""),
 		"patch": map[string]any{"operation": "MERGE", "value": map[string]any{
-			"typed_config": toMap(hcm),
+			"typed_config": toMap(mustAny(hcm)),
 		}},
 	}, names
 }
@@ -370,7 +374,7 @@ func (r *renderer) gatewayEnrichmentUpstream() ([]File, error) {
 				"service": host, "portNumber": port,
 			}},
 			"patch": map[string]any{"operation": "MERGE", "value": map[string]any{
-				"typed_extension_protocol_options": map[string]any{nameHTTPProtocol: toMap(opts)},
+				"typed_extension_protocol_options": map[string]any{nameHTTPProtocol: toMap(mustAny(opts))},
 			}},
 		})
 	}
@@ -440,7 +444,7 @@ func (r *renderer) edgeTrust() ([]File, error) {
 				"applyTo": "NETWORK_FILTER",
 				"match":   gatewayListenerMatch(""),
 				"patch": map[string]any{"operation": "MERGE", "value": map[string]any{
-					"typed_config": toMap(hcm),
+					"typed_config": toMap(mustAny(hcm)),
 				}},
 			}},
 		},

@@ -27,6 +27,12 @@ const (
 	ExtprocAdminPort = "9003/tcp"
 )
 
+// ExtprocDefaultArgs is the image's Cmd: tracebridge-extproc listens on
+// loopback unless told otherwise, which is unreachable in a container, so the
+// image makes both listeners listen on every interface. A pod's `args`
+// replace these, so manifests that pass args must repeat them.
+var ExtprocDefaultArgs = []string{"--listen=0.0.0.0:9002", "--admin-listen=0.0.0.0:9003"}
+
 // elfArch maps ELF machine types to Go/OCI architecture names for the
 // platforms the service is built for.
 var elfArch = map[elf.Machine]string{
@@ -55,7 +61,8 @@ func ParsePlatform(s string) (v1.Platform, error) {
 // BuildExtproc builds the ext_proc service image from a statically linked
 // Linux ELF binary: one layer holding only the binary at ExtprocPath (mode
 // 0555, owned by root), no shell and no other files, user ExtprocUser,
-// entrypoint the binary, ports 9002 and 9003 declared. The config and the
+// entrypoint the binary with ExtprocDefaultArgs as Cmd, ports 9002 and 9003
+// declared. The config and the
 // manifest use OCI media types.
 //
 // platform may be the zero value, in which case it is taken from the binary
@@ -110,6 +117,7 @@ func BuildExtproc(binaryPath string, platform v1.Platform) (v1.Image, error) {
 	cf.Config = v1.Config{
 		User:       ExtprocUser,
 		Entrypoint: []string{ExtprocPath},
+		Cmd:        append([]string(nil), ExtprocDefaultArgs...),
 		WorkingDir: "/",
 		ExposedPorts: map[string]struct{}{
 			ExtprocGRPCPort:  {},

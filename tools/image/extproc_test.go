@@ -11,12 +11,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/tracebridge/tracebridge/extproc"
 )
 
 var (
@@ -124,7 +127,8 @@ func checkExtprocImage(t *testing.T, img v1.Image, binary []byte, arch string) {
 	if c.User != "65532:65532" {
 		t.Errorf("user %q", c.User)
 	}
-	if !reflect.DeepEqual(c.Entrypoint, []string{"/tracebridge-extproc"}) || len(c.Cmd) != 0 {
+	if !reflect.DeepEqual(c.Entrypoint, []string{"/tracebridge-extproc"}) ||
+		!reflect.DeepEqual(c.Cmd, []string{"--listen=0.0.0.0:9002", "--admin-listen=0.0.0.0:9003"}) {
 		t.Errorf("entrypoint %q cmd %q", c.Entrypoint, c.Cmd)
 	}
 	if !reflect.DeepEqual(c.ExposedPorts, map[string]struct{}{"9002/tcp": {}, "9003/tcp": {}}) {
@@ -291,5 +295,87 @@ func TestExtprocRegistryRoundTrip(t *testing.T) {
 			}
 			checkExtprocImage(t, got, bin, arch)
 		})
+	}
+}
+
+// TestExtprocDefaultArgsParse checks the image's Cmd against the service's
+// own flag parser.
+func TestExtprocDefaultArgsParse(t *testing.T) {
+	cfg, err := extproc.ParseFlags(ExtprocDefaultArgs, io.Discard)
+	if err != nil {
+		t.Fatalf("tracebridge-extproc rejects the image's Cmd %q: %v", ExtprocDefaultArgs, err)
+	}
+	if cfg.Listen != "0.0.0.0:9002" || cfg.AdminListen != "0.0.0.0:9003" {
+		t.Errorf("listen %q admin %q", cfg.Listen, cfg.AdminListen)
+	}
+}
+
+// TestRealExtprocImage packages the real service binary (built here,
+// statically, for the host), pushes and pulls it, then runs the binary taken
+// out of the pulled layer.
+func TestRealExtprocImage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the ext_proc service; skipped with -short")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("the image is a Linux image; running its binary needs a Linux host")
+	}
+	if _, err := os.Stat(filepath.Join("..", "..", "extproc", "cmd", "tracebridge-extproc")); err != nil {
+		t.Skipf("no ext_proc command in this tree: %v", err)
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "tracebridge-extproc")
+	cmd := exec.Command(gobin, "build", "-trimpath", "-o", bin, "./extproc/cmd/tracebridge-extproc")
+	cmd.Dir = filepath.Join("..", "..")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building tracebridge-extproc: %v\n%s", err, out)
+	}
+	img, err := BuildExtproc(bin, v1.Platform{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := startRegistry(t) + "/tracebridge/extproc:real"
+	if _, err := Push(context.Background(), ref, img, PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pulled := pull(t, ref)
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkExtprocImage(t, pulled, data, runtime.GOARCH)
+
+	// Run what came out of the registry, not the local file.
+	layers, err := pulled.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	if _, err := tr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	extracted := filepath.Join(t.TempDir(), "from-image")
+	f, err := os.OpenFile(extracted, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, tr); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(extracted, "-h").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "-admin-listen") {
+		t.Fatalf("binary from the image: %v\n%s", err, out)
 	}
 }

@@ -34,8 +34,8 @@ const (
 	// SamplingAccept: sampled (W3C flags 01, B3 1, Jaeger flag bit 1).
 	SamplingAccept
 	// SamplingDebug: sampled and forced through every downstream sampler
-	// (B3 x-b3-flags: 1 or "d", Jaeger flag bit 2). W3C has no debug state and
-	// carries it as sampled.
+	// (B3 x-b3-flags: 1 or "d", Jaeger flags with both the sampled and the
+	// debug bit). W3C has no debug state and carries it as sampled.
 	SamplingDebug
 )
 

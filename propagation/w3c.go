@@ -6,8 +6,8 @@ package propagation
 // "TC test <name>" where it settles what the prose leaves open.
 //
 // traceresponse is not part of Level 1. It was specified in the Trace Context
-// editor's draft from 2020 (w3c/trace-context#365, "Trace Context HTTP
-// Response Headers Format", §4.1 of that draft) until October 2025, when the
+// editor's draft from 2020 (w3c/trace-context#365, section "Trace Context
+// HTTP Response Headers Format" of that draft) until October 2025, when the
 // editor's draft replaced it with a Server-Timing "trace" metric
 // (w3c/trace-context#560). tracebridge keeps the traceresponse layout.
 

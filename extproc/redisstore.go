@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -108,7 +109,8 @@ func NewRedisStore(url string, o RedisOptions) (*RedisStore, error) {
 	opt.ReadTimeout = o.Timeout
 	opt.WriteTimeout = o.Timeout
 	opt.PoolTimeout = o.Timeout
-	opt.MaxRetries = -1 // fail fast; the engine fails open
+	opt.MaxRetries = -1   // fail fast; the engine fails open
+	opt.DialerRetries = 1 // one dial per attempt, then the back-off
 	opt.DisableIdentity = true
 	s := &RedisStore{
 		c:              redis.NewClient(opt),
@@ -120,6 +122,17 @@ func NewRedisStore(url string, o RedisOptions) (*RedisStore, error) {
 	s.ttl.Store(int64(30 * time.Second))
 	return s, nil
 }
+
+// redisLogger sends go-redis's own log lines (pool dial failures, mostly
+// repeated by the store error counter) to slog at debug level.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
+
+// SetRedisLogger routes go-redis's process-wide logger to log.
+func SetRedisLogger(log *slog.Logger) { redis.SetLogger(redisLogger{log}) }
 
 // Ping checks the connection (used at start-up to log the store's state).
 func (s *RedisStore) Ping(ctx context.Context) error { return s.c.Ping(ctx).Err() }

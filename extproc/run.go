@@ -166,6 +166,7 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 
 	var stores StoreProvider = &MemoryStores{}
 	if c.Store != "memory" {
+		SetRedisLogger(log)
 		rs, err := NewRedisStore(c.Store, RedisOptions{Timeout: c.StoreTimeout})
 		if err != nil {
 			return err

@@ -1,0 +1,202 @@
+package extproc
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tracebridge/tracebridge/e2e/testdeps"
+	"github.com/tracebridge/tracebridge/engine"
+)
+
+func newRedisStore(t *testing.T, r *testdeps.RedisInstance, o RedisOptions) *RedisStore {
+	t.Helper()
+	s, err := NewRedisStore("redis://"+r.Addr+"/0", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func compiled(t *testing.T, doc string) *engine.Config {
+	t.Helper()
+	cfg, err := engine.Compile(mustPolicy(t, doc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestStoreContract runs the same sequence against the memory store and the
+// Redis store (a real redis-server): what the engine relies on holds for both.
+func TestStoreContract(t *testing.T) {
+	r := testdeps.Redis(t)
+	cfg := compiled(t, `{"correlation":{"ttl":"300ms","capacity":64}}`)
+	stores := map[string]func(t *testing.T) engine.Store{
+		"memory": func(t *testing.T) engine.Store { return (&MemoryStores{}).StoreFor(cfg) },
+		"redis": func(t *testing.T) engine.Store {
+			s := newRedisStore(t, r, RedisOptions{InFlightTimeout: 400 * time.Millisecond})
+			s.c.FlushDB(t.Context())
+			return s.StoreFor(cfg)
+		},
+	}
+	long := strings.Repeat("k", 4096)
+	for name, mk := range stores {
+		t.Run(name, func(t *testing.T) {
+			s := mk(t)
+			get := func(key string) (string, bool) {
+				t.Helper()
+				rec, ok, err := s.Get([]byte("prefix:"), key)
+				if err != nil {
+					t.Fatalf("Get(%q): %v", key, err)
+				}
+				if !bytes.HasPrefix(rec, []byte("prefix:")) {
+					t.Fatalf("Get did not append to dst: %q", rec)
+				}
+				return string(rec[len("prefix:"):]), ok
+			}
+			sole := func(wantN int, wantRec string) {
+				t.Helper()
+				n, rec, ok, err := s.Sole(nil)
+				if err != nil {
+					t.Fatalf("Sole: %v", err)
+				}
+				if n != wantN || string(rec) != wantRec || ok != (wantRec != "") {
+					t.Fatalf("Sole = %d %q %v, want %d %q", n, rec, ok, wantN, wantRec)
+				}
+			}
+			steps := []struct {
+				name string
+				do   func()
+			}{
+				{"missing key", func() {
+					if _, ok := get("x-request-id=none"); ok {
+						t.Error("found a record never stored")
+					}
+				}},
+				{"put/get", func() {
+					s.Put("x-request-id=a", []byte("rec-a"))
+					if v, ok := get("x-request-id=a"); !ok || v != "rec-a" {
+						t.Errorf("got %q %v", v, ok)
+					}
+				}},
+				{"overwrite", func() {
+					s.Put("x-request-id=a", []byte("rec-a2"))
+					if v, _ := get("x-request-id=a"); v != "rec-a2" {
+						t.Errorf("got %q", v)
+					}
+				}},
+				{"long key", func() {
+					s.Put("x-request-id="+long, []byte("rec-long"))
+					if v, ok := get("x-request-id=" + long); !ok || v != "rec-long" {
+						t.Errorf("got %q %v", v, ok)
+					}
+				}},
+				{"ttl", func() {
+					time.Sleep(450 * time.Millisecond)
+					if _, ok := get("x-request-id=a"); ok {
+						t.Error("record outlived its 300ms TTL")
+					}
+				}},
+				{"sole: none", func() { sole(0, "") }},
+				{"sole: one", func() { s.Enter(1, []byte("one")); sole(1, "one") }},
+				{"sole: two", func() { s.Enter(2, []byte("two")); sole(2, "") }},
+				{"sole: first leaves", func() { s.Leave(1); sole(1, "two") }},
+				{"sole: unknown leave ignored", func() { s.Leave(99); sole(1, "two") }},
+				{"sole: all left", func() { s.Leave(2); sole(0, "") }},
+				{"sole: one without record", func() { s.Enter(3, nil); sole(1, "") }},
+				{"sole: forgotten after the in-flight timeout", func() {
+					if name == "memory" {
+						s.Leave(3) // the memory store's timeout is the engine default (minutes)
+						return
+					}
+					time.Sleep(500 * time.Millisecond)
+					sole(0, "")
+				}},
+			}
+			for _, st := range steps {
+				st.do()
+				if t.Failed() {
+					t.Fatalf("after step %q", st.name)
+				}
+			}
+		})
+	}
+}
+
+// TestRedisReplicas: two ext_proc replicas sharing Redis: the gateway
+// replica records an inbound request, the waypoint replica restores its
+// context on an outbound call carrying the same x-request-id.
+func TestRedisReplicas(t *testing.T) {
+	r := testdeps.Redis(t)
+	a := startServer(t, "tcp", `{"direction":"inbound"}`, Options{Stores: newRedisStore(t, r, RedisOptions{})})
+	b := startServer(t, "tcp", `{"direction":"outbound"}`, Options{Stores: newRedisStore(t, r, RedisOptions{})})
+	in, cancel := openStream(t, a.client)
+	defer cancel()
+	roundTrip(t, in, reqHeadersMsg(hmap("traceparent", validTP, "x-request-id", "shared-1"), nil))
+	closeStream(t, in)
+	out, cancel2 := openStream(t, b.client)
+	defer cancel2()
+	resp := roundTrip(t, out, reqHeadersMsg(hmap("x-request-id", "shared-1"), nil))
+	got := applyMutation(t, headerPairs(hmap("x-request-id", "shared-1")), resp.GetRequestHeaders().GetResponse().GetHeaderMutation())
+	if v, _ := headerValue(got, "traceparent"); v != validTP {
+		t.Errorf("replica b restored traceparent %q, want %q", v, validTP)
+	}
+	closeStream(t, out)
+}
+
+// TestRedisGoesAway: with Redis stopped, requests still get their answer
+// quickly (fail open), errors are counted; when Redis is back, correlation
+// works again.
+func TestRedisGoesAway(t *testing.T) {
+	r := testdeps.Redis(t)
+	rs := newRedisStore(t, r, RedisOptions{Timeout: 50 * time.Millisecond, Backoff: 200 * time.Millisecond})
+	env := startServer(t, "tcp", `{"correlation":{"strategies":["key","soleInFlight"]}}`, Options{Stores: rs})
+	exchange := func(dir int, rid string, kv ...string) (traceparent string, took time.Duration) {
+		t.Helper()
+		start := time.Now()
+		s, cancel := openStream(t, env.client)
+		defer cancel()
+		in := hmap(append([]string{"x-request-id", rid}, kv...)...)
+		resp := roundTrip(t, s, reqHeadersMsg(in, attrs(attrListenerDirection, dir)))
+		if resp.GetRequestHeaders() == nil {
+			t.Fatalf("reply %T", resp.Response)
+		}
+		closeStream(t, s)
+		out := applyMutation(t, headerPairs(in), resp.GetRequestHeaders().GetResponse().GetHeaderMutation())
+		v, _ := headerValue(out, "traceparent")
+		return v, time.Since(start)
+	}
+	exchange(1, "before", "traceparent", validTP)
+	if v, _ := exchange(2, "before"); v != validTP {
+		t.Fatalf("restore with Redis up: %q", v)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if _, took := exchange(1, "down", "traceparent", validTP); took > 500*time.Millisecond {
+			t.Errorf("request %d took %s with Redis down", i, took)
+		}
+	}
+	if v, _ := exchange(2, "down"); v == validTP {
+		t.Error("restored from a Redis that is down")
+	}
+	errs := counterByLabel(t, env.m, "tracebridge_extproc_store_errors_total", "op")
+	if errs["put"]+errs["enter"] == 0 {
+		t.Errorf("store errors not counted: %v", errs)
+	}
+	if d := decisionCounts(t, env.m); d["error"] == 0 {
+		t.Errorf("error decision not counted: %v", d)
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		exchange(1, "after", "traceparent", validTP)
+		v, _ := exchange(2, "after")
+		return v == validTP
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/tracebridge/tracebridge/tools/image"
 	"github.com/tracebridge/tracebridge/tools/manifests"
 )
 
@@ -22,6 +23,8 @@ commands:
   config default         print the zero-config policy
   debug-token            make a signed debug token (see docs/POLICY.md)
   manifests render       render Istio/Envoy manifests of a deployment mode from one policy
+  image build            package the wasm module as an OCI image istio-agent pulls (prints the sha256 for WasmPlugin)
+  image extproc          package the ext_proc service binary as a container image
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -34,6 +37,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runConfig(args[1:], stdout, stderr)
 	case "debug-token":
 		return runDebugToken(args[1:], stdout, stderr)
+	case "image":
+		return image.RunImageCommand(args[1:], stdout, stderr)
 	case "manifests":
 		return manifests.RunManifestsCommand(args[1:], stdout, stderr)
 	case "help", "-h", "--help":

@@ -1,0 +1,121 @@
+package manifests
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// k8sBuiltinKinds have no schema offline: kubeconform's schemas for them come
+// from the network (kubernetes-json-schema). They are skipped explicitly here
+// and parsed strictly into k8s.io/api types by TestIstioResourcesStrict.
+var k8sBuiltinKinds = []string{"Deployment", "Service", "ServiceAccount", "ConfigMap", "PodDisruptionBudget", "Kustomization"}
+
+// kubeconform returns the pinned kubeconform binary, building it with
+// buildtools/build.sh (module cache only, no network) when needed.
+func kubeconform(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(root, "buildtools", "build.sh")
+	if _, err := os.Stat(script); err != nil {
+		t.Skipf("kubeconform is pinned by buildtools/build.sh, which is missing: %v", err)
+	}
+	cmd := exec.Command(script, "kubeconform")
+	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOPROXY=off")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("buildtools/build.sh kubeconform: %v\n%s", err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// istioSchemas writes the JSON schemas of Istio's CRDs, generated offline
+// from the CRD file of the istio.io/api module this repository pins.
+func istioSchemas(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "istio.io/api").Output()
+	if err != nil {
+		t.Fatalf("go list -m istio.io/api: %v", err)
+	}
+	crd, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files, err := CRDSchemas(crd, dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"networking.istio.io/envoyfilter_v1alpha3.json", "extensions.istio.io/wasmplugin_v1alpha1.json",
+		"extensions.istio.io/trafficextension_v1alpha1.json", "telemetry.istio.io/telemetry_v1alpha1.json"} {
+		if _, err := os.Stat(filepath.Join(dir, want)); err != nil {
+			t.Errorf("schema %s not generated (%d files): %v", want, len(files), err)
+		}
+	}
+	return dir
+}
+
+func runKubeconform(t *testing.T, bin, schemas string, files ...string) (string, error) {
+	t.Helper()
+	args := []string{"-strict", "-summary", "-output", "text",
+		"-schema-location", KubeconformSchemaLocation(schemas),
+		"-skip", strings.Join(k8sBuiltinKinds, ","),
+	}
+	cmd := exec.Command(bin, append(args, files...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestKubeconformStrict validates every shipped Istio manifest with
+// kubeconform -strict against schemas generated from Istio's CRDs.
+func TestKubeconformStrict(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds kubeconform")
+	}
+	bin := kubeconform(t)
+	schemas := istioSchemas(t)
+	var files []string
+	err := filepath.WalkDir(filepath.Join(shippedDir, "istio"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".yaml") {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runKubeconform(t, bin, schemas, files...)
+	if err != nil {
+		t.Fatalf("kubeconform: %v\n%s", err, out)
+	}
+	t.Logf("kubeconform -strict (Kubernetes built-in kinds skipped: %s):\n%s", strings.Join(k8sBuiltinKinds, ", "), out)
+	if !strings.Contains(out, "Valid: 7, Invalid: 0, Errors: 0") {
+		t.Errorf("kubeconform summary: want the 7 Istio resources valid: %s", out)
+	}
+
+	// The schemas must bite: an unknown field and a wrong enum are rejected.
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	for _, doc := range []string{
+		"apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: {name: x, namespace: y}\nspec:\n  url: oci://r/x:1\n  bogusField: 1\n",
+		"apiVersion: extensions.istio.io/v1alpha1\nkind: TrafficExtension\nmetadata: {name: x, namespace: y}\nspec:\n  phase: SOMETIMES\n  wasm: {url: oci://r/x:1}\n",
+		"apiVersion: telemetry.istio.io/v1alpha1\nkind: Telemetry\nmetadata: {name: x, namespace: y}\nspec:\n  tracing:\n  - match: {mode: SERVER}\n    customTags: {a: {header: {name: x, bogus: 1}}}\n",
+		"apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: x, namespace: y}\nspec:\n  configPatches:\n  - applyTo: CLUSTR\n    patch: {operation: MERGE, value: {}}\n",
+	} {
+		if err := os.WriteFile(bad, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := runKubeconform(t, bin, schemas, bad)
+		if err == nil || !strings.Contains(out, "Invalid: 1") {
+			t.Errorf("kubeconform accepted an invalid resource:\n%s\n%s", doc, out)
+		}
+	}
+}

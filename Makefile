@@ -5,12 +5,23 @@ BIN       := $(CURDIR)/bin
 GOFLAGS   ?=
 export GOFLAGS
 
-.PHONY: all build wasm test test-unit test-race bench lint demo clean
+.PHONY: all build wasm extproc image test bench lint demo clean
 
 all: build
 
-build: wasm
+build: wasm extproc
 	$(GO) build -o $(BIN)/ ./tools/tracebridge
+
+# The ext_proc service, static so that it runs in the distroless-style image.
+extproc:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/tracebridge-extproc ./extproc/cmd/tracebridge-extproc
+
+# Container images without a Docker engine: the wasm module (oci-wasm format,
+# what istio-agent pulls) and the ext_proc service, as OCI layouts in bin/oci/.
+# Push with: bin/tracebridge image build --wasm bin/tracebridge.wasm --push REF
+image: build
+	$(BIN)/tracebridge image build --wasm $(BIN)/tracebridge.wasm --out $(BIN)/oci/wasm
+	$(BIN)/tracebridge image extproc --binary $(BIN)/tracebridge-extproc --out $(BIN)/oci/extproc
 
 # The proxy-wasm module, built with the standard Go compiler (see wasm-filter/README.md).
 wasm:

@@ -207,6 +207,38 @@ func TestCompiledRandomSource(t *testing.T) {
 	}
 }
 
+var memoryRequest = wasmtest.Request{
+	Headers: [][2]string{
+		{":method", "GET"}, {":path", "/memory"}, {":authority", "svc.ns"},
+		{"traceparent", tp}, {"x-request-id", "5e1f1c1e-8a3b-4b1c-9d2e-1f2a3b4c5d6e"},
+	},
+	ResponseHeaders: [][2]string{{":status", "200"}},
+}
+
+// sendRequests runs requests [from, to) on host, calling at(i) after each.
+func sendRequests(host proxytest.HostEmulator, from, to int, at func(i int)) {
+	for i := from; i < to; i++ {
+		id := host.InitializeHttpContext()
+		host.CallOnRequestHeaders(id, memoryRequest.Headers, false)
+		host.CallOnResponseHeaders(id, memoryRequest.ResponseHeaders, false)
+		host.CompleteHttpContext(id)
+		if at != nil {
+			at(i + 1)
+		}
+	}
+}
+
+func startMemoryHost(t *testing.T, o wasmtest.Options) (*wasmtest.VM, proxytest.HostEmulator) {
+	t.Helper()
+	vm := wasmtest.NewVM(t, o)
+	opt := proxytest.NewEmulatorOption().WithProperty([]string{"xds", "listener_direction"}, directionProperty(1))
+	host := wasmtest.NewHost(t, vm, opt)
+	if !bool(host.StartVM()) || !bool(host.StartPlugin()) {
+		t.Fatal("probe did not start")
+	}
+	return vm, host
+}
+
 // TestCompiledMemoryFlat sends 200k requests through one instance of the
 // compiled module, each completed with proxy_on_log and proxy_on_delete, and
 // requires the guest's linear memory not to grow after warm-up: the bridge
@@ -216,39 +248,46 @@ func TestCompiledMemoryFlat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("200k requests; skipped with -short")
 	}
-	vm := wasmtest.NewVM(t, wasmtest.Options{})
-	opt := proxytest.NewEmulatorOption().WithProperty([]string{"xds", "listener_direction"}, directionProperty(1))
-	host := wasmtest.NewHost(t, vm, opt)
-	if !bool(host.StartVM()) || !bool(host.StartPlugin()) {
-		t.Fatal("probe did not start")
-	}
-	req := wasmtest.Request{
-		Headers: [][2]string{
-			{":method", "GET"}, {":path", "/memory"}, {":authority", "svc.ns"},
-			{"traceparent", tp}, {"x-request-id", "5e1f1c1e-8a3b-4b1c-9d2e-1f2a3b4c5d6e"},
-		},
-		ResponseHeaders: [][2]string{{":status", "200"}},
-	}
+	vm, host := startMemoryHost(t, wasmtest.Options{})
+	initial := vm.MemorySize()
 	var atWarmup uint32
 	start := time.Now()
-	for i := 1; i <= total; i++ {
-		id := host.InitializeHttpContext()
-		host.CallOnRequestHeaders(id, req.Headers, false)
-		host.CallOnResponseHeaders(id, req.ResponseHeaders, false)
-		host.CompleteHttpContext(id)
+	sendRequests(host, 0, total, func(i int) {
 		if i == warmup {
 			atWarmup = vm.MemorySize()
 		}
-	}
+	})
 	elapsed := time.Since(start)
 	end := vm.MemorySize()
-	t.Logf("%d requests in %v (%v per request, host emulator included); guest memory %d MiB after warm-up, %d MiB at the end",
-		total, elapsed.Round(time.Millisecond), elapsed/total, atWarmup>>20, end>>20)
+	t.Logf("%d requests in %v (%v per request, host emulator included); guest memory %d KiB after start, %d KiB after warm-up, %d KiB at the end",
+		total, elapsed.Round(time.Millisecond), elapsed/total, initial>>10, atWarmup>>10, end>>10)
 	if end != atWarmup {
 		t.Fatalf("guest linear memory grew from %d to %d bytes after warm-up", atWarmup, end)
 	}
 	if got, _ := host.GetCounterMetric(probe.RequestsMetric); got != total {
 		t.Fatalf("counter = %d, want %d", got, total)
+	}
+}
+
+// TestCompiledMemoryLeaksWithoutDelete shows that the flat-memory test can
+// fail: without proxy_on_delete (proxytest's behaviour) the SDK keeps every
+// stream context and the guest grows.
+func TestCompiledMemoryLeaksWithoutDelete(t *testing.T) {
+	const warmup, total = 5_000, 30_000
+	if testing.Short() {
+		t.Skip("30k requests; skipped with -short")
+	}
+	vm, host := startMemoryHost(t, wasmtest.Options{KeepContexts: true})
+	var atWarmup uint32
+	sendRequests(host, 0, total, func(i int) {
+		if i == warmup {
+			atWarmup = vm.MemorySize()
+		}
+	})
+	end := vm.MemorySize()
+	t.Logf("without proxy_on_delete: %d KiB after warm-up, %d KiB after %d requests", atWarmup>>10, end>>10, total)
+	if end <= atWarmup {
+		t.Fatalf("guest memory did not grow without proxy_on_delete (%d bytes): the memory test would not see a leak", end)
 	}
 }
 

@@ -25,6 +25,8 @@ type allocator interface {
 	release()
 }
 
+var _ allocator = (*pinningAllocator)(nil)
+
 // pinningAllocator allocates from the Go heap and pins each buffer in a slice
 // until release. Almost every host call allocates at most once, so the pin
 // list stays at its initial capacity and release allocates nothing.

@@ -1,5 +1,9 @@
 //go:build wasip1
 
+// The host calls these functions through //go:wasmexport; staticcheck does
+// not know that.
+//lint:file-ignore U1000 exported to the host with go:wasmexport
+
 package abi
 
 import (
@@ -10,7 +14,8 @@ import (
 
 // The SDK's callback wrappers (proxywasm/internal/abi_callback_test_export.go,
 // built for every non-TinyGo target). They sit in an internal package, hence
-// go:linkname; their signatures use only public types and are restated exactly.
+// the linkname directives; their signatures use only public types and are
+// restated exactly.
 
 //go:linkname sdkOnVMStart github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/internal.ProxyOnVMStart
 func sdkOnVMStart(pluginContextID uint32, vmConfigurationSize int) types.OnVMStartStatus

@@ -13,6 +13,13 @@ import (
 //go:linkname registerHost github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/internal.RegisterMockWasmHost
 func registerHost(h hostAPI) (release func())
 
+// Status values of the SDK (and of the proxy-wasm ABI) that the bridge itself
+// returns.
+const (
+	statusOK              = 0
+	statusInternalFailure = 10
+)
+
 // mem serves proxy_on_memory_allocate; see allocator.
 var mem allocator = newPinningAllocator()
 

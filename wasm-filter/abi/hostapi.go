@@ -43,10 +43,3 @@ type hostAPI interface {
 	ProxyRecordMetric(metricID uint32, value uint64) uint32
 	ProxyGetMetric(metricID uint32, returnMetricValue *uint64) uint32
 }
-
-// Status values of the SDK (and of the proxy-wasm ABI) that the bridge itself
-// returns.
-const (
-	statusOK              = 0
-	statusInternalFailure = 10
-)

@@ -31,6 +31,9 @@ type Options struct {
 	// Stderr receives the guest's stdout and stderr (Go runtime crash
 	// reports). Default os.Stderr.
 	Stderr io.Writer
+	// KeepContexts withholds proxy_on_delete from completed streams, as
+	// proxytest's own runner does; only for showing what that leaks.
+	KeepContexts bool
 }
 
 // shared is the per-process wazero runtime and compiled module: compiling
@@ -106,6 +109,7 @@ func Compiled() (wazero.CompiledModule, time.Duration, error) {
 type VM struct {
 	ctx   context.Context
 	mod   api.Module
+	keep  bool
 	stack [8]uint64
 	fn    struct {
 		vmStart, contextCreate, configure, done, log, delete, queueReady, tick,
@@ -149,7 +153,7 @@ func New(o Options) (*VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wasmtest: instantiating %s: %w", shared.path, err)
 	}
-	vm := &VM{ctx: ctx, mod: mod}
+	vm := &VM{ctx: ctx, mod: mod, keep: o.KeepContexts}
 	for _, e := range []struct {
 		fn   *api.Function
 		name string
@@ -306,7 +310,7 @@ func (h *httpContext) OnHttpResponseTrailers(numTrailers int) types.Action {
 // proxytest drops its native record of the context but never tells the guest.
 func (h *httpContext) OnHttpStreamDone() {
 	h.vm.call(h.vm.fn.log, h.id)
-	if !h.deleted {
+	if !h.deleted && !h.vm.keep {
 		h.deleted = true
 		h.vm.call(h.vm.fn.delete, h.id)
 	}

@@ -229,3 +229,18 @@ func TestModuleIsFresh(t *testing.T) {
 		t.Fatalf("newest source %v, %v", newest, err)
 	}
 }
+
+// BenchmarkInstantiate is the cost of a fresh VM from the compiled module:
+// instantiation and _initialize (Go runtime start, package init).
+func BenchmarkInstantiate(b *testing.B) {
+	if _, _, err := Compiled(); err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		vm, err := New(Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		vm.Close()
+	}
+}

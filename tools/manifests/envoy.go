@@ -100,7 +100,7 @@ func (r *renderer) envoy() ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	wasm := mustAny(wasmFilter(d.json, "tracebridge", localFile(r.o.WasmFile), nil))
+	wasm := mustAny(wasmFilter(d.json, "tracebridge", localFile(r.o.WasmFile), nil, r.p.envNames()))
 	dnsCache := &dfpcommonv3.DnsCacheConfig{
 		Name:            dfpCacheName,
 		DnsLookupFamily: clusterv3.Cluster_V4_ONLY,

@@ -156,14 +156,14 @@ func envoyGRPC(cluster string) *corev3.GrpcService {
 
 // wasmFilter is the proxy-wasm filter configuration: the policy as the
 // plugin configuration, fail open.
-func wasmFilter(policyJSON []byte, vmID string, code *corev3.AsyncDataSource, env map[string]string) *wasmfilterv3.Wasm {
+func wasmFilter(policyJSON []byte, vmID string, code *corev3.AsyncDataSource, env map[string]string, hostEnv []string) *wasmfilterv3.Wasm {
 	vm := &wasmv3.VmConfig{
 		VmId:    vmID,
 		Runtime: "envoy.wasm.runtime.v8",
 		Code:    code,
 	}
-	if len(env) > 0 {
-		vm.EnvironmentVariables = &wasmv3.EnvironmentVariables{KeyValues: env}
+	if len(env) > 0 || len(hostEnv) > 0 {
+		vm.EnvironmentVariables = &wasmv3.EnvironmentVariables{KeyValues: env, HostEnvKeys: hostEnv}
 	}
 	return &wasmfilterv3.Wasm{Config: &wasmv3.PluginConfig{
 		Name:          "tracebridge",

@@ -42,11 +42,20 @@ func (r *renderer) wasmCommon(d *derived) (string, map[string]any) {
 	if r.o.SHA256 != "" {
 		cfg["sha256"] = r.o.SHA256
 	}
+	var envNote string
+	if names := r.p.envNames(); len(names) > 0 {
+		var env []any
+		for _, n := range names {
+			env = append(env, map[string]any{"name": n, "valueFrom": "HOST"})
+		}
+		cfg["vmConfig"] = map[string]any{"env": env}
+		envNote = "\nvmConfig.env: the environment variables the policy reads (" + strings.Join(names, ", ") + "),\npassed from istio-proxy's environment (set them on the pod, e.g. from a Secret)."
+	}
 	comment := floorComment + "\n\n" + phaseComment + "\n\n" + failComment + `
 
 match CLIENT_AND_SERVER: the filter records inbound contexts (SERVER) and
 restores them on the app's outbound calls (CLIENT).
-pluginConfig is the policy document (the same JSON the ext_proc service reads).
+pluginConfig is the policy document (the same JSON the ext_proc service reads).` + envNote + `
 ` + notesComment(d)
 	return comment, cfg
 }
@@ -176,7 +185,7 @@ func (r *renderer) preciseParenting() ([]File, error) {
 		Name: ecdsName,
 		TypedConfig: mustAny(wasmFilter(d.json, "", remoteOCI(r.o.Image, r.o.SHA256),
 			// What Istio sets for a WasmPlugin's pull policy (pilot/pkg/model/extensions.go).
-			map[string]string{"ISTIO_META_WASM_IMAGE_PULL_POLICY": "IfNotPresent"})),
+			map[string]string{"ISTIO_META_WASM_IMAGE_PULL_POLICY": "IfNotPresent"}, r.p.envNames())),
 	}
 	filter := &hcmv3.HttpFilter{Name: ecdsName, ConfigType: &hcmv3.HttpFilter_ConfigDiscovery{
 		ConfigDiscovery: &corev3.ExtensionConfigSource{

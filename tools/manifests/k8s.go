@@ -53,6 +53,9 @@ func (r *renderer) base() ([]File, error) {
 			"capabilities":             map[string]any{"drop": []any{"ALL"}},
 			"seccompProfile":           map[string]any{"type": "RuntimeDefault"},
 		},
+		// Environment variables the policy names (secretEnv, env tag
+		// sources) come from this optional Secret.
+		"envFrom":      []any{map[string]any{"secretRef": map[string]any{"name": "tracebridge-extproc-env", "optional": true}}},
 		"volumeMounts": []any{map[string]any{"name": "policy", "mountPath": "/etc/tracebridge", "readOnly": true}},
 	}
 	dep := map[string]any{
@@ -128,7 +131,9 @@ base (the module runs in istio-proxy; its policy is the pluginConfig).`,
 shell, user 65532 (tools/image). Probes on the admin port: /readyz turns
 NOT_SERVING while draining, /healthz is liveness. terminationGracePeriodSeconds
 30 exceeds --drain-timeout (20s) so open streams finish. Non-root, read-only
-root filesystem, no capabilities. --direction=inbound is the fallback when the
+root filesystem, no capabilities. Environment variables the policy names
+(trust.debugToken.secretEnv, env tag sources) come from the optional Secret
+tracebridge-extproc-env. --direction=inbound is the fallback when the
 policy says "auto" and Envoy sends no xds.listener_direction (the gateway
 policies pin it anyway). The correlation store is per replica (memory); use
 --store=redis://... to share it. The request headers the gateway forwards

@@ -102,6 +102,19 @@ func TestKubeconformStrict(t *testing.T) {
 		t.Errorf("kubeconform summary: want the 7 Istio resources valid: %s", out)
 	}
 
+	// A policy using every mapped feature (vmConfig env, sha256, formatter tags).
+	rich, err := Render([]byte(richPolicy), Options{SHA256: strings.Repeat("ab", 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	richDir := t.TempDir()
+	if err := WriteFiles(richDir, rich); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runKubeconform(t, bin, schemas, filepath.Join(richDir, "istio")); err != nil || !strings.Contains(out, "Invalid: 0, Errors: 0") {
+		t.Errorf("kubeconform on the rich policy's manifests: %v\n%s", err, out)
+	}
+
 	// The schemas must bite: an unknown field and a wrong enum are rejected.
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	for _, doc := range []string{

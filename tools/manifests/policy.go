@@ -196,7 +196,7 @@ func (p *policyDoc) tags() []tagInfo {
 	for _, t := range p.cfg.Policy.Tags {
 		ti := tagInfo{name: t.Name, header: strings.ToLower(t.Header)}
 		if ti.header == "" {
-			ti.header = "x-tracebridge-" + strings.ToLower(t.Name)
+			ti.header = engine.TagHeaderPrefix + strings.ToLower(t.Name)
 		}
 		ti.header2 = slices.Contains(t.To, "header")
 		ti.metadata = slices.Contains(t.To, "metadata")
@@ -267,4 +267,23 @@ func (p *policyDoc) earlyRemovals() (headers []string, why string, err error) {
 		return hs, `trust.action "restart": the sampling-forcing headers and every header of the read formats go before Envoy creates its span, so the span starts a new trace`, nil
 	}
 	return nil, "", fmt.Errorf("unknown trust.action %q", t.Action)
+}
+
+// envNames lists the environment variables the policy reads (tag sources
+// and the debug-token secret): the proxy must hand them to the wasm VM, which
+// sees no environment otherwise.
+func (p *policyDoc) envNames() []string {
+	var out []string
+	add := func(n string) {
+		if n != "" && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	if dt := p.cfg.Policy.Trust.DebugToken; dt != nil {
+		add(dt.SecretEnv)
+	}
+	for _, t := range p.cfg.Policy.Tags {
+		add(t.From.Env)
+	}
+	return out
 }

@@ -82,8 +82,13 @@ type resource struct {
 
 func shippedResources(t *testing.T) []resource {
 	t.Helper()
+	return resourcesOf(t, renderSample(t))
+}
+
+func resourcesOf(t *testing.T, files []File) []resource {
+	t.Helper()
 	var out []resource
-	for _, f := range renderSample(t) {
+	for _, f := range files {
 		if !strings.HasPrefix(f.Path, "istio/") {
 			continue
 		}
@@ -125,8 +130,19 @@ func strictTop(t *testing.T, r resource) {
 // istio.io/api types with unknown fields as errors, and every Kubernetes
 // resource into the k8s.io/api types strictly.
 func TestIstioResourcesStrict(t *testing.T) {
+	seen := checkResourcesStrict(t, renderSample(t))
+	for _, k := range []string{"EnvoyFilter", "WasmPlugin", "TrafficExtension", "Telemetry", "Deployment",
+		"Service", "ServiceAccount", "ConfigMap", "PodDisruptionBudget", "Kustomization"} {
+		if seen[k] == 0 {
+			t.Errorf("no %s rendered", k)
+		}
+	}
+}
+
+func checkResourcesStrict(t *testing.T, files []File) map[string]int {
+	t.Helper()
 	seen := map[string]int{}
-	for _, r := range shippedResources(t) {
+	for _, r := range resourcesOf(t, files) {
 		seen[r.Kind]++
 		var msg proto.Message
 		switch r.APIVersion + "/" + r.Kind {
@@ -161,12 +177,7 @@ func TestIstioResourcesStrict(t *testing.T) {
 			t.Errorf("%s %s spec: %v", r.file, r.Kind, err)
 		}
 	}
-	for _, k := range []string{"EnvoyFilter", "WasmPlugin", "TrafficExtension", "Telemetry", "Deployment",
-		"Service", "ServiceAccount", "ConfigMap", "PodDisruptionBudget", "Kustomization"} {
-		if seen[k] == 0 {
-			t.Errorf("no %s rendered", k)
-		}
-	}
+	return seen
 }
 
 func strictK8s(t *testing.T, r resource, into any) {
@@ -278,8 +289,13 @@ type envoyPatch struct {
 
 func envoyFilterPatches(t *testing.T) []envoyPatch {
 	t.Helper()
+	return patchesOf(t, renderSample(t))
+}
+
+func patchesOf(t *testing.T, files []File) []envoyPatch {
+	t.Helper()
 	var out []envoyPatch
-	for _, r := range shippedResources(t) {
+	for _, r := range resourcesOf(t, files) {
 		if r.Kind != "EnvoyFilter" {
 			continue
 		}
@@ -311,6 +327,11 @@ func TestEnvoyFilterPatchesValidate(t *testing.T) {
 	if len(patches) == 0 {
 		t.Fatal("no EnvoyFilter patches")
 	}
+	checkPatches(t, patches)
+}
+
+func checkPatches(t *testing.T, patches []envoyPatch) {
+	t.Helper()
 	for i, p := range patches {
 		where := fmt.Sprintf("%s patch %d (%s %s)", p.file, i, p.applyTo, p.op)
 		switch p.applyTo + " " + p.op {
@@ -363,21 +384,7 @@ func TestEnvoyFilterPatchesValidate(t *testing.T) {
 // TestEnvoyBootstrapValidates parses envoy/envoy.yaml strictly into the
 // Bootstrap type and runs ValidateAll on it and on every packed config.
 func TestEnvoyBootstrapValidates(t *testing.T) {
-	var data []byte
-	for _, f := range renderSample(t) {
-		if f.Path == "envoy/envoy.yaml" {
-			data = f.Data
-		}
-	}
-	js, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &bootstrapv3.Bootstrap{}
-	if err := strictJSON.Unmarshal(js, b); err != nil {
-		t.Fatalf("bootstrap: %v", err)
-	}
-	validateAll(t, "envoy/envoy.yaml", b, true)
+	b := checkBootstrap(t, renderSample(t))
 	for _, l := range b.GetStaticResources().GetListeners() {
 		if a := l.GetAddress().GetSocketAddress().GetAddress(); a != "127.0.0.1" {
 			t.Errorf("listener %s on %s, want 127.0.0.1", l.Name, a)
@@ -396,6 +403,26 @@ func TestEnvoyBootstrapValidates(t *testing.T) {
 	if len(want) > 0 {
 		t.Errorf("clusters missing: %v", want)
 	}
+}
+
+func checkBootstrap(t *testing.T, files []File) *bootstrapv3.Bootstrap {
+	t.Helper()
+	var data []byte
+	for _, f := range files {
+		if f.Path == "envoy/envoy.yaml" {
+			data = f.Data
+		}
+	}
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bootstrapv3.Bootstrap{}
+	if err := strictJSON.Unmarshal(js, b); err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	validateAll(t, "envoy/envoy.yaml", b, true)
+	return b
 }
 
 // TestOnePolicyEverywhere: the places the policy shows up agree with it and

@@ -1,0 +1,225 @@
+package manifests
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"sigs.k8s.io/yaml"
+)
+
+// richPolicy uses every feature the renderer maps: a filterState tag, an env
+// tag source, a debug-token secret from the environment, strip at the edge,
+// an outbound-only header tag.
+const richPolicy = `
+read: [w3c, b3multi]
+emit: [w3c]
+trust:
+  untrustedDirections: [inbound]
+  action: strip
+  debugToken: {secretEnv: TB_DEBUG_SECRET}
+tags:
+- {name: zone, from: {env: ZONE}, to: [header, filterState]}
+- {name: user, from: {header: x-user}, to: [filterState, metadata]}
+- {name: peer, from: {header: x-peer}, to: [header], directions: [outbound]}
+- {name: t, from: {literal: "1"}, to: [header], header: x-custom-t}
+`
+
+func TestRichPolicyRendersAndValidates(t *testing.T) {
+	files, err := Render([]byte(richPolicy), Options{Namespace: "shop", SHA256: strings.Repeat("ab", 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResourcesStrict(t, files)
+	checkPatches(t, patchesOf(t, files))
+	b := checkBootstrap(t, files)
+
+	byPath := map[string]string{}
+	for _, f := range files {
+		byPath[f.Path] = string(f.Data)
+	}
+	te := byPath["istio/overlays/sidecar-auto-forward/trafficextension.yaml"]
+	for _, want := range []string{"name: TB_DEBUG_SECRET", "name: ZONE", "valueFrom: HOST", "sha256: abab", "namespace: shop"} {
+		if !strings.Contains(te, want) {
+			t.Errorf("trafficextension.yaml lacks %q", want)
+		}
+	}
+	tel := byPath["istio/overlays/sidecar-auto-forward/telemetry.yaml"]
+	for _, want := range []string{"name: x-tracebridge-zone", "name: x-custom-t", "%FILTER_STATE(wasm.tracebridge.user:PLAIN)%"} {
+		if !strings.Contains(tel, want) {
+			t.Errorf("telemetry.yaml lacks %q", want)
+		}
+	}
+	if strings.Contains(tel, "x-tracebridge-peer") {
+		t.Error("telemetry.yaml tags an outbound-only tag on the server side")
+	}
+	edge := byPath["istio/overlays/edge-trust/envoyfilter.yaml"]
+	if !strings.Contains(edge, "remove: x-envoy-force-trace") || strings.Contains(edge, "remove: traceparent") {
+		t.Errorf("strip must remove only the forcing headers:\n%s", edge)
+	}
+
+	// The bootstrap carries the same tags: header, metadata, filter state.
+	var hcm hcmv3.HttpConnectionManager
+	l := b.GetStaticResources().GetListeners()[0]
+	if err := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
+		t.Fatal(err)
+	}
+	var tags []string
+	for _, ct := range hcm.GetTracing().GetCustomTags() {
+		tags = append(tags, ct.Tag)
+	}
+	slices.Sort(tags)
+	if !slices.Equal(tags, []string{"peer", "t", "user", "zone"}) {
+		t.Errorf("bootstrap custom tags %v", tags)
+	}
+	if len(hcm.EarlyHeaderMutationExtensions) != 1 {
+		t.Error("bootstrap inbound listener lacks the early header mutation")
+	}
+}
+
+func TestYAMLAndJSONPoliciesRenderTheSame(t *testing.T) {
+	js, err := os.ReadFile(filepath.Join(shippedDir, "sample-policy.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := PolicyJSON(js) // JSON passes through
+	if err != nil || !bytes.Equal(y, bytes.TrimSpace(js)) {
+		t.Fatalf("PolicyJSON changed a JSON document: %v", err)
+	}
+	a, err := Render(js, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Render([]byte(richToYAML(t, js)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != len(b) {
+		t.Fatalf("%d files vs %d", len(a), len(b))
+	}
+	for i := range a {
+		if a[i].Path != b[i].Path || !bytes.Equal(a[i].Data, b[i].Data) {
+			t.Errorf("%s differs between the JSON and the YAML policy", a[i].Path)
+		}
+	}
+}
+
+func richToYAML(t *testing.T, js []byte) string {
+	t.Helper()
+	out, err := yaml.JSONToYAML(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func TestPoliciesTheEdgeCannotExpress(t *testing.T) {
+	for _, tc := range []struct{ name, policy, want string }{
+		{"cidr only", `{"trust":{"untrustedCIDRs":["203.0.113.0/24"],"action":"restart"}}`, "untrustedCIDRs"},
+		{"trusted header", `{"trust":{"untrustedDirections":["inbound"],"trustedHeader":{"name":"x-lb","value":"v"},"action":"strip"}}`, "trustedHeader"},
+		{"keep", `{"trust":{"untrustedDirections":["inbound"]}}`, "keep"},
+		{"nothing untrusted", `{}`, "no untrusted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files, err := Render([]byte(tc.policy), Options{})
+			if err != nil {
+				t.Fatalf("Render must still render the other modes: %v", err)
+			}
+			for _, f := range files {
+				if strings.Contains(f.Path, "edge-trust") {
+					t.Errorf("edge-trust rendered: %s", f.Path)
+				}
+			}
+			_, err = RenderMode([]byte(tc.policy), Options{Mode: ModeEdgeTrust}, false)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("RenderMode edge-trust: %v, want an error about %q", err, tc.want)
+			}
+			if _, err := RenderMode([]byte(tc.policy), Options{Mode: ModeSidecarAutoForward}, false); err != nil {
+				t.Errorf("sidecar mode: %v", err)
+			}
+		})
+	}
+}
+
+func TestRenderErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, policy string
+		opts         Options
+		want         string
+	}{
+		{"invalid policy", `{"invalid":"sometimes"}`, Options{}, "invalid"},
+		{"pinned direction", `{"direction":"outbound"}`, Options{}, "sidecar"},
+		{"backend is ext_proc", `{}`, Options{GatewayBackends: []string{"tracebridge-extproc.istio-system.svc.cluster.local:9002"}}, "ext_proc service itself"},
+		{"bad backend", `{}`, Options{GatewayBackends: []string{"no-port"}}, "host:port"},
+		{"upstream placement pinned downstream", `{"host":{"placement":"weird"}}`, Options{}, "placement"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Render([]byte(tc.policy), tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCommand(t *testing.T) {
+	policy := filepath.Join(shippedDir, "sample-policy.json")
+	run := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := RunManifestsCommand(args, &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	if code, _, _ := run(); code != 2 {
+		t.Errorf("no args: exit %d", code)
+	}
+	if code, _, e := run("render"); code != 2 || !strings.Contains(e, "--policy") {
+		t.Errorf("no --policy: exit %d %s", code, e)
+	}
+	if code, _, e := run("render", "--policy", policy, "--mode", "nope"); code != 1 || !strings.Contains(e, "unknown mode") {
+		t.Errorf("unknown mode: exit %d %s", code, e)
+	}
+	for _, m := range Modes {
+		code, out, e := run("render", "--policy", policy, "--mode", m)
+		if code != 0 {
+			t.Errorf("--mode %s: exit %d: %s", m, code, e)
+			continue
+		}
+		docs := yamlDocs(t, []byte(out))
+		if len(docs) != len(modeFiles[m]) {
+			t.Errorf("--mode %s: %d documents, want %d", m, len(docs), len(modeFiles[m]))
+		}
+	}
+	_, te, _ := run("render", "--policy", policy, "--mode", ModeSidecarAutoForward)
+	_, wp, _ := run("render", "--policy", policy, "--mode", ModeSidecarAutoForward, "--wasmplugin")
+	if !strings.Contains(te, "kind: TrafficExtension") || strings.Contains(te, "kind: WasmPlugin") ||
+		!strings.Contains(wp, "kind: WasmPlugin") || strings.Contains(wp, "kind: TrafficExtension") {
+		t.Error("--wasmplugin does not swap the TrafficExtension for the WasmPlugin")
+	}
+	code, out, _ := run("render", "--policy", policy, "--mode", ModeGatewayEnrichment,
+		"--extproc-image", "registry.example/tb-extproc@sha256:"+strings.Repeat("0", 64), "--namespace", "edge")
+	if code != 0 || !strings.Contains(out, "image: registry.example/tb-extproc@sha256:") || !strings.Contains(out, "outbound|9002||tracebridge-extproc.edge.svc.cluster.local") {
+		t.Errorf("--extproc-image/--namespace not applied:\n%s", out)
+	}
+	code, out, _ = run("render", "--policy", policy, "--mode", ModeSidecarAutoForward, "--image", "oci://registry.example/tb-wasm:9")
+	if code != 0 || !strings.Contains(out, "url: oci://registry.example/tb-wasm:9") {
+		t.Errorf("--image not applied")
+	}
+
+	dir := t.TempDir()
+	if code, _, e := run("render", "--policy", policy, "--out", dir); code != 0 {
+		t.Fatalf("--out: exit %d: %s", code, e)
+	}
+	for _, f := range renderSample(t) {
+		got, err := os.ReadFile(filepath.Join(dir, f.Path))
+		if err != nil || !bytes.Equal(got, f.Data) {
+			t.Errorf("--out %s differs from Render: %v", f.Path, err)
+		}
+	}
+	if code, out, _ := run("render", "--policy", policy); code != 0 || strings.Count(out, "# Source: manifests/") != len(renderSample(t)) {
+		t.Errorf("render without --mode/--out: exit %d", code)
+	}
+}

@@ -51,8 +51,8 @@ type Config struct {
 	Routes map[string]string
 	// Workers is the number of worker VMs (Envoy --concurrency), default 2.
 	Workers int
-	// Sampling is the random sampling percentage (default 100).
-	Sampling float64
+	// Sampling is the random sampling percentage (nil: Envoy's 100 %).
+	Sampling *float64
 	// ReportInterval is the span flush interval (default 1 s).
 	ReportInterval time.Duration
 	// FilterStateTags adds Envoy ≥ 1.37 value tags for filterState sinks.
@@ -121,9 +121,6 @@ func Start(cfg Config) (*Sidecar, error) {
 	if cfg.Workers == 0 {
 		cfg.Workers = 2
 	}
-	if cfg.Sampling == 0 {
-		cfg.Sampling = -1
-	}
 	if cfg.ReportInterval == 0 {
 		cfg.ReportInterval = time.Second
 	}
@@ -163,7 +160,7 @@ func Start(cfg Config) (*Sidecar, error) {
 		tags = append([]envoysim.CustomTag{{Tag: "istio.canonical_service", Literal: cfg.Service}},
 			CustomTags(cfg.Policy, cfg.ExtProc != "", cfg.FilterStateTags)...)
 		inTracing = &envoysim.Tracing{Tracer: tracer, Kind: envoysim.KindServer, Service: cfg.Service,
-			Operation: cfg.Service + ".default.svc.cluster.local:" + app.Port() + "/*", RandomSampling: cfg.Sampling,
+			Operation: cfg.Service + ".default.svc.cluster.local:" + app.Port() + "/*", RandomSampling: rate(cfg.Sampling),
 			CustomTags: tags, Reporter: s.reporter, NodeID: "sidecar~127.0.0.1~" + cfg.Service + ".default~default.svc.cluster.local"}
 		if cfg.ClientTracing {
 			ot := *inTracing
@@ -205,7 +202,7 @@ func Start(cfg Config) (*Sidecar, error) {
 			s.Close()
 			return nil, err
 		}
-		down, err := Adapt(cfg.Policy, SidecarDownstream, true)
+		down, err := Adapt(cfg.Policy, SidecarDownstream, true, cfg.Tracer)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -213,7 +210,7 @@ func Start(cfg Config) (*Sidecar, error) {
 		// One plugin configuration per listener, as Envoy has one filter
 		// config per listener: the outbound one knows whether its listener
 		// has a tracing block.
-		outDoc, err := Adapt(cfg.Policy, SidecarDownstream, cfg.ClientTracing && tracer != nil)
+		outDoc, err := Adapt(cfg.Policy, SidecarDownstream, cfg.ClientTracing && tracer != nil, cfg.Tracer)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -225,7 +222,7 @@ func Start(cfg Config) (*Sidecar, error) {
 		}
 		s.Outbound.Filters = append(s.Outbound.Filters, outF)
 		if cfg.InboundPosition == "upstream" {
-			up, err := Adapt(cfg.Policy, SidecarUpstream, tracer != nil)
+			up, err := Adapt(cfg.Policy, SidecarUpstream, tracer != nil, cfg.Tracer)
 			if err != nil {
 				s.Close()
 				return nil, err
@@ -272,6 +269,13 @@ func wasmCacheDir() string {
 		return ""
 	}
 	return filepath.Join(dir, "tracebridge", "wazero-envoysim")
+}
+
+func rate(p *float64) float64 {
+	if p == nil {
+		return -1 // HttpConnectionManager.Tracing.random_sampling default: 100 %
+	}
+	return *p
 }
 
 func orLoopback(addr string) string {
@@ -322,7 +326,7 @@ type GatewayConfig struct {
 	EdgeTrust      bool
 	Tracer         string
 	Collector      string
-	Sampling       float64
+	Sampling       *float64
 	ReportInterval time.Duration
 	// MessageTimeout is ext_proc's message_timeout (default 200 ms).
 	MessageTimeout time.Duration
@@ -340,9 +344,6 @@ type Gateway struct {
 func StartGateway(cfg GatewayConfig) (*Gateway, error) {
 	if cfg.Placement == "" {
 		cfg.Placement = "upstream"
-	}
-	if cfg.Sampling == 0 {
-		cfg.Sampling = -1
 	}
 	if cfg.ReportInterval == 0 {
 		cfg.ReportInterval = time.Second
@@ -382,7 +383,7 @@ func StartGateway(cfg GatewayConfig) (*Gateway, error) {
 	}
 	if tracer != nil {
 		l.Tracing = &envoysim.Tracing{Tracer: tracer, Kind: envoysim.KindServer, Service: cfg.Service,
-			Operation: "productpage.default.svc.cluster.local:9080/*", RandomSampling: cfg.Sampling, Reporter: g.reporter,
+			Operation: "productpage.default.svc.cluster.local:9080/*", RandomSampling: rate(cfg.Sampling), Reporter: g.reporter,
 			CustomTags: append([]envoysim.CustomTag{{Tag: "istio.canonical_service", Literal: cfg.Service}}, CustomTags(cfg.Policy, cfg.ExtProc != "", false)...),
 			NodeID:     "router~127.0.0.1~" + cfg.Service + ".istio-system~istio-system.svc.cluster.local"}
 	}
@@ -391,11 +392,11 @@ func StartGateway(cfg GatewayConfig) (*Gateway, error) {
 		if cfg.Placement == "downstream" {
 			pl = GatewayDownstream
 		}
-		doc, err := Adapt(cfg.Policy, pl, tracer != nil)
-		if err != nil {
+		// The ext_proc server runs with its own --config (GatewayPolicy);
+		// this checks that the policy suits the placement.
+		if _, err := Adapt(cfg.Policy, pl, tracer != nil, cfg.Tracer); err != nil {
 			return nil, err
 		}
-		_ = doc // the ext_proc server is started with its own --config; Adapt validates the placement
 		g.ExtProc, err = envoysim.NewExtProcFilter(cfg.ExtProc)
 		if err != nil {
 			return nil, err
@@ -420,6 +421,16 @@ func StartGateway(cfg GatewayConfig) (*Gateway, error) {
 	}
 	g.Listener = l
 	return g, nil
+}
+
+// GatewayPolicy is the document the gateway's ext_proc server runs with for
+// a placement ("downstream" or "upstream").
+func GatewayPolicy(doc []byte, placement, tracer string) ([]byte, error) {
+	pl := GatewayUpstream
+	if placement == "downstream" {
+		pl = GatewayDownstream
+	}
+	return Adapt(doc, pl, tracer != "none", tracer)
 }
 
 // Close stops the gateway.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/tracebridge/tracebridge/e2e/demo"
+	"github.com/tracebridge/tracebridge/e2e/sidecar"
 	"github.com/tracebridge/tracebridge/tools/image"
 	"github.com/tracebridge/tracebridge/tools/manifests"
 )
@@ -25,6 +27,8 @@ commands:
   manifests render       render Istio/Envoy manifests of a deployment mode from one policy
   image build            package the wasm module as an OCI image istio-agent pulls (prints the sha256 for WasmPlugin)
   image extproc          package the ext_proc service binary as a container image
+  sidecar                run a local Envoy-semantics sidecar (wasm module / ext_proc) in front of an app
+  demo                   run the local bookinfo-shaped mesh and print traces without and with tracebridge
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -41,6 +45,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return image.RunImageCommand(args[1:], stdout, stderr)
 	case "manifests":
 		return manifests.RunManifestsCommand(args[1:], stdout, stderr)
+	case "sidecar":
+		return sidecar.RunSidecarCommand(args[1:], stdout, stderr)
+	case "demo":
+		return demo.RunDemoCommand(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -207,6 +207,9 @@ formatter (Envoy >= 1.37).
 
 ` + floorComment + `
 
-Policy: the document as written (it is also the ext_proc service's --config).`
+Policy: the document as written (it is also the ext_proc service's --config).
+With a policy that distrusts inbound traffic this Envoy is the edge of the
+trust boundary; for an in-mesh hop render the bootstrap from a policy without
+trust.untrustedDirections (tracebridge manifests render --mode envoy).`
 	return []File{{"envoy/envoy.yaml", yamlFile(doc{comment: comment, obj: toMap(b)})}}, nil
 }

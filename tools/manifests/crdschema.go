@@ -148,3 +148,74 @@ func appendUnique(v any, names ...string) []any {
 	}
 	return list
 }
+
+// OpenAPIv3Schemas converts a Kubernetes OpenAPI v3 document of one
+// group-version (what the API server serves at /openapi/v3/apis/<g>/<v>) into
+// kubeconform schema files, one per kind it defines:
+// dir/<group, or the version for the core group>/<kind>_<version>.json. Each
+// file carries every schema of the document under "definitions" so that its
+// $refs resolve locally. strict works as in CRDSchemas.
+func OpenAPIv3Schemas(doc []byte, dir string, strict bool) ([]string, error) {
+	var d struct {
+		Components struct {
+			Schemas map[string]map[string]any `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return nil, err
+	}
+	defs := map[string]any{}
+	for name, s := range d.Components.Schemas {
+		rewriteRefs(s)
+		convertSchema(s, strict)
+		defs[name] = s
+	}
+	var written []string
+	for name, s := range d.Components.Schemas {
+		gvks, _ := s["x-kubernetes-group-version-kind"].([]any)
+		for _, g := range gvks {
+			gvk, _ := g.(map[string]any)
+			group, _ := gvk["group"].(string)
+			version, _ := gvk["version"].(string)
+			kind, _ := gvk["kind"].(string)
+			if kind == "" || version == "" {
+				continue
+			}
+			sub := group
+			if sub == "" {
+				sub = version // kubeconform's {{ .Group }} for "v1" is "v1"
+			}
+			out := map[string]any{"$ref": "#/definitions/" + name, "definitions": defs}
+			data, err := json.Marshal(out)
+			if err != nil {
+				return nil, err
+			}
+			p := filepath.Join(dir, sub, strings.ToLower(kind)+"_"+version+".json")
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				return nil, err
+			}
+			written = append(written, p)
+		}
+	}
+	return written, nil
+}
+
+// rewriteRefs points OpenAPI component references at "definitions".
+func rewriteRefs(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		if r, ok := x["$ref"].(string); ok {
+			x["$ref"] = strings.Replace(r, "#/components/schemas/", "#/definitions/", 1)
+		}
+		for _, e := range x {
+			rewriteRefs(e)
+		}
+	case []any:
+		for _, e := range x {
+			rewriteRefs(e)
+		}
+	}
+}

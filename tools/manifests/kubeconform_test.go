@@ -2,18 +2,64 @@ package manifests
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// k8sBuiltinKinds have no schema offline: kubeconform's schemas for them come
-// from the network (kubernetes-json-schema). They are skipped explicitly here
-// and parsed strictly into k8s.io/api types by TestIstioResourcesStrict.
-var k8sBuiltinKinds = []string{"Deployment", "Service", "ServiceAccount", "ConfigMap", "PodDisruptionBudget", "Kustomization"}
+// kubeconform's own schemas for Kubernetes built-in kinds come from the
+// network (kubernetes-json-schema). Offline, the only API-server OpenAPI
+// documents at hand are the ones client-go ships as test data (a Kubernetes
+// 1.34 API server's /openapi/v3 for core/v1 and apps/v1), in the module cache
+// because buildtools needs client-go. They give schemas for Deployment,
+// Service, ServiceAccount and ConfigMap. PodDisruptionBudget (policy/v1) has
+// none offline and is skipped, as is Kustomization (not an API object); both
+// are still parsed strictly (TestIstioResourcesStrict, checkKustomization).
+const clientGoTestdata = "k8s.io/client-go@v0.34.1"
+
+var k8sOpenAPIDocs = []string{"api__v1_openapi.json", "apis__apps__v1_openapi.json"}
+
+var k8sSchemaKinds = []string{"Deployment", "Service", "ServiceAccount", "ConfigMap"}
+
+// k8sSchemas writes kubeconform schemas for the built-in kinds available
+// offline; it returns the kinds without a schema, which kubeconform skips.
+func k8sSchemas(t *testing.T, dir string) (skip []string) {
+	t.Helper()
+	skip = []string{"PodDisruptionBudget", "Kustomization"}
+	cmd := exec.Command("go", "mod", "download", "-json", clientGoTestdata)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOPROXY=off", "GOWORK=off")
+	out, err := cmd.Output()
+	var mod struct{ Dir string }
+	if err == nil {
+		err = json.Unmarshal(out, &mod)
+	}
+	if err != nil || mod.Dir == "" {
+		t.Logf("no offline Kubernetes OpenAPI documents (%s not in the module cache: %v): built-in kinds skipped", clientGoTestdata, err)
+		return append(skip, k8sSchemaKinds...)
+	}
+	for _, name := range k8sOpenAPIDocs {
+		doc, err := os.ReadFile(filepath.Join(mod.Dir, "openapi", "openapitest", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := OpenAPIv3Schemas(doc, dir, true); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	for _, want := range []string{"apps/deployment_v1.json", "v1/service_v1.json", "v1/serviceaccount_v1.json", "v1/configmap_v1.json"} {
+		if _, err := os.Stat(filepath.Join(dir, want)); err != nil {
+			t.Errorf("schema %s not generated: %v", want, err)
+		}
+	}
+	return skip
+}
 
 // kubeconform returns the pinned kubeconform binary, building it with
 // buildtools/build.sh (module cache only, no network) when needed.
@@ -64,11 +110,11 @@ func istioSchemas(t *testing.T) string {
 	return dir
 }
 
-func runKubeconform(t *testing.T, bin, schemas string, files ...string) (string, error) {
+func runKubeconform(t *testing.T, bin, schemas string, skip []string, files ...string) (string, error) {
 	t.Helper()
 	args := []string{"-strict", "-summary", "-output", "text",
 		"-schema-location", KubeconformSchemaLocation(schemas),
-		"-skip", strings.Join(k8sBuiltinKinds, ","),
+		"-skip", strings.Join(skip, ","),
 	}
 	cmd := exec.Command(bin, append(args, files...)...)
 	out, err := cmd.CombinedOutput()
@@ -83,6 +129,7 @@ func TestKubeconformStrict(t *testing.T) {
 	}
 	bin := kubeconform(t)
 	schemas := istioSchemas(t)
+	skip := k8sSchemas(t, schemas)
 	var files []string
 	err := filepath.WalkDir(filepath.Join(shippedDir, "istio"), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".yaml") {
@@ -93,13 +140,20 @@ func TestKubeconformStrict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := runKubeconform(t, bin, schemas, files...)
+	out, err := runKubeconform(t, bin, schemas, skip, files...)
 	if err != nil {
 		t.Fatalf("kubeconform: %v\n%s", err, out)
 	}
-	t.Logf("kubeconform -strict (Kubernetes built-in kinds skipped: %s):\n%s", strings.Join(k8sBuiltinKinds, ", "), out)
-	if !strings.Contains(out, "Valid: 7, Invalid: 0, Errors: 0") {
-		t.Errorf("kubeconform summary: want the 7 Istio resources valid: %s", out)
+	t.Logf("kubeconform -strict (kinds skipped: %s):\n%s", strings.Join(skip, ", "), out)
+	if !strings.Contains(out, "Invalid: 0, Errors: 0") {
+		t.Errorf("kubeconform summary: %s", out)
+	}
+	wantValid := 7 // the Istio resources
+	if !slices.Contains(skip, "Deployment") {
+		wantValid += 5 // Deployment, Service, ServiceAccount, two ConfigMaps
+	}
+	if !strings.Contains(out, fmt.Sprintf("Valid: %d,", wantValid)) {
+		t.Errorf("kubeconform summary: want %d valid resources: %s", wantValid, out)
 	}
 
 	// A policy using every mapped feature (vmConfig env, sha256, formatter tags).
@@ -111,7 +165,7 @@ func TestKubeconformStrict(t *testing.T) {
 	if err := WriteFiles(richDir, rich); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := runKubeconform(t, bin, schemas, filepath.Join(richDir, "istio")); err != nil || !strings.Contains(out, "Invalid: 0, Errors: 0") {
+	if out, err := runKubeconform(t, bin, schemas, skip, filepath.Join(richDir, "istio")); err != nil || !strings.Contains(out, "Invalid: 0, Errors: 0") {
 		t.Errorf("kubeconform on the rich policy's manifests: %v\n%s", err, out)
 	}
 
@@ -122,11 +176,15 @@ func TestKubeconformStrict(t *testing.T) {
 		"apiVersion: extensions.istio.io/v1alpha1\nkind: TrafficExtension\nmetadata: {name: x, namespace: y}\nspec:\n  phase: SOMETIMES\n  wasm: {url: oci://r/x:1}\n",
 		"apiVersion: telemetry.istio.io/v1alpha1\nkind: Telemetry\nmetadata: {name: x, namespace: y}\nspec:\n  tracing:\n  - match: {mode: SERVER}\n    customTags: {a: {header: {name: x, bogus: 1}}}\n",
 		"apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: x, namespace: y}\nspec:\n  configPatches:\n  - applyTo: CLUSTR\n    patch: {operation: MERGE, value: {}}\n",
+		"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x, namespace: y}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      containers:\n      - {name: c, image: i, readinesProbe: {}}\n",
 	} {
+		if strings.Contains(doc, "kind: Deployment") && slices.Contains(skip, "Deployment") {
+			continue
+		}
 		if err := os.WriteFile(bad, []byte(doc), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out, err := runKubeconform(t, bin, schemas, bad)
+		out, err := runKubeconform(t, bin, schemas, skip, bad)
 		if err == nil || !strings.Contains(out, "Invalid: 1") {
 			t.Errorf("kubeconform accepted an invalid resource:\n%s\n%s", doc, out)
 		}

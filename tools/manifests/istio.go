@@ -157,6 +157,8 @@ Caveats: no provider is named, so the server side uses the mesh default
 provider (add providers: [{name: ...}] to the SERVER entry if the mesh has
 none, or Istio disables both sides); Istio applies only one selector-based
 Telemetry per workload, so do not select these workloads with another one.
+Never select a gateway with it: Istio configures gateway listeners from the
+CLIENT settings, so this resource would turn the gateway's tracing off.
 disableContextPropagation (Istio 1.30+) is not used: with no tracing block
 nothing is injected anyway, and older Telemetry CRDs reject the field.
 
@@ -349,7 +351,8 @@ Patch 2 merges tracing custom_tags of type metadata (namespace tracebridge,
 key = tag name) for the policy's tags with the metadata sink: ` + strings.Join(names, ", ") + `.
 Spans are finalized after the response, so metadata set by ext_proc becomes a
 tag (ENVOY-FACTS 6). It assumes tracing is on for the gateway (mesh default
-provider or Telemetry); the list is appended to Istio's own custom tags.
+provider or Telemetry; Istio configures gateways from the Telemetry CLIENT
+settings); the list is appended to Istio's own custom tags.
 `
 	}
 	dir := "istio/overlays/" + ModeGatewayEnrichment + "/"

@@ -360,7 +360,7 @@ settings); the list is appended to Istio's own custom tags.
 		{dir + "kustomization.yaml", kustomization(`Gateway enrichment: the ext_proc service (base), its policy, and the
 EnvoyFilter inserting ext_proc on the ingress gateway.`, "../../base", "configmap.yaml", "envoyfilter.yaml")},
 		r.gatewayConfigMap(d, dir),
-		{dir + "envoyfilter.yaml", yamlFile(doc{comment: comment + "\n" + notesComment(d), obj: ef})},
+		{dir + "envoyfilter.yaml", yamlFile(doc{comment: comment + "\nThe service's policy is configmap.yaml. " + notesComment(d), obj: ef})},
 	}, nil
 }
 
@@ -430,7 +430,7 @@ http2_protocol_options for HTTP/2 or gRPC backends.
 and traceresponse after injection): the ext_proc service (base), its policy,
 and the EnvoyFilter.`, "../../base", "configmap.yaml", "envoyfilter.yaml")},
 		r.gatewayConfigMap(d, dir),
-		{dir + "envoyfilter.yaml", yamlFile(doc{comment: comment + "\n" + notesComment(d), obj: ef})},
+		{dir + "envoyfilter.yaml", yamlFile(doc{comment: comment + "\nThe service's policy is configmap.yaml. " + notesComment(d), obj: ef})},
 	}, nil
 }
 

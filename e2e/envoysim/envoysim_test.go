@@ -158,7 +158,7 @@ type headerSpy struct {
 	seen []*Headers
 }
 
-func (s *headerSpy) Name() string                      { return "spy" }
+func (s *headerSpy) Name() string                       { return "spy" }
 func (s *headerSpy) NewStream(*StreamInfo) FilterStream { return &spyStream{s} }
 
 type spyStream struct{ s *headerSpy }

@@ -38,23 +38,52 @@ const (
 )
 
 // WasmModule is a compiled module in its own wazero runtime with this
-// package's "env" host module.
+// package's "env" host module and the WASI functions of a host profile.
 type WasmModule struct {
 	Path     string
+	Profile  HostProfile
 	runtime  wazero.Runtime
 	compiled wazero.CompiledModule
 }
+
+// HostProfile selects how the WASI functions behave, to model the
+// proxy-wasm-cpp-host versions Envoy releases embed (ENVOY-FACTS 7).
+type HostProfile string
+
+// Host profiles.
+const (
+	// ProfileFull is wazero's complete WASI (no restriction).
+	ProfileFull HostProfile = ""
+	// ProfileCppHost533 models proxy-wasm-cpp-host after PR 533 (Envoy
+	// 1.39+): poll_oneoff succeeds at once with 0 events, also during
+	// _initialize and malloc.
+	ProfileCppHost533 HostProfile = "cpp-host-533"
+	// ProfileCppHost427 models proxy-wasm-cpp-host after PR 427 and before
+	// PR 533 (Envoy 1.33–1.38): poll_oneoff and fd_fdstat_set_flags
+	// return ENOSYS, and poll_oneoff during _initialize or
+	// proxy_on_memory_allocate traps ("restricted_callback").
+	ProfileCppHost427 HostProfile = "cpp-host-427"
+)
+
+// errnoNosys is WASI's ENOSYS.
+const errnoNosys = 52
 
 var wasmModules struct {
 	mu sync.Mutex
 	m  map[string]*WasmModule
 }
 
-// LoadWasmModule compiles the module at path once per process.
-func LoadWasmModule(path string, cacheDir string) (*WasmModule, error) {
+// LoadWasmModule compiles the module at path once per process and profile.
+func LoadWasmModule(path string, cacheDir string, profile HostProfile) (*WasmModule, error) {
+	switch profile {
+	case ProfileFull, ProfileCppHost533, ProfileCppHost427:
+	default:
+		return nil, fmt.Errorf("unknown wasm host profile %q (want cpp-host-533 or cpp-host-427)", profile)
+	}
+	key := path + "\x00" + string(profile)
 	wasmModules.mu.Lock()
 	defer wasmModules.mu.Unlock()
-	if m := wasmModules.m[path]; m != nil {
+	if m := wasmModules.m[key]; m != nil {
 		return m, nil
 	}
 	wasm, err := os.ReadFile(path)
@@ -69,7 +98,7 @@ func LoadWasmModule(path string, cacheDir string) (*WasmModule, error) {
 		}
 	}
 	r := wazero.NewRuntimeWithConfig(ctx, cfg)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
+	if err := instantiateWASI(ctx, r, profile); err != nil {
 		return nil, err
 	}
 	if err := instantiateEnv(ctx, r); err != nil {
@@ -85,12 +114,53 @@ func LoadWasmModule(path string, cacheDir string) (*WasmModule, error) {
 			return nil, fmt.Errorf("%s imports env.%s, which this host does not provide (Envoy would fail the VM: missing import)", path, name)
 		}
 	}
-	m := &WasmModule{Path: path, runtime: r, compiled: compiled}
+	m := &WasmModule{Path: path, Profile: profile, runtime: r, compiled: compiled}
 	if wasmModules.m == nil {
 		wasmModules.m = map[string]*WasmModule{}
 	}
-	wasmModules.m[path] = m
+	wasmModules.m[key] = m
 	return m, nil
+}
+
+// instantiateWASI adds wasi_snapshot_preview1 with the profile's changes.
+func instantiateWASI(ctx context.Context, r wazero.Runtime, profile HostProfile) error {
+	b := r.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
+	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
+	i32s := func(n int) []api.ValueType {
+		out := make([]api.ValueType, n)
+		for i := range out {
+			out[i] = api.ValueTypeI32
+		}
+		return out
+	}
+	switch profile {
+	case ProfileCppHost533:
+		// poll_oneoff(in, out, nsubscriptions, result.nevents): success,
+		// no events, no waiting.
+		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, s []uint64) {
+			if hc, _ := ctx.Value(callKey{}).(*hostCall); hc != nil {
+				hc.w.proxy.pollCalls.Add(1)
+			}
+			m.Memory().WriteUint32Le(uint32(s[3]), 0)
+			s[0] = 0
+		}), i32s(4), i32s(1)).Export("poll_oneoff")
+	case ProfileCppHost427:
+		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, s []uint64) {
+			hc, _ := ctx.Value(callKey{}).(*hostCall)
+			if hc != nil {
+				hc.w.proxy.pollCalls.Add(1)
+			}
+			if hc != nil && hc.restricted {
+				panic(errors.New("poll_oneoff: restricted_callback (called during _initialize or malloc)"))
+			}
+			s[0] = errnoNosys
+		}), i32s(4), i32s(1)).Export("poll_oneoff")
+		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, s []uint64) {
+			s[0] = errnoNosys
+		}), i32s(2), i32s(1)).Export("fd_fdstat_set_flags")
+	}
+	_, err := b.Instantiate(ctx)
+	return err
 }
 
 // WasmProxy is the wasm state of one Envoy process (one sidecar or gateway):
@@ -107,6 +177,8 @@ type WasmProxy struct {
 	sharedMu sync.Mutex
 	shared   map[string]*sharedValue
 	casSeq   uint32
+
+	pollCalls atomic.Int64
 
 	metricsMu   sync.Mutex
 	metricIDs   map[string]uint32
@@ -132,7 +204,7 @@ func NewWasmProxy(mod *WasmModule, workers int, log func(level int, msg string),
 		cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
 			WithRandSource(rand.Reader).WithStdout(stderr).WithStderr(stderr).WithSysWalltime().WithSysNanotime()
 		w := &wasmWorker{proxy: p, roots: map[*WasmFilter]uint32{}, nextID: 1}
-		ctx := context.WithValue(context.Background(), callKey{}, &hostCall{w: w})
+		ctx := context.WithValue(context.Background(), callKey{}, &hostCall{w: w, restricted: true})
 		m, err := mod.runtime.InstantiateModule(ctx, mod.compiled, cfg)
 		if err != nil {
 			p.Close()
@@ -152,6 +224,10 @@ func (p *WasmProxy) Close() {
 		}
 	}
 }
+
+// PollOneoffCalls is how often the guest called WASI poll_oneoff (counted
+// under the cpp-host profiles only).
+func (p *WasmProxy) PollOneoffCalls() int64 { return p.pollCalls.Load() }
 
 // Counters returns every stat the module defined with its value.
 func (p *WasmProxy) Counters() map[string]int64 {
@@ -178,6 +254,9 @@ type callKey struct{}
 
 // hostCall is the state of one call into the guest.
 type hostCall struct {
+	// restricted: inside _initialize or proxy_on_memory_allocate, where
+	// cpp-host before PR 533 forbids poll_oneoff.
+	restricted  bool
 	w           *wasmWorker
 	stream      *wasmStream
 	config      []byte
@@ -417,6 +496,11 @@ func writeU32(m api.Module, ptr uint64, v uint32) {
 func give(ctx context.Context, m api.Module, data []byte, retPtr, retSize uint64) uint32 {
 	var addr uint32
 	if len(data) > 0 {
+		if hc, _ := ctx.Value(callKey{}).(*hostCall); hc != nil && !hc.restricted {
+			rc := *hc
+			rc.restricted = true
+			ctx = context.WithValue(ctx, callKey{}, &rc)
+		}
 		res, err := m.ExportedFunction("proxy_on_memory_allocate").Call(ctx, uint64(len(data)))
 		if err != nil {
 			panic(err)

@@ -8,6 +8,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/tracebridge/tracebridge/e2e/envoysim"
 )
 
 // RunSidecarCommand is `tracebridge sidecar`: one sidecar in front of a
@@ -21,6 +23,7 @@ func RunSidecarCommand(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.InboundListen, "inbound-listen", "127.0.0.1:15006", "inbound listener (reverse proxy to the app); 127.0.0.1 only")
 	fs.StringVar(&cfg.OutboundListen, "outbound-listen", "127.0.0.1:15001", "outbound listener: the HTTP forward proxy the app must use (set it explicitly: Go's ProxyFromEnvironment never proxies loopback)")
 	fs.StringVar(&cfg.Wasm, "wasm", "", "compiled module (bin/tracebridge.wasm); empty: no wasm filter")
+	profile := fs.String("wasm-host-profile", "", "WASI of a proxy-wasm-cpp-host version: cpp-host-533 (Envoy 1.39+: poll_oneoff returns 0 events) or cpp-host-427 (Envoy 1.33–1.38: poll_oneoff ENOSYS, traps in _initialize/malloc); empty: full WASI")
 	fs.StringVar(&cfg.ExtProc, "extproc", "", "tracebridge-extproc address host:port; empty: no ext_proc filter")
 	fs.StringVar(&policyFile, "policy", "", "policy document (JSON); empty: zero-config default")
 	fs.StringVar(&cfg.Tracer, "tracer", "zipkin", "Envoy tracer: zipkin, otel or none")
@@ -55,6 +58,7 @@ func RunSidecarCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Sampling = sampling
+	cfg.HostProfile = envoysim.HostProfile(*profile)
 	if policyFile != "" {
 		data, err := os.ReadFile(policyFile)
 		if err != nil {
@@ -75,6 +79,9 @@ func RunSidecarCommand(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	cfg.Log = stdout
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	sc, err := Start(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "tracebridge sidecar:", err)
@@ -82,7 +89,11 @@ func RunSidecarCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	filters := []string{}
 	if cfg.Wasm != "" {
-		filters = append(filters, "wasm "+cfg.Wasm+" (inbound "+cfg.InboundPosition+")")
+		hp := string(cfg.HostProfile)
+		if hp == "" {
+			hp = "full WASI"
+		}
+		filters = append(filters, "wasm "+cfg.Wasm+" (inbound "+cfg.InboundPosition+", host "+hp+")")
 	}
 	if cfg.ExtProc != "" {
 		filters = append(filters, "ext_proc "+cfg.ExtProc)
@@ -95,10 +106,7 @@ func RunSidecarCommand(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "  outbound listener http://%s (forward proxy; client tracing %s)\n", sc.Outbound.Addr(), *clientTracing)
 	fmt.Fprintf(stdout, "  filters: %s; spans → %s\n", strings.Join(filters, ", "), orNone(cfg.Collector))
 	fmt.Fprintf(stdout, "  point the app's HTTP client at the proxy, e.g. http.ProxyURL(\"http://%s\")\n", sc.Outbound.Addr())
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	s := <-sig
-	signal.Stop(sig)
 	fmt.Fprintf(stdout, "tracebridge sidecar: %v: draining and flushing spans\n", s)
 	sc.Close()
 	return 0

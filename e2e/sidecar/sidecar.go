@@ -29,6 +29,9 @@ type Config struct {
 	OutboundListen string
 	// Wasm is the compiled module; empty: no wasm filter.
 	Wasm string
+	// HostProfile models a proxy-wasm-cpp-host version's WASI
+	// (envoysim.ProfileCppHost533 / ProfileCppHost427); empty: full WASI.
+	HostProfile envoysim.HostProfile
 	// ExtProc is the ext_proc server address; empty: none. It is added as a
 	// listener filter on both directions.
 	ExtProc string
@@ -188,7 +191,7 @@ func Start(cfg Config) (*Sidecar, error) {
 			return "outbound|" + port + "||" + host, net.JoinHostPort(host, port), nil
 		}, AccessLog: accessLog}
 	if cfg.Wasm != "" {
-		mod, err := envoysim.LoadWasmModule(cfg.Wasm, wasmCacheDir())
+		mod, err := envoysim.LoadWasmModule(cfg.Wasm, wasmCacheDir(), cfg.HostProfile)
 		if err != nil {
 			s.Close()
 			return nil, err

@@ -2,14 +2,18 @@ package sidecar
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tracebridge/tracebridge/e2e/envoysim"
 	"github.com/tracebridge/tracebridge/wasm-filter/wasmtest"
 )
 
@@ -208,4 +212,101 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+// TestHostProfiles drives the module through a sidecar under each modelled
+// proxy-wasm-cpp-host WASI (ENVOY-FACTS 7) with enough traffic for several
+// GC cycles in the guest, and reports whether the VM survived.
+func TestHostProfiles(t *testing.T) {
+	wasm := wasmPath(t)
+	for _, profile := range []string{"cpp-host-533", "cpp-host-427"} {
+		t.Run(profile, func(t *testing.T) {
+			backend := newEchoApp(t)
+			app := newEchoApp(t)
+			var log strings.Builder
+			var mu sync.Mutex
+			sc, err := Start(Config{Service: "app", App: app.srv.URL, Tracer: "zipkin", Wasm: wasm,
+				HostProfile: envoysim.HostProfile(profile), Workers: 1, Log: lockedWriter{&mu, &log}})
+			if err != nil {
+				t.Fatalf("%s: %v", profile, err)
+			}
+			defer sc.Close()
+			app.proxy = sc.Outbound.URL()
+			big := strings.Repeat("x", 2000)
+			for i := 0; i < 1500; i++ {
+				resp, _ := get(t, sc.Inbound.URL()+"/?call="+url.QueryEscape(backend.srv.URL+"/x"), map[string]string{
+					"x-request-id": fmt.Sprintf("req-%d", i), "baggage": "k=" + big[:i%2000],
+				})
+				if resp.StatusCode != 200 {
+					t.Fatalf("request %d: status %d", i, resp.StatusCode)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("%s: 1500 requests, the guest called poll_oneoff %d times", profile, sc.Wasm.PollOneoffCalls())
+			if strings.Contains(log.String(), "vm-failed") || strings.Contains(log.String(), "wasm VM failed") {
+				t.Errorf("%s: the VM failed:\n%s", profile, tail(log.String()))
+			}
+		})
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 3000 {
+		return s[len(s)-3000:]
+	}
+	return s
+}
+
+// TestSidecarCommand runs `tracebridge sidecar` and stops it with SIGTERM.
+func TestSidecarCommand(t *testing.T) {
+	app := newEchoApp(t)
+	var out strings.Builder
+	var mu sync.Mutex
+	w := lockedWriter{&mu, &out}
+	done := make(chan int, 1)
+	go func() {
+		done <- RunSidecarCommand([]string{"--app", app.srv.URL, "--inbound-listen", "127.0.0.1:0", "--outbound-listen", "127.0.0.1:0",
+			"--service", "cli-app", "--wasm", wasmPath(t)}, w, w)
+	}()
+	var inbound string
+	deadline := time.Now().Add(60 * time.Second)
+	for inbound == "" && time.Now().Before(deadline) {
+		mu.Lock()
+		for _, line := range strings.Split(out.String(), "\n") {
+			if f := strings.Fields(line); len(f) > 2 && f[0] == "inbound" && f[1] == "listener" {
+				inbound = f[2]
+			}
+		}
+		mu.Unlock()
+		select {
+		case code := <-done:
+			t.Fatalf("exited early with %d:\n%s", code, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if inbound == "" {
+		t.Fatalf("no listen address printed:\n%s", out.String())
+	}
+	resp, _ := get(t, inbound+"/hello", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit code %d", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("did not exit on SIGTERM")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(out.String(), "cli-app inbound") || !strings.Contains(out.String(), "decisions=wasm:") {
+		t.Errorf("no per-request decision line:\n%s", out.String())
+	}
+	t.Logf("output:\n%s", out.String())
 }

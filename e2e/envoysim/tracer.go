@@ -287,15 +287,12 @@ func isLowerHex(s string) bool {
 // ids) yields a NullSpan; the sampled flag of a valid parent wins.
 func (*OTelTracer) StartSpan(h *Headers, kind SpanKind, traced bool) *Span {
 	s := &Span{Kind: kind, Sampled: traced, Start: time.Now(), SpanID: randID()}
-	tps := h.Values("traceparent")
-	if len(tps) == 0 {
+	// TraceContext::getByKey returns the first value of a repeated header.
+	tp, ok := h.Lookup("traceparent")
+	if !ok {
 		s.TraceIDHigh, s.TraceID = randID(), randID()
 		return s
 	}
-	if len(tps) > 1 {
-		return nil
-	}
-	tp := tps[0]
 	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || !isLowerHex(tp[:2]+tp[3:35]+tp[36:52]+tp[53:]) || tp[:2] != "00" {
 		return nil
 	}

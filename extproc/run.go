@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -48,6 +49,7 @@ type Config struct {
 	DrainTimeout    time.Duration
 	MaxMessageBytes int
 	AllowEnvoy      bool
+	Pprof           bool
 }
 
 // ParseFlags reads the command line. Errors and -h output go to out.
@@ -67,6 +69,7 @@ func ParseFlags(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.Direction, "direction", "inbound", "direction for requests when the policy says \"auto\" and Envoy sends no xds.listener_direction attribute: inbound or outbound")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM, how long open streams may finish before the server stops")
 	fs.IntVar(&c.MaxMessageBytes, "max-message-bytes", 8<<20, "largest ProcessingRequest accepted (bytes); larger ones end the stream with RESOURCE_EXHAUSTED")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's /debug/pprof/ on the admin listener")
 	fs.BoolVar(&c.AllowEnvoy, "allow-envoy-headers", false, "send x-envoy-* mutations (e.g. removing x-envoy-force-trace from untrusted requests); needs mutation_rules.allow_envoy: true in the filter")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -242,6 +245,10 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 			}
 			io.WriteString(w, "ready\n")
 		})
+		if c.Pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		}
 		adminSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go adminSrv.Serve(al)
 	}

@@ -331,35 +331,71 @@ func (ps *procStream) mutation(muts []engine.Mutation) *extprocv3.HeaderMutation
 	if len(muts) == 0 {
 		return nil
 	}
-	hm := &extprocv3.HeaderMutation{}
+	// Count first, then allocate the messages and the value bytes in one
+	// block each: a reply has a handful of mutations, built per request.
+	nset, nrem, nbytes := 0, 0, 0
 	for i := range muts {
 		m := &muts[i]
 		if forbidden(m.Name, ps.s.envoyH) {
 			ps.s.m.dropped.WithLabelValues("forbidden").Inc()
+			m.Name = ""
 			continue
 		}
 		if !validName(m.Name) || m.Op == engine.OpSet && !validValue(m.Value) {
 			ps.s.m.dropped.WithLabelValues("invalid").Inc()
+			m.Name = ""
 			continue
 		}
-		switch m.Op {
-		case engine.OpRemove:
-			hm.RemoveHeaders = append(hm.RemoveHeaders, m.Name)
-		case engine.OpSet:
-			hv := &corev3.HeaderValue{Key: m.Name}
-			if ps.valueField {
-				hv.Value = m.Value
-			} else {
-				hv.RawValue = []byte(m.Value)
-			}
-			hm.SetHeaders = append(hm.SetHeaders, &corev3.HeaderValueOption{
-				Header:       hv,
-				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-			})
+		if m.Op == engine.OpSet {
+			nset++
+			nbytes += len(m.Value)
+		} else {
+			nrem++
 		}
 	}
-	if len(hm.SetHeaders) == 0 && len(hm.RemoveHeaders) == 0 {
+	if nset+nrem == 0 {
 		return nil
+	}
+	hm := &extprocv3.HeaderMutation{}
+	if nrem > 0 {
+		hm.RemoveHeaders = make([]string, 0, nrem)
+	}
+	var (
+		opts []corev3.HeaderValueOption
+		hvs  []corev3.HeaderValue
+		raw  []byte
+	)
+	if nset > 0 {
+		hm.SetHeaders = make([]*corev3.HeaderValueOption, 0, nset)
+		opts = make([]corev3.HeaderValueOption, nset)
+		hvs = make([]corev3.HeaderValue, nset)
+		if !ps.valueField {
+			raw = make([]byte, 0, nbytes)
+		}
+	}
+	for i := range muts {
+		m := &muts[i]
+		if m.Name == "" {
+			continue
+		}
+		if m.Op == engine.OpRemove {
+			hm.RemoveHeaders = append(hm.RemoveHeaders, m.Name)
+			continue
+		}
+		k := len(hm.SetHeaders)
+		hv := &hvs[k]
+		hv.Key = m.Name
+		if ps.valueField {
+			hv.Value = m.Value
+		} else {
+			off := len(raw)
+			raw = append(raw, m.Value...)
+			hv.RawValue = raw[off:len(raw):len(raw)]
+		}
+		o := &opts[k]
+		o.Header = hv
+		o.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+		hm.SetHeaders = append(hm.SetHeaders, o)
 	}
 	return hm
 }

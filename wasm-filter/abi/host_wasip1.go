@@ -106,12 +106,14 @@ func (host) ProxySetSharedData(keyData *byte, keySize int, valueData *byte, valu
 }
 
 func (host) ProxyRegisterSharedQueue(nameData *byte, nameSize int, returnID *uint32) uint32 {
+	slot.id = 0
 	st := proxyRegisterSharedQueue(nameData, uint32(nameSize), &slot.id)
 	*returnID = slot.id
 	return st
 }
 
 func (host) ProxyResolveSharedQueue(vmIDData *byte, vmIDSize int, nameData *byte, nameSize int, returnID *uint32) uint32 {
+	slot.id = 0
 	st := proxyResolveSharedQueue(vmIDData, uint32(vmIDSize), nameData, uint32(nameSize), &slot.id)
 	*returnID = slot.id
 	return st
@@ -170,6 +172,7 @@ func (host) ProxySetBufferBytes(bufferType uint32, start int, maxSize int, buffe
 }
 
 func (host) ProxyHttpCall(upstreamData *byte, upstreamSize int, headerData *byte, headerSize int, bodyData *byte, bodySize int, trailersData *byte, trailersSize int, timeout uint32, calloutIDPtr *uint32) uint32 {
+	slot.id = 0
 	st := proxyHttpCall(upstreamData, uint32(upstreamSize), headerData, uint32(headerSize),
 		bodyData, uint32(bodySize), trailersData, uint32(trailersSize), timeout, &slot.id)
 	*calloutIDPtr = slot.id
@@ -193,6 +196,7 @@ func (host) ProxySetEffectiveContext(contextID uint32) uint32 {
 func (host) ProxyDone() uint32 { return proxyDone() }
 
 func (host) ProxyDefineMetric(metricType uint32, metricNameData *byte, metricNameSize int, returnMetricIDPtr *uint32) uint32 {
+	slot.id = 0
 	st := proxyDefineMetric(metricType, metricNameData, uint32(metricNameSize), &slot.id)
 	*returnMetricIDPtr = slot.id
 	return st
@@ -207,6 +211,7 @@ func (host) ProxyRecordMetric(metricID uint32, value uint64) uint32 {
 }
 
 func (host) ProxyGetMetric(metricID uint32, returnMetricValue *uint64) uint32 {
+	slot.u64 = 0
 	st := proxyGetMetric(metricID, &slot.u64)
 	*returnMetricValue = slot.u64
 	return st

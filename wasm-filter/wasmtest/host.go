@@ -3,7 +3,7 @@ package wasmtest
 import (
 	"context"
 	"fmt"
-	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/proxytest"
@@ -194,7 +194,15 @@ func instantiateHost(ctx context.Context, r wazero.Runtime) error {
 		fn := f.fn
 		b.NewFunctionBuilder().
 			WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, s []uint64) {
+				vm := vmFrom(ctx)
+				if vm == nil {
+					s[0] = uint64(fn(ctx, m, s))
+					return
+				}
+				start := time.Now()
 				s[0] = uint64(fn(ctx, m, s))
+				vm.timing.Host += time.Since(start)
+				vm.timing.HostCalls++
 			}), f.params, f.results).
 			Export(f.name)
 	}
@@ -239,7 +247,7 @@ func out(ctx context.Context, m api.Module, st uint32, p *byte, n int, retPtr, r
 	}
 	var addr uint32
 	if n > 0 {
-		res, err := allocFunc(m).Call(ctx, uint64(n))
+		res, err := allocFunc(ctx, m).Call(ctx, uint64(n))
 		if err != nil {
 			panic(fmt.Errorf("wasmtest: proxy_on_memory_allocate(%d): %w", n, err))
 		}
@@ -253,15 +261,22 @@ func out(ctx context.Context, m api.Module, st uint32, p *byte, n int, retPtr, r
 	return st
 }
 
-// allocFuncs caches each instance's proxy_on_memory_allocate: looking an
-// export up builds a new function object, a measurable share of a request.
-var allocFuncs sync.Map // api.Module → api.Function
+// vmKey carries the calling VM in the context of every guest call (VM.call
+// passes vm.ctx), so host functions reach per-instance state without a lookup
+// table.
+type vmKey struct{}
 
-func allocFunc(m api.Module) api.Function {
-	if f, ok := allocFuncs.Load(m); ok {
-		return f.(api.Function)
+func vmFrom(ctx context.Context) *VM {
+	vm, _ := ctx.Value(vmKey{}).(*VM)
+	return vm
+}
+
+// allocFunc returns the instance's proxy_on_memory_allocate. Looking an
+// export up builds a new function object, a measurable share of a request,
+// so the VM keeps it.
+func allocFunc(ctx context.Context, m api.Module) api.Function {
+	if vm := vmFrom(ctx); vm != nil {
+		return vm.alloc
 	}
-	f := m.ExportedFunction("proxy_on_memory_allocate")
-	allocFuncs.Store(m, f)
-	return f
+	return m.ExportedFunction("proxy_on_memory_allocate")
 }

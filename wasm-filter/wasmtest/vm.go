@@ -31,6 +31,10 @@ type Options struct {
 	// Stderr receives the guest's stdout and stderr (Go runtime crash
 	// reports). Default os.Stderr.
 	Stderr io.Writer
+	// Env is the guest's environment (WASI environ_get), as Envoy's
+	// vm_config.environment_variables would set it, e.g. GOGC or GODEBUG for
+	// the guest's Go runtime. Default: empty, like Envoy's.
+	Env map[string]string
 	// KeepContexts withholds proxy_on_delete from completed streams, as
 	// proxytest's own runner does; only for showing what that leaks.
 	KeepContexts bool
@@ -107,11 +111,13 @@ func Compiled() (wazero.CompiledModule, time.Duration, error) {
 //
 // A VM is not safe for concurrent use; the emulator serialises tests anyway.
 type VM struct {
-	ctx   context.Context
-	mod   api.Module
-	keep  bool
-	stack [8]uint64
-	fn    struct {
+	ctx    context.Context
+	mod    api.Module
+	keep   bool
+	alloc  api.Function
+	timing Timing
+	stack  [8]uint64
+	fn     struct {
 		vmStart, contextCreate, configure, done, log, delete, queueReady, tick,
 		requestHeaders, requestBody, requestTrailers,
 		responseHeaders, responseBody, responseTrailers api.Function
@@ -142,6 +148,9 @@ func New(o Options) (*VM, error) {
 		WithStderr(o.Stderr).
 		WithSysWalltime().
 		WithSysNanotime()
+	for k, v := range o.Env {
+		cfg = cfg.WithEnv(k, v)
+	}
 	if o.Walltime != nil {
 		cfg = cfg.WithWalltime(o.Walltime, sys.ClockResolution(1))
 	}
@@ -153,7 +162,8 @@ func New(o Options) (*VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wasmtest: instantiating %s: %w", shared.path, err)
 	}
-	vm := &VM{ctx: ctx, mod: mod, keep: o.KeepContexts}
+	vm := &VM{mod: mod, keep: o.KeepContexts, alloc: mod.ExportedFunction("proxy_on_memory_allocate")}
+	vm.ctx = context.WithValue(ctx, vmKey{}, vm)
 	for _, e := range []struct {
 		fn   *api.Function
 		name string
@@ -193,16 +203,35 @@ func NewVM(tb testing.TB, o Options) *VM {
 }
 
 // Close releases the instance (the compiled module stays cached).
-func (vm *VM) Close() error {
-	allocFuncs.Delete(vm.mod)
-	return vm.mod.Close(vm.ctx)
-}
+func (vm *VM) Close() error { return vm.mod.Close(vm.ctx) }
 
 // Module is the wazero instance, for calls the VM does not wrap.
 func (vm *VM) Module() api.Module { return vm.mod }
 
 // MemorySize is the size of the guest's linear memory in bytes.
 func (vm *VM) MemorySize() uint32 { return vm.mod.Memory().Size() }
+
+// Timing splits the wall time of the VM's guest calls (the proxy_on_*
+// callbacks proxytest drives) between the guest and the host functions it
+// called. Host time includes the guest allocations made to return values
+// (proxy_on_memory_allocate), as a real host's would; each host call adds
+// about two clock reads (tens of ns) to the guest side.
+type Timing struct {
+	Calls     int           // guest exports called
+	Total     time.Duration // wall time inside those calls
+	HostCalls int           // host functions called by the guest
+	Host      time.Duration // wall time inside those host functions
+}
+
+// Guest is the time spent in the guest itself.
+func (t Timing) Guest() time.Duration { return t.Total - t.Host }
+
+// Timing returns the accumulated timing since the VM started or since the
+// last ResetTiming.
+func (vm *VM) Timing() Timing { return vm.timing }
+
+// ResetTiming starts a new measurement.
+func (vm *VM) ResetTiming() { vm.timing = Timing{} }
 
 // Delete delivers proxy_on_delete for a context, as Envoy does when it
 // destroys a stream that never completed. Completed HTTP streams get it
@@ -219,7 +248,11 @@ func (vm *VM) Delete(contextID uint32) {
 func (vm *VM) call(fn api.Function, params ...uint64) uint64 {
 	s := vm.stack[:]
 	copy(s, params)
-	if err := fn.CallWithStack(vm.ctx, s); err != nil {
+	start := time.Now()
+	err := fn.CallWithStack(vm.ctx, s)
+	vm.timing.Total += time.Since(start)
+	vm.timing.Calls++
+	if err != nil {
 		// The module is stripped (no name section): name the export.
 		name := fn.Definition().Name()
 		if names := fn.Definition().ExportNames(); len(names) > 0 {

@@ -380,38 +380,42 @@ func TestMeshWithJaeger(t *testing.T) {
 		}
 	})
 
-	t.Run("sole-in-flight-under-load/never-a-wrong-trace", func(t *testing.T) {
-		m, log := e.mesh(t, demo.MeshOptions{Mode: demo.AutoForward, ExtProc: ext.Addr, EdgeTrust: true})
-		from := time.Now()
-		toks := tokens("load", 40)
-		concurrently(t, m, toks, 8)
-		m.Flush()
-		got := e.traces(t, from, toks, allHave(5))
-		// Every trace holding a span of a token must hold only spans of
-		// that token: sole-in-flight never guesses.
-		wrong := 0
-		for tok, ts := range got {
-			for _, tr := range ts {
-				for _, s := range tr.Spans {
-					if u := s.Tags["http.url"]; !strings.HasSuffix(u, "/"+tok) {
-						wrong++
-						t.Errorf("trace %s of %s holds a span of another request: %s %s", tr.ID, tok, s.Service, u)
+	for _, conc := range []int{2, 8} {
+		t.Run(fmt.Sprintf("sole-in-flight-under-load/concurrency-%d/never-a-wrong-trace", conc), func(t *testing.T) {
+			m, log := e.mesh(t, demo.MeshOptions{Mode: demo.AutoForward, ExtProc: ext.Addr, EdgeTrust: true})
+			from := time.Now()
+			toks := tokens(fmt.Sprintf("load%d", conc), 40)
+			concurrently(t, m, toks, conc)
+			m.Flush()
+			got := e.traces(t, from, toks, allHave(5))
+			// Every trace holding a span of a token must hold only spans
+			// of that token: sole-in-flight never guesses.
+			wrong, complete := 0, 0
+			for tok, ts := range got {
+				for _, tr := range ts {
+					for _, s := range tr.Spans {
+						if u := s.Tags["http.url"]; !strings.HasSuffix(u, "/"+tok) {
+							wrong++
+							t.Errorf("trace %s of %s holds a span of another request: %s %s", tr.ID, tok, s.Service, u)
+						}
 					}
 				}
+				if spanCount(ts) != 5 {
+					t.Errorf("%s: %d spans reported, want 5", tok, spanCount(ts))
+				}
+				if len(ts) == 1 {
+					complete++
+				}
 			}
-			if spanCount(ts) != 5 {
-				t.Errorf("%s: %d spans reported, want 5", tok, spanCount(ts))
+			amb := strings.Count(log.String(), "wasm:ambiguous")
+			restored := strings.Count(log.String(), "wasm:restored")
+			if amb == 0 {
+				t.Errorf("no ambiguous decision at concurrency %d: the load did not overlap", conc)
 			}
-		}
-		amb := strings.Count(log.String(), "wasm:ambiguous")
-		complete := 0
-		for _, ts := range got {
-			if len(ts) == 1 {
-				complete++
-			}
-		}
-		t.Logf("%d requests at concurrency 8: %d complete single traces, %d ambiguous outbound decisions, %d misattributed spans", len(toks), complete, amb, wrong)
-	})
+			t.Logf("%d requests at concurrency %d: %d complete single traces, %d restored and %d ambiguous outbound decisions, %d misattributed spans",
+				len(toks), conc, complete, restored, amb, wrong)
+		})
+	}
 
 	t.Run("edge-trust/abusive-client-headers", func(t *testing.T) {
 		m, log := e.mesh(t, demo.MeshOptions{Mode: demo.AutoForward, ExtProc: ext.Addr, EdgeTrust: true})

@@ -62,7 +62,7 @@ func TestRealEnvoy(t *testing.T) {
 		req.Header.Set("X-Request-Id", r.Header.Get("X-Request-Id"))
 		resp, err := appClient.Do(req)
 		if err != nil {
-			http.Error(w, err.Error(), 502)
+			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
 		resp.Body.Close()

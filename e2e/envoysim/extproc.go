@@ -282,6 +282,9 @@ func (s *extProcStream) apply(cr *extprocv3.CommonResponse, h *Headers) {
 		v := headerValue(hv)
 		switch o.GetAppendAction() {
 		case corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD:
+			// The default action: Envoy still honours the deprecated
+			// append field when it is set to false (mutation_utils.cc).
+			//lint:ignore SA1019 modelling Envoy's handling of the deprecated field
 			if o.GetAppend() != nil && !o.GetAppend().GetValue() {
 				h.Set(name, v)
 			} else {

@@ -257,6 +257,7 @@ type hostCall struct {
 	// restricted: inside _initialize or proxy_on_memory_allocate, where
 	// cpp-host before PR 533 forbids poll_oneoff.
 	restricted  bool
+	logs        []string // the module's log lines during configuration
 	w           *wasmWorker
 	stream      *wasmStream
 	config      []byte
@@ -309,7 +310,7 @@ func (w *wasmWorker) root(f *WasmFilter) (uint32, error) {
 		return 0, err
 	}
 	if ok == 0 {
-		return 0, fmt.Errorf("plugin %s: proxy_on_configure refused the configuration (see the module's log)", f.PluginName)
+		return 0, fmt.Errorf("plugin %s: proxy_on_configure refused the configuration: %s", f.PluginName, strings.Join(hc.logs, "; "))
 	}
 	w.roots[f] = id
 	return id, nil
@@ -608,8 +609,12 @@ func (hc *hostCall) property(path string) ([]byte, bool) {
 
 var envFuncs = []hostFunc{
 	{"proxy_log", ps(vi32, vi32, vi32), ps(vi32), func(_ context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
+		msg := string(read(m, s[1], s[2]))
+		if hc.stream == nil {
+			hc.logs = append(hc.logs, msg)
+		}
 		if log := hc.w.proxy.Log; log != nil {
-			log(int(uint32(s[0])), string(read(m, s[1], s[2])))
+			log(int(uint32(s[0])), msg)
 		}
 		return wasmOK
 	}},
@@ -640,9 +645,9 @@ var envFuncs = []hostFunc{
 	}},
 	{"proxy_get_shared_data", ps(vi32, vi32, vi32, vi32, vi32), ps(vi32), func(ctx context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
 		p := hc.w.proxy
-		key := string(read(m, s[0], s[1]))
+		key := read(m, s[0], s[1])
 		p.sharedMu.Lock()
-		v, ok := p.shared[key]
+		v, ok := p.shared[string(key)]
 		var data []byte
 		var cas uint32
 		if ok {

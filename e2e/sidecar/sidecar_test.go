@@ -38,7 +38,7 @@ func newEchoApp(t *testing.T) *echoApp {
 			c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}, Timeout: 5 * time.Second}
 			resp, err := c.Get(call)
 			if err != nil {
-				http.Error(w, err.Error(), 502)
+				http.Error(w, err.Error(), http.StatusBadGateway)
 				return
 			}
 			var inner map[string]any

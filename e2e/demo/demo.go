@@ -166,9 +166,9 @@ func RunDemoCommand(args []string, stdout, stderr io.Writer) int {
 	requests := fs.Int("requests", 3, "client requests per phase")
 	hold := fs.Bool("hold", false, "keep the mesh and Jaeger running after the output until Ctrl-C (default with --jaeger)")
 	verbose := fs.Bool("v", false, "print every proxy's request log line")
-	precise := fs.Bool("precise", false, "also run the precise-parenting mode (module as an upstream filter on the inbound cluster)")
+	precise := fs.Bool("precise", true, "also run the precise-parenting mode (module as an upstream filter on the inbound cluster)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tracebridge demo [--jaeger] [--requests N] [--precise] [--hold] [-v]")
+		fmt.Fprintln(stderr, "usage: tracebridge demo [--jaeger] [--requests N] [--precise=false] [--hold] [-v]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -205,6 +205,7 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 	defer os.RemoveAll(work)
 	fmt.Fprintln(stdout, "tracebridge demo: a bookinfo-shaped mesh on 127.0.0.1 (no cluster, no Docker, no network)")
 	fmt.Fprintln(stdout, "  istio-ingressgateway → productpage → details, reviews → ratings; the apps forward no trace headers")
+	fmt.Fprintln(stdout, "  (reviews is the variant that forwards x-request-id only: its call to ratings is restored by key, the others by sole-in-flight)")
 	wasm, err := EnsureWasm(root)
 	if err != nil {
 		return err
@@ -280,7 +281,7 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 	client := &http.Client{Timeout: 10 * time.Second}
 	ctx := context.Background()
 	for _, mode := range modes {
-		m, err := StartMesh(MeshOptions{Mode: mode, Tracer: "zipkin", Collector: c.url(), Wasm: wasm, SidecarPolicy: policy,
+		m, err := StartMesh(MeshOptions{Mode: mode, Tracer: "zipkin", Collector: c.url(), Wasm: wasm, SidecarPolicy: policy, RequestIDApps: []string{"reviews"},
 			ExtProc: ext.Addr, EdgeTrust: mode != Control, ReportInterval: 200 * time.Millisecond, Log: log})
 		if err != nil {
 			return err

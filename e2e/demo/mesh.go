@@ -44,8 +44,10 @@ type MeshOptions struct {
 	Tracer string
 	// Collector receives spans (Zipkin v2 or OTLP/HTTP URL).
 	Collector string
-	// ForwardRequestID selects the app variant that forwards x-request-id.
+	// ForwardRequestID selects the app variant that forwards x-request-id
+	// for every service; RequestIDApps for the named ones only.
 	ForwardRequestID bool
+	RequestIDApps    []string
 	// Wasm is the compiled module (required unless Control).
 	Wasm string
 	// SidecarPolicy and GatewayPolicy are the policy documents.
@@ -80,6 +82,11 @@ func StartMesh(o MeshOptions) (*Mesh, error) {
 	m := &Mesh{Options: o, Apps: map[string]*App{}, Sidecars: map[string]*sidecar.Sidecar{}}
 	routes := map[string]string{}
 	for _, a := range Bookinfo(o.ForwardRequestID) {
+		for _, n := range o.RequestIDApps {
+			if n == a.Name {
+				a.ForwardRequestID = true
+			}
+		}
 		if err := a.Start(); err != nil {
 			m.Close()
 			return nil, err

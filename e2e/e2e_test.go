@@ -466,6 +466,44 @@ func TestMeshWithJaeger(t *testing.T) {
 		}
 	})
 
+	t.Run("reject-policy/ext_proc-immediate-response", func(t *testing.T) {
+		// A gateway whose downstream ext_proc runs {"invalid":"reject"}:
+		// a malformed traceparent is answered 400 by the real
+		// tracebridge-extproc's ImmediateResponse; nothing reaches the app.
+		doc, err := sidecar.GatewayPolicy([]byte(`{"invalid":"reject"}`), "downstream", "zipkin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pf := filepath.Join(t.TempDir(), "reject.json")
+		if err := os.WriteFile(pf, doc, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p, err := demo.StartExtProc(e.extBin, pf, filepath.Join(t.TempDir(), "extproc.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Stop()
+		m, log := e.mesh(t, demo.MeshOptions{Mode: demo.AutoForward, ExtProc: p.Addr, GatewayPlacement: "downstream"})
+		tok := tokens("reject", 1)[0]
+		req, _ := http.NewRequest("GET", m.URL()+"/api/v1/products/"+tok, nil)
+		req.Header.Set("traceparent", "00-not-a-valid-traceparent-01")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || body["error"] != "invalid_trace_context" || body["header"] != "traceparent" {
+			t.Errorf("reject: status %d body %v, want 400 invalid_trace_context for traceparent", resp.StatusCode, body)
+		}
+		if strings.Contains(log.String(), "productpage inbound") {
+			t.Errorf("a rejected request reached productpage")
+		}
+		// A valid request still passes.
+		send(t, m, tokens("reject-ok", 1), nil)
+	})
+
 	t.Run("extproc-killed/failure-mode-allow-and-recovery", func(t *testing.T) {
 		p := e.extproc(t)
 		m, log := e.mesh(t, demo.MeshOptions{Mode: demo.AutoForward, ExtProc: p.Addr, EdgeTrust: true})

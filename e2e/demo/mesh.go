@@ -54,6 +54,9 @@ type MeshOptions struct {
 	SidecarPolicy []byte
 	// ExtProc is the ext_proc server address for the gateway ("": none).
 	ExtProc string
+	// GatewayPlacement is where the gateway's ext_proc runs: "upstream"
+	// (default), "downstream" or "both".
+	GatewayPlacement string
 	// ExtProcTimeout is the gateway's ext_proc message_timeout.
 	ExtProcTimeout time.Duration
 	// EdgeTrust adds the gateway's early_header_mutation.
@@ -122,7 +125,7 @@ func StartMesh(o MeshOptions) (*Mesh, error) {
 	}
 	gcfg := sidecar.GatewayConfig{Service: GatewayService, Upstream: m.Sidecars["productpage"].Inbound.Addr(),
 		Tracer: o.Tracer, Collector: o.Collector, ReportInterval: o.ReportInterval, Log: o.Log,
-		EdgeTrust: o.EdgeTrust, MessageTimeout: o.ExtProcTimeout}
+		EdgeTrust: o.EdgeTrust, MessageTimeout: o.ExtProcTimeout, Placement: o.GatewayPlacement}
 	if o.Mode != Control {
 		gcfg.ExtProc, gcfg.Policy = o.ExtProc, o.SidecarPolicy
 	}

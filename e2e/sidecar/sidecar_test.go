@@ -310,3 +310,32 @@ func TestSidecarCommand(t *testing.T) {
 	}
 	t.Logf("output:\n%s", out.String())
 }
+
+// TestWasmRejectPolicy: the module's local reply (proxy_send_local_response)
+// answers a malformed trace header under {"invalid":"reject"}; the app is
+// never called.
+func TestWasmRejectPolicy(t *testing.T) {
+	app := newEchoApp(t)
+	sc, err := Start(Config{Service: "app", App: app.srv.URL, Tracer: "zipkin", Wasm: wasmPath(t), Policy: []byte(`{"invalid":"reject"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	req, _ := http.NewRequest("GET", sc.Inbound.URL()+"/", nil)
+	req.Header.Set("traceparent", "00-zz-yy-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || body["error"] != "invalid_trace_context" {
+		t.Errorf("status %d body %v, want 400 invalid_trace_context", resp.StatusCode, body)
+	}
+	app.mu.Lock()
+	defer app.mu.Unlock()
+	if len(app.seen) != 0 {
+		t.Errorf("the app was called for a rejected request")
+	}
+}

@@ -200,3 +200,21 @@ func TestRedisGoesAway(t *testing.T) {
 		return v == validTP
 	})
 }
+
+// TestRunRedisStore: --store redis:// wires the Redis store into the
+// command: an inbound request leaves its record under the tracebridge: prefix.
+func TestRunRedisStore(t *testing.T) {
+	r := testdeps.Redis(t)
+	g, _, _ := runInProcess(t, "--store", "redis://"+r.Addr+"/0")
+	if _, err := oneExchange(t, dial(t, g, nil), "traceparent", validTP, "x-request-id", "via-run"); err != nil {
+		t.Fatal(err)
+	}
+	rs := newRedisStore(t, r, RedisOptions{})
+	v, err := rs.c.Get(t.Context(), RedisKeyPrefix+"rec:x-request-id=via-run").Bytes()
+	if err != nil {
+		t.Fatalf("record not in Redis: %v", err)
+	}
+	if !bytes.Contains(v, []byte(validTP)) {
+		t.Errorf("record %q lacks the traceparent", v)
+	}
+}

@@ -210,9 +210,11 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 	if err != nil {
 		return err
 	}
-	extBin, err := BuildExtProc(root, filepath.Join(root, "bin"))
-	if err != nil {
-		return err
+	extBin := os.Getenv("TRACEBRIDGE_EXTPROC_BIN")
+	if extBin == "" {
+		if extBin, err = BuildExtProc(root, filepath.Join(root, "bin")); err != nil {
+			return err
+		}
 	}
 	c := &collector{}
 	if useJaeger {

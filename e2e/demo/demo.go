@@ -279,6 +279,7 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 	if precise {
 		modes = append(modes, Precise)
 	}
+	fmt.Fprintln(stdout, "  starting the mesh (the first run compiles the wasm module with wazero: ~15 s; later runs use the cache)")
 	var summary []string
 	client := &http.Client{Timeout: 10 * time.Second}
 	ctx := context.Background()

@@ -107,14 +107,10 @@ func (h *Headers) Clone() *Headers { return &Headers{kv: h.Pairs()} }
 // headers then the regular headers, lower-cased.
 func requestHeaders(r *http.Request) *Headers {
 	h := &Headers{}
-	path := r.URL.RequestURI()
-	if r.URL.IsAbs() {
-		// An absolute-form request (HTTP/1.1 forward proxy): Envoy's codec
-		// splits it into :authority and :path.
-		path = r.URL.RequestURI()
-	}
+	// An absolute-form request (HTTP/1.1 forward proxy) is split into
+	// :authority and :path, as Envoy's HTTP/1 codec does.
 	h.Add(":authority", r.Host)
-	h.Add(":path", path)
+	h.Add(":path", r.URL.RequestURI())
 	h.Add(":method", r.Method)
 	h.Add(":scheme", "http")
 	for name, vs := range r.Header {

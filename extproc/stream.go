@@ -283,13 +283,30 @@ func (ps *procStream) requestHeaders(req *extprocv3.ProcessingRequest, hh *extpr
 			ImmediateResponse: ps.immediate(r),
 		}}
 	}
-	hr := &extprocv3.HeadersResponse{}
-	if hm := ps.mutation(ps.res.Mutations); hm != nil {
-		hr.Response = &extprocv3.CommonResponse{HeaderMutation: hm}
-	}
-	return &extprocv3.ProcessingResponse{
-		Response:        &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: hr},
-		DynamicMetadata: metadata(ps.res.Tags),
+	r := new(headersReply)
+	r.req.RequestHeaders = &r.hr
+	r.pr.Response = &r.req
+	r.pr.DynamicMetadata = metadata(ps.res.Tags)
+	ps.fill(r)
+	return &r.pr
+}
+
+// headersReply holds the messages of one headers reply in one allocation
+// (a new one per reply: gRPC may read a sent message after Send returns).
+type headersReply struct {
+	pr   extprocv3.ProcessingResponse
+	req  extprocv3.ProcessingResponse_RequestHeaders
+	resp extprocv3.ProcessingResponse_ResponseHeaders
+	hr   extprocv3.HeadersResponse
+	cr   extprocv3.CommonResponse
+	hm   extprocv3.HeaderMutation
+}
+
+// fill sets the header mutation of a headers reply, if there is one.
+func (ps *procStream) fill(r *headersReply) {
+	if ps.mutationInto(&r.hm, ps.res.Mutations) {
+		r.cr.HeaderMutation = &r.hm
+		r.hr.Response = &r.cr
 	}
 }
 
@@ -298,11 +315,11 @@ func (ps *procStream) responseHeaders(hh *extprocv3.HttpHeaders) *extprocv3.Proc
 	ps.loadHeaders(hh.GetHeaders())
 	ps.eng.OnResponse(&ps.st, ps.h, &ps.res)
 	ps.s.m.countDecisions(ps.res.Decisions)
-	hr := &extprocv3.HeadersResponse{}
-	if hm := ps.mutation(ps.res.Mutations); hm != nil {
-		hr.Response = &extprocv3.CommonResponse{HeaderMutation: hm}
-	}
-	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: hr}}
+	r := new(headersReply)
+	r.resp.ResponseHeaders = &r.hr
+	r.pr.Response = &r.resp
+	ps.fill(r)
+	return &r.pr
 }
 
 func (ps *procStream) logDecision(phase string, dir engine.Direction) {
@@ -328,8 +345,17 @@ func (ps *procStream) logDecision(phase string, dir engine.Direction) {
 // leaving out what Envoy's default mutation_rules would refuse (and what no
 // rule allows: invalid names or values make Envoy fail the whole reply).
 func (ps *procStream) mutation(muts []engine.Mutation) *extprocv3.HeaderMutation {
-	if len(muts) == 0 {
+	hm := new(extprocv3.HeaderMutation)
+	if !ps.mutationInto(hm, muts) {
 		return nil
+	}
+	return hm
+}
+
+// mutationInto fills hm and reports whether it holds any mutation.
+func (ps *procStream) mutationInto(hm *extprocv3.HeaderMutation, muts []engine.Mutation) bool {
+	if len(muts) == 0 {
+		return false
 	}
 	// Count first, then allocate the messages and the value bytes in one
 	// block each: a reply has a handful of mutations, built per request.
@@ -354,21 +380,18 @@ func (ps *procStream) mutation(muts []engine.Mutation) *extprocv3.HeaderMutation
 		}
 	}
 	if nset+nrem == 0 {
-		return nil
+		return false
 	}
-	hm := &extprocv3.HeaderMutation{}
 	if nrem > 0 {
 		hm.RemoveHeaders = make([]string, 0, nrem)
 	}
 	var (
-		opts []corev3.HeaderValueOption
-		hvs  []corev3.HeaderValue
+		sets []setHeader
 		raw  []byte
 	)
 	if nset > 0 {
 		hm.SetHeaders = make([]*corev3.HeaderValueOption, 0, nset)
-		opts = make([]corev3.HeaderValueOption, nset)
-		hvs = make([]corev3.HeaderValue, nset)
+		sets = make([]setHeader, nset)
 		if !ps.valueField {
 			raw = make([]byte, 0, nbytes)
 		}
@@ -383,7 +406,7 @@ func (ps *procStream) mutation(muts []engine.Mutation) *extprocv3.HeaderMutation
 			continue
 		}
 		k := len(hm.SetHeaders)
-		hv := &hvs[k]
+		hv := &sets[k].hv
 		hv.Key = m.Name
 		if ps.valueField {
 			hv.Value = m.Value
@@ -392,12 +415,19 @@ func (ps *procStream) mutation(muts []engine.Mutation) *extprocv3.HeaderMutation
 			raw = append(raw, m.Value...)
 			hv.RawValue = raw[off:len(raw):len(raw)]
 		}
-		o := &opts[k]
+		o := &sets[k].opt
 		o.Header = hv
 		o.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
 		hm.SetHeaders = append(hm.SetHeaders, o)
 	}
-	return hm
+	return true
+}
+
+// setHeader keeps a HeaderValueOption and its HeaderValue together, so a
+// reply's sets cost one allocation.
+type setHeader struct {
+	opt corev3.HeaderValueOption
+	hv  corev3.HeaderValue
 }
 
 // forbidden: pseudo-headers, host, and x-envoy-* (unless allowEnvoy), which

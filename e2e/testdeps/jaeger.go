@@ -141,11 +141,23 @@ func Jaeger(t testing.TB) *JaegerInstance {
 }
 
 func startJaeger(t testing.TB, bin string) (*JaegerInstance, error) {
+	start := time.Now()
+	j, err := launchJaeger(bin, t.TempDir())
+	if err != nil {
+		return nil, err
+	}
+	t.Logf("testdeps: jaeger ready in %s: zipkin %s, otlp grpc %s, otlp http %s, query %s",
+		time.Since(start).Round(time.Millisecond), j.ZipkinURL, j.OTLPGRPCAddr, j.OTLPHTTPURL, j.QueryURL)
+	return j, nil
+}
+
+// launchJaeger writes the configuration for fresh ports into dir, starts bin
+// and waits until it is ready.
+func launchJaeger(bin, dir string) (*JaegerInstance, error) {
 	ports, err := freePorts(6)
 	if err != nil {
 		return nil, err
 	}
-	dir := t.TempDir()
 	j := &JaegerInstance{
 		ZipkinURL:     fmt.Sprintf("http://127.0.0.1:%d/api/v2/spans", ports[0]),
 		OTLPGRPCAddr:  fmt.Sprintf("127.0.0.1:%d", ports[1]),
@@ -163,7 +175,6 @@ func startJaeger(t testing.TB, bin string) (*JaegerInstance, error) {
 	if err := os.WriteFile(j.ConfigPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	start := time.Now()
 	j.proc, err = startProcess(j.LogPath, dir, bin, "--config", j.ConfigPath)
 	if err != nil {
 		return nil, err
@@ -172,8 +183,6 @@ func startJaeger(t testing.TB, bin string) (*JaegerInstance, error) {
 		_ = j.proc.stop(5 * time.Second)
 		return nil, fmt.Errorf("%v; log:\n%s", err, readTail(j.LogPath, 30))
 	}
-	t.Logf("testdeps: jaeger ready in %s: zipkin %s, otlp grpc %s, otlp http %s, query %s",
-		time.Since(start).Round(time.Millisecond), j.ZipkinURL, j.OTLPGRPCAddr, j.OTLPHTTPURL, j.QueryURL)
 	return j, nil
 }
 

@@ -345,3 +345,24 @@ func TestLoadTools(t *testing.T) {
 		t.Fatalf("ghz --version: %v\n%s", err, out)
 	}
 }
+
+func TestStartJaegerIn(t *testing.T) {
+	j, err := StartJaegerIn(Tool(t, ToolJaeger), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := j.Query.Services(ctx); err != nil {
+		t.Error(err)
+	}
+	if err := j.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Stop(); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if _, err := j.Query.Services(ctx); err == nil {
+		t.Error("query API still answers after Stop")
+	}
+}

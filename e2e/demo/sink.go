@@ -164,7 +164,8 @@ func (t Trace) Children(id string) []SpanView {
 	return out
 }
 
-// ShownTags are the tags the trees print when present.
+// ShownTags are the tags the trees print when present (the status code
+// only when it is not 200).
 var ShownTags = []string{"tenant", "route", "plan", "mesh", "untrusted_trace_id", "http.status_code"}
 
 // Render writes a trace as an ASCII tree.
@@ -180,7 +181,7 @@ func Render(w io.Writer, t Trace) {
 		}
 		var tags []string
 		for _, k := range ShownTags {
-			if v, ok := s.Tags[k]; ok && v != "" {
+			if v, ok := s.Tags[k]; ok && v != "" && !(k == "http.status_code" && v == "200") {
 				tags = append(tags, k+"="+v)
 			}
 		}

@@ -3,10 +3,13 @@ package sidecar
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,7 +39,12 @@ func newEchoApp(t *testing.T) *echoApp {
 		if call := r.URL.Query().Get("call"); call != "" {
 			pu, _ := url.Parse(a.proxy)
 			c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}, Timeout: 5 * time.Second}
-			resp, err := c.Get(call)
+			req, _ := http.NewRequest("GET", call, nil)
+			if r.URL.Query().Get("rid") == "1" {
+				// The variant that forwards x-request-id only.
+				req.Header.Set("X-Request-Id", r.Header.Get("X-Request-Id"))
+			}
+			resp, err := c.Do(req)
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusBadGateway)
 				return
@@ -337,5 +345,60 @@ func TestWasmRejectPolicy(t *testing.T) {
 	defer app.mu.Unlock()
 	if len(app.seen) != 0 {
 		t.Errorf("the app was called for a rejected request")
+	}
+}
+
+// TestSidecarWithExtProc: the sidecar with the real tracebridge-extproc as
+// its filter on both listeners (no wasm): the inbound context is recorded by
+// the service and restored on the app's outbound call by x-request-id.
+func TestSidecarWithExtProc(t *testing.T) {
+	root, err := wasmtest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "tracebridge-extproc")
+	if out, err := exec.Command("go", "build", "-C", root, "-o", bin, "./extproc/cmd/tracebridge-extproc").CombinedOutput(); err != nil {
+		t.Fatalf("building tracebridge-extproc: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "--listen", addr, "--admin-listen", "")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	backend := newEchoApp(t)
+	app := newEchoApp(t)
+	var log strings.Builder
+	var mu sync.Mutex
+	sc, err := Start(Config{Service: "app", App: app.srv.URL, Tracer: "zipkin", ExtProc: addr, Log: lockedWriter{&mu, &log}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	app.proxy = sc.Outbound.URL()
+	const tid = "463ac35c9f6413ad48485a3953bb6124"
+	_, body := get(t, sc.Inbound.URL()+"/?rid=1&call="+url.QueryEscape(backend.srv.URL+"/x"), map[string]string{
+		"x-b3-traceid": tid, "x-b3-spanid": "a2fb4a1d1a96d312", "x-b3-sampled": "1",
+	})
+	inner, _ := body["downstream"].(map[string]any)
+	if got := hdr(inner, "x-b3-traceid"); got != tid {
+		mu.Lock()
+		t.Errorf("outbound x-b3-traceid = %q, want %s restored by ext_proc; log:\n%s", got, tid, log.String())
+		mu.Unlock()
+	}
+	if got := hdr(inner, "traceparent"); !strings.Contains(got, tid) {
+		t.Errorf("outbound traceparent = %q, want the restored trace", got)
 	}
 }

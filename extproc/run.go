@@ -226,6 +226,7 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 		return fmt.Errorf("--listen: %w", err)
 	}
 	var ready503 atomic.Bool
+	ready503.Store(true) // until the gRPC server serves
 	var adminSrv *http.Server
 	adminAddr := ""
 	if c.AdminListen != "" {
@@ -257,6 +258,7 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 	go func() { serveErr <- gs.Serve(lis) }()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(extprocv3.ExternalProcessor_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	ready503.Store(false)
 	log.Info("serving", "listen", lis.Addr().String(), "admin", adminAddr, "tls", c.TLSCert != "", "mtls", c.ClientCA != "",
 		"store", storeKind(c.Store), "config", c.ConfigFile, "direction", dir.String())
 	if ready != nil {

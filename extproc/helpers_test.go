@@ -203,6 +203,9 @@ type pair = [2]string
 func headerPairs(hm *corev3.HeaderMap) []pair {
 	var out []pair
 	for _, h := range hm.GetHeaders() {
+		if h == nil {
+			continue
+		}
 		v := h.Value
 		if len(h.RawValue) > 0 {
 			v = string(h.RawValue)

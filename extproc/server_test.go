@@ -7,12 +7,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	procmodev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tracebridge/tracebridge/engine"
@@ -559,4 +561,63 @@ func TestHugeHeaders(t *testing.T) {
 			t.Errorf("recv %v, want RESOURCE_EXHAUSTED", err)
 		}
 	})
+}
+
+// TestMalformedHeaders: header maps Envoy would not send still get a defined
+// answer, and nothing invalid is sent back.
+func TestMalformedHeaders(t *testing.T) {
+	cases := []struct {
+		name string
+		hm   *corev3.HeaderMap
+		want func(t *testing.T, out []pair)
+	}{
+		{"upper-case names", &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: "TraceParent", RawValue: []byte(validTP)}}}, func(t *testing.T, out []pair) {
+			if v, _ := headerValue(out, "x-b3-traceid"); v != validTID {
+				t.Errorf("upper-case traceparent not read: %v", out)
+			}
+		}},
+		{"nil entries", &corev3.HeaderMap{Headers: []*corev3.HeaderValue{nil, {Key: "traceparent", RawValue: []byte(validTP)}, nil}}, func(t *testing.T, out []pair) {}},
+		{"empty name", &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: "", RawValue: []byte("x")}}}, func(t *testing.T, out []pair) {}},
+		{"control bytes in traceparent", hmap("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\nx: y"), func(t *testing.T, out []pair) {
+			if v, _ := headerValue(out, "traceparent"); !validValue(v) || len(v) != 55 {
+				t.Errorf("traceparent %q", v)
+			}
+		}},
+		{"NUL in baggage", hmap("traceparent", validTP, "baggage", "k=v\x00w"), func(t *testing.T, out []pair) {}},
+		{"non-UTF-8 bytes", hmap("traceparent", "\xff\xfe", "tracestate", "\xc3\x28"), func(t *testing.T, out []pair) {}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := startServer(t, "bufconn", "", Options{})
+			s, cancel := openStream(t, env.client)
+			defer cancel()
+			resp := roundTrip(t, s, reqHeadersMsg(tc.hm, nil))
+			hm := resp.GetRequestHeaders().GetResponse().GetHeaderMutation()
+			for _, sh := range hm.GetSetHeaders() {
+				if !validName(sh.Header.Key) || !validValue(string(sh.Header.RawValue)) {
+					t.Errorf("invalid mutation sent: %q: %q", sh.Header.Key, sh.Header.RawValue)
+				}
+			}
+			tc.want(t, applyMutation(t, headerPairs(tc.hm), hm))
+			roundTrip(t, s, respHeadersMsg(hmap(":status", "200")))
+			closeStream(t, s)
+		})
+	}
+}
+
+// TestValueFieldUTF8: in value mode (a proto3 string field) a mutation
+// value that is not UTF-8 must not make the reply unmarshallable.
+func TestValueFieldUTF8(t *testing.T) {
+	srv, err := NewServer(nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := &procStream{s: srv, valueField: true}
+	hm := ps.mutation([]engine.Mutation{{Op: engine.OpSet, Name: "baggage", Value: "k=\xff\xfe"}})
+	if _, err := proto.Marshal(hm); err != nil {
+		t.Fatalf("marshal: %v", err)
+	}
+	if v := hm.SetHeaders[0].Header.Value; !utf8.ValidString(v) {
+		t.Errorf("value %q", v)
+	}
 }

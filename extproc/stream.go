@@ -409,7 +409,9 @@ func (ps *procStream) mutationInto(hm *extprocv3.HeaderMutation, muts []engine.M
 		hv := &sets[k].hv
 		hv.Key = m.Name
 		if ps.valueField {
-			hv.Value = m.Value
+			// value is a proto3 string: invalid UTF-8 would fail the
+			// whole reply's marshalling.
+			hv.Value = strings.ToValidUTF8(m.Value, "\uFFFD")
 		} else {
 			off := len(raw)
 			raw = append(raw, m.Value...)

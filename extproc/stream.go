@@ -44,6 +44,8 @@ type procStream struct {
 	// the body echoed back instead of CONTINUE).
 	duplex [2]bool
 	peer   peerInfo
+	// big: this stream carried large headers; its buffers are not pooled.
+	big bool
 }
 
 // peerInfo is what the request attributes say about the downstream peer.
@@ -59,7 +61,7 @@ func (ps *procStream) begin(s *Server) {
 	ps.st.Reset()
 	ps.res.Reset()
 	ps.h = ps.h[:0]
-	ps.started, ps.responded, ps.done, ps.valueField = false, false, false, false
+	ps.started, ps.responded, ps.done, ps.valueField, ps.big = false, false, false, false, false
 	ps.duplex = [2]bool{}
 	ps.peer = peerInfo{}
 }
@@ -75,11 +77,15 @@ func (ps *procStream) end() {
 		ps.done = true
 		ps.s.m.countDecisions(ps.eng.OnDone(&ps.st))
 	}
-	// Drop references into the request messages before pooling.
-	clear(ps.h)
-	if cap(ps.h) > 1024 {
+	// Drop references into the request messages before pooling; a stream
+	// with large headers gives its buffers back to the GC altogether (the
+	// engine's result may hold strings that point into them).
+	clear(ps.h[:cap(ps.h)])
+	if ps.big || cap(ps.h) > 1024 {
 		ps.h = nil
+		ps.res = engine.Result{}
 	}
+	ps.big = false
 	ps.eng = nil
 	ps.peer = peerInfo{}
 	ps.st.Reset()
@@ -197,6 +203,7 @@ func bodyReply(b *extprocv3.HttpBody, duplex, response bool) *extprocv3.Processi
 func (ps *procStream) loadHeaders(hm *corev3.HeaderMap) {
 	ps.h = ps.h[:0]
 	raw, plain := false, false
+	size := 0
 	for _, hv := range hm.GetHeaders() {
 		if hv == nil {
 			continue
@@ -213,9 +220,11 @@ func (ps *procStream) loadHeaders(hm *corev3.HeaderMap) {
 			v = hv.Value
 			plain = plain || v != ""
 		}
+		size += len(name) + len(v)
 		ps.h = append(ps.h, engine.HeaderPair{Name: name, Value: v})
 	}
 	ps.valueField = plain && !raw
+	ps.big = ps.big || size > 64<<10
 }
 
 func hasUpper(s string) bool {

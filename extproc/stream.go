@@ -288,9 +288,10 @@ func (ps *procStream) requestHeaders(req *extprocv3.ProcessingRequest, hh *extpr
 		ps.logDecision("request", dir)
 	}
 	if r := ps.res.Reply; r != nil {
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
-			ImmediateResponse: ps.immediate(r),
-		}}
+		return &extprocv3.ProcessingResponse{
+			Response:        &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: ps.immediate(r)},
+			DynamicMetadata: metadata(ps.res.Tags),
+		}
 	}
 	r := new(headersReply)
 	r.req.RequestHeaders = &r.hr

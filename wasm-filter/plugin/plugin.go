@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
@@ -58,11 +59,11 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 	}
 	p.counters = defineCounters()
 	p.panics = map[string]bool{}
-	p.engine = engine.New(cfg, engine.Options{Store: newSharedStore(cfg)})
+	p.engine = engine.New(cfg, engine.Options{Store: newSharedStore(cfg), Now: func() time.Time { return now() }})
 	for _, t := range cfg.Policy.Tags {
 		for _, s := range t.To {
 			if s == "metadata" {
-				proxywasm.LogWarnf("tracebridge: tag %q: the metadata sink is ext_proc-only (proxy-wasm cannot set dynamic metadata); the wasm filter ignores it", t.Name)
+				proxywasm.LogInfof("tracebridge: tag %q: proxy-wasm cannot set dynamic metadata; the wasm filter writes metadata-sink tags to filter state %s%s instead (Envoy >= 1.37 can tag spans from it)", t.Name, FilterStatePrefix, t.Name)
 			}
 		}
 	}
@@ -127,9 +128,15 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		return types.ActionPause
 	}
 	for _, m := range res.Mutations {
-		if m.Op == engine.OpRemove {
+		// A repeated header must leave as one line (or none). Envoy's remove
+		// drops every occurrence, but hosts that drop one per call exist
+		// (proxytest), so remove once per occurrence seen, then set.
+		_, n := p.headers.Get(m.Name)
+		err = nil
+		for i := 0; i < n && err == nil && (m.Op == engine.OpRemove || n > 1); i++ {
 			err = proxywasm.RemoveHttpRequestHeader(m.Name)
-		} else {
+		}
+		if m.Op == engine.OpSet && err == nil {
 			err = proxywasm.ReplaceHttpRequestHeader(m.Name, m.Value)
 		}
 		if err != nil {
@@ -137,7 +144,9 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		}
 	}
 	for _, t := range res.Tags {
-		if t.Sinks&engine.SinkFilterState != 0 {
+		// Dynamic metadata has no proxy-wasm ABI (ENVOY-FACTS 5): in the wasm
+		// filter the metadata sink degrades to filter state.
+		if t.Sinks&(engine.SinkFilterState|engine.SinkMetadata) != 0 {
 			if err := proxywasm.SetProperty([]string{FilterStatePrefix + t.Name}, []byte(t.Value)); err != nil {
 				p.counters.count(h.stream.Direction, 1<<engine.DecisionError)
 			}

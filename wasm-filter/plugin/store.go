@@ -27,8 +27,17 @@ const (
 // errContention is returned when CAS retries run out.
 var errContention = errors.New("shared data: compare-and-swap retries exhausted")
 
-// now is the store's clock; tests replace it.
+// now is the plugin's clock (store TTLs, debug-token expiry). In the module
+// it is WASI clock_time_get; tests replace it with SetClock.
 var now = time.Now
+
+// SetClock replaces the plugin's clock (tests only; nil restores time.Now).
+func SetClock(f func() time.Time) {
+	if f == nil {
+		f = time.Now
+	}
+	now = f
+}
 
 // sharedStore is engine.Store over proxy-wasm shared data. Shared data has no
 // delete, so the key space is bounded by a fixed number of slots: a record

@@ -11,16 +11,16 @@ import (
 	"github.com/tetratelabs/wazero/api"
 )
 
-// wasiImports is the exact WASI surface of the module. ENVOY-FACTS 7 lists
-// the 15 calls a standard-Go wasip1 module that links os imports (the SDK's
-// fmt does); this module adds fd_read, which proxy-wasm-cpp-host has long
-// provided as an ENOSYS stub (src/exports.cc, wasi_unstable_fd_read). Envoy
-// refuses a module importing anything it does not provide, so a change here
-// is a change of the supported Envoy floor: check it before updating the list.
+// wasiImports is the exact WASI surface of the module: the 15 calls
+// ENVOY-FACTS 7 lists for a standard-Go wasip1 module that links os (the
+// SDK's fmt does). (The temporary probe plugin also imported fd_read, through
+// crypto/rand; the engine plugin does not.) Envoy refuses a module importing
+// anything it does not provide, so a change here is a change of the
+// supported Envoy floor: check it before updating the list.
 var wasiImports = []string{
 	"args_get", "args_sizes_get", "clock_time_get", "environ_get", "environ_sizes_get",
 	"fd_close", "fd_fdstat_get", "fd_fdstat_set_flags", "fd_prestat_dir_name", "fd_prestat_get",
-	"fd_read", "fd_write", "poll_oneoff", "proc_exit", "random_get", "sched_yield",
+	"fd_write", "poll_oneoff", "proc_exit", "random_get", "sched_yield",
 }
 
 func compiled(t *testing.T) {

@@ -107,6 +107,11 @@ type Config struct {
 
 	upstream    bool
 	hostTracing bool
+	// tracerFormat is the format the host's tracer writes (FormatNone when
+	// unknown): it wins over read precedence when formats disagree.
+	tracerFormat propagation.Format
+
+	trustedPrincipals []string
 }
 
 type compiledTag struct {
@@ -239,6 +244,18 @@ func Compile(p *Policy, env func(string) string) (*Config, error) {
 		e.add("host.placement", `must be "downstream" or "upstream", got %q`, p.Host.Placement)
 	}
 	c.hostTracing = p.Host.Tracing == nil || *p.Host.Tracing
+	switch p.Host.Tracer {
+	case "", "none":
+	case "zipkin":
+		c.tracerFormat = propagation.FormatB3Multi
+	case "opentelemetry":
+		c.tracerFormat = propagation.FormatW3C
+	default:
+		e.add("host.tracer", `must be "zipkin", "opentelemetry" or "none", got %q`, p.Host.Tracer)
+	}
+	if c.tracerFormat != propagation.FormatNone && !c.reads(c.tracerFormat) {
+		e.add("host.tracer", "the tracer's format %q must be in read", c.tracerFormat)
+	}
 
 	if len(e.Fields) > 0 {
 		return nil, e
@@ -297,6 +314,12 @@ func compileTrust(e *ConfigError, c *Config, t *TrustPolicy, env func(string) st
 		}
 		c.trustedHeader = &h
 	}
+	for i, pr := range t.TrustedPrincipals {
+		if pr == "" || pr == "*" {
+			e.add("trust.trustedPrincipals["+strconv.Itoa(i)+"]", "must name a principal or a prefix ending in *, got %q", pr)
+		}
+	}
+	c.trustedPrincipals = t.TrustedPrincipals
 	switch t.Action {
 	case "", "keep":
 		c.trustAction = TrustKeep

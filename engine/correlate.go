@@ -54,13 +54,15 @@ func (e *Engine) record(st *Stream, h Headers, res *Result, ctxValid bool) {
 	c := e.cfg
 	var rec []byte
 	if ctxValid && (c.byKey || c.soleInFlight) {
-		var scratch [512]byte
-		rec = scratch[:0]
+		rec = res.scratch[:0]
 		for _, name := range c.restoreHeaders {
 			if v, ok := finalValue(h, res, name); ok && v != "" && len(v) <= maxRecordValue && len(name) < 256 {
 				rec = appendRecordEntry(rec, name, v)
 			}
 		}
+	}
+	if cap(rec) > cap(res.scratch) {
+		res.scratch = rec[:0]
 	}
 	if c.byKey && len(rec) > 0 {
 		for _, kh := range c.keyHeaders {
@@ -123,7 +125,7 @@ func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
 	if e.store == nil || !c.byKey && !c.soleInFlight {
 		return nil, false
 	}
-	var scratch [512]byte
+	scratch := res.scratch[:0]
 	var rec []byte
 	found := false
 	var err error
@@ -133,7 +135,7 @@ func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
 			if n != 1 || v == "" {
 				continue
 			}
-			if rec, found, err = e.store.Get(scratch[:0], kh+"="+v); err != nil {
+			if rec, found, err = e.store.Get(scratch, kh+"="+v); err != nil {
 				res.Decisions.add(DecisionError)
 			}
 			if found {
@@ -142,7 +144,7 @@ func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
 		}
 	}
 	if !found && c.soleInFlight {
-		n, r, ok, err := e.store.Sole(scratch[:0])
+		n, r, ok, err := e.store.Sole(scratch)
 		switch {
 		case err != nil:
 			res.Decisions.add(DecisionError)
@@ -151,6 +153,9 @@ func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
 		case n >= 2:
 			res.Decisions.add(DecisionAmbiguous)
 		}
+	}
+	if cap(rec) > cap(res.scratch) {
+		res.scratch = rec[:0]
 	}
 	if !found || len(rec) == 0 {
 		return nil, false

@@ -86,6 +86,9 @@ type Request struct {
 	Direction Direction
 	// Source is the downstream peer address, when the host knows it.
 	Source netip.Addr
+	// PeerPrincipal is the downstream mTLS peer's URI SAN, when known
+	// (Envoy attribute connection.uri_san_peer_certificate).
+	PeerPrincipal string
 }
 
 // Origin says where a request's outgoing context came from.
@@ -139,7 +142,7 @@ func (e *Engine) OnRequest(st *Stream, req *Request, res *Result) {
 			res.remove(c.debugHeader)
 		}
 	}
-	untrusted := !debug && e.untrusted(dir, req.Source, h)
+	untrusted := !debug && e.untrusted(dir, req.Source, req.PeerPrincipal, h)
 	restart := false
 	if untrusted {
 		switch c.trustAction {

@@ -173,6 +173,12 @@ func b3MultiProblemHeader(m *propagation.B3Multi, p propagation.Problem) string 
 // primary is the first valid context with ids in read precedence; a stale
 // single b3 never wins.
 func (x *extraction) primary(c *Config) *formatState {
+	// The host tracer's own format is rewritten by Envoy on every hop
+	// (ENVOY-FACTS 2: router injectContext): when present it is the fresh
+	// context, whatever the read precedence says.
+	if tf := c.tracerFormat; tf != propagation.FormatNone && c.hostTracing && x.f[tf].hasIDs {
+		return &x.f[tf]
+	}
 	for _, f := range c.read {
 		st := &x.f[f]
 		if st.hasIDs && !(f == propagation.FormatB3Single && x.staleB3) {

@@ -45,6 +45,10 @@ type TrustPolicy struct {
 	// TrustedHeader: a request carrying this header with this value is trusted
 	// whatever the rules above say (e.g. set by an internal load balancer).
 	TrustedHeader *HeaderMatch `json:"trustedHeader,omitempty"`
+	// TrustedPrincipals: a request whose mTLS peer (URI SAN, e.g.
+	// spiffe://cluster.local/ns/prod/sa/gateway) is listed is trusted whatever
+	// the rules above say. An entry ending in "*" matches by prefix.
+	TrustedPrincipals []string `json:"trustedPrincipals,omitempty"`
 	// Action on untrusted requests: strip (remove sampling-forcing headers and
 	// downgrade debug), restart (new trace, old trace id kept as a tag), keep.
 	Action     string            `json:"action,omitempty"`
@@ -146,4 +150,9 @@ type HostPolicy struct {
 	// Tracing: whether the listener has a tracing block (its router overwrites
 	// tracer-owned headers set by a downstream filter). Default true.
 	Tracing *bool `json:"tracing,omitempty"`
+	// Tracer names the proxies' tracer: zipkin (writes x-b3-*), opentelemetry
+	// (writes traceparent/tracestate) or none (unknown, the default). The
+	// tracer's format is rewritten by Envoy on every hop, so when formats
+	// disagree it is the fresh one and wins over read precedence.
+	Tracer string `json:"tracer,omitempty"`
 }

@@ -110,6 +110,9 @@ type Result struct {
 
 	buf   []byte
 	reply Reply
+	// scratch holds correlation records while they are built or read, so
+	// the store interface does not make a stack buffer escape per request.
+	scratch []byte
 }
 
 // Reset clears the result, keeping its storage.

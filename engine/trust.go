@@ -15,8 +15,9 @@ import (
 const UntrustedTraceIDTag = "untrusted_trace_id"
 
 // untrusted applies the policy's trust rules: a request is untrusted when its
-// direction or source address is listed, unless it carries the trusted header.
-func (e *Engine) untrusted(dir Direction, src netip.Addr, h Headers) bool {
+// direction or source address is listed, unless its mTLS peer is a trusted
+// principal or it carries the trusted header.
+func (e *Engine) untrusted(dir Direction, src netip.Addr, principal string, h Headers) bool {
 	c := e.cfg
 	u := c.untrustedDirs[dir]
 	if !u && src.IsValid() {
@@ -25,6 +26,13 @@ func (e *Engine) untrusted(dir Direction, src netip.Addr, h Headers) bool {
 			if p.Contains(src) {
 				u = true
 				break
+			}
+		}
+	}
+	if u && principal != "" {
+		for _, p := range c.trustedPrincipals {
+			if p == principal || strings.HasSuffix(p, "*") && strings.HasPrefix(principal, p[:len(p)-1]) {
+				return false
 			}
 		}
 	}

@@ -114,7 +114,7 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		return types.ActionContinue
 	}
 	p.headers = toHeaderList(p.headers[:0], pairs)
-	req := engine.Request{Headers: p.headers, Direction: direction(), Source: sourceAddress()}
+	req := engine.Request{Headers: p.headers, Direction: direction(), Source: sourceAddress(), PeerPrincipal: peerPrincipal()}
 	res := &p.res
 	p.engine.OnRequest(&h.stream, &req, res)
 	p.counters.count(h.stream.Direction, res.Decisions)
@@ -252,4 +252,14 @@ func sourceAddress() netip.Addr {
 	}
 	a, _ := netip.ParseAddr(string(v))
 	return a
+}
+
+// peerPrincipal reads the downstream mTLS peer's URI SAN (Envoy attribute
+// connection.uri_san_peer_certificate), for trust.trustedPrincipals.
+func peerPrincipal() string {
+	v, err := proxywasm.GetProperty([]string{"connection", "uri_san_peer_certificate"})
+	if err != nil {
+		return ""
+	}
+	return string(v)
 }

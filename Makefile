@@ -5,12 +5,22 @@ BIN       := $(CURDIR)/bin
 GOFLAGS   ?=
 export GOFLAGS
 
-.PHONY: all build wasm extproc image test bench lint demo clean
+.PHONY: all build wasm extproc image test bench bench-extproc lint demo clean
 
 all: build
 
+# Pinned build and test tools (Jaeger v2, staticcheck, kubeconform, ghz, hey),
+# built from buildtools/go.mod into bin/tools/ and cached.
+include buildtools/Makefile
+
 build: wasm extproc
 	$(GO) build -o $(BIN)/ ./tools/tracebridge
+
+# The proxy-wasm module, built with the standard Go compiler (see wasm-filter/README.md).
+wasm:
+	@mkdir -p $(BIN)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags='-s -w' \
+		-o $(BIN)/tracebridge.wasm ./wasm-filter
 
 # The ext_proc service, static so that it runs in the distroless-style image.
 extproc:
@@ -23,27 +33,33 @@ image: build
 	$(BIN)/tracebridge image build --wasm $(BIN)/tracebridge.wasm --out $(BIN)/oci/wasm
 	$(BIN)/tracebridge image extproc --binary $(BIN)/tracebridge-extproc --out $(BIN)/oci/extproc
 
-# The proxy-wasm module, built with the standard Go compiler (see wasm-filter/README.md).
-wasm:
-	@mkdir -p $(BIN)
-	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags='-s -w' \
-		-o $(BIN)/tracebridge.wasm ./wasm-filter
-
-# Every test the project has, slow ones included. .ci/run calls this.
-test: build
+# Every test the project has, slow ones included (real Jaeger, Redis, the
+# compiled module, subprocess signal tests). .ci/run calls this. The tools are
+# built first so that no test spends its timeout compiling Jaeger.
+test: build tools
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 45m ./...
+	$(GO) test -count=1 -timeout 60m ./...
+	$(GO) test -count=1 -race -timeout 30m ./engine/... ./extproc/... ./e2e/envoysim/...
 
+# Engine benchmarks side by side with the OpenTelemetry-Go baseline.
 bench:
+	@mkdir -p $(BIN)
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./engine/ | tee $(BIN)/bench-engine.txt
 
-lint:
+# Load benchmark: tracebridge-extproc against a no-op ext_proc server, same run.
+bench-extproc: extproc
+	$(GO) run ./extproc/bench -bin $(BIN)/tracebridge-extproc -duration 10s -out $(BIN)/bench-extproc.md
+
+lint: tool-staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	$(BIN)/tools/staticcheck ./...
 
-demo:
-	@echo "make demo: not yet — the end-to-end demo lands with the e2e issue."
+# The main job: a bookinfo-shaped mesh on 127.0.0.1, traces without and with
+# tracebridge. JAEGER=1 uses real Jaeger v2 (built by buildtools) instead of
+# the embedded span sink.
+demo: build $(if $(filter 1,$(JAEGER)),tool-jaeger)
+	TRACEBRIDGE_EXTPROC_BIN=$(BIN)/tracebridge-extproc $(BIN)/tracebridge demo $(if $(filter 1,$(JAEGER)),--jaeger --hold=false)
 
 clean:
 	rm -rf $(BIN)

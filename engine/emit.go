@@ -100,6 +100,12 @@ func agrees(a, b *propagation.SpanContext, stripDebug bool) bool {
 	return a.Sampling.Sampled() == b.Sampling.Sampled()
 }
 
+// ReadsFormat reports whether the policy reads the named format.
+func (c *Config) ReadsFormat(name string) bool {
+	f, ok := propagation.ParseFormat(name)
+	return ok && c.reads(f)
+}
+
 func (c *Config) reads(f propagation.Format) bool {
 	for _, r := range c.read {
 		if r == f {

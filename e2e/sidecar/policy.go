@@ -23,11 +23,8 @@ const (
 
 // Adapt returns the policy document adapted to a placement: direction
 // pinned where the host cannot tell it, host.placement set, trust rules an
-// upstream filter cannot apply removed. For an upstream placement behind the
-// Zipkin tracer, b3multi is moved to the front of "read": after the router's
-// injection x-b3-* is the context Envoy's span really has, while a
-// traceparent the previous hop translated still names that hop's span, and
-// reading it first would reparent the next hop onto the wrong span.
+// upstream filter cannot apply removed, host.tracer set to the proxy's
+// tracer so that its fresh format wins when formats disagree.
 func Adapt(doc []byte, pl Placement, tracing bool, tracer string) ([]byte, error) {
 	m := map[string]any{}
 	if len(strings.TrimSpace(string(doc))) > 0 {
@@ -63,27 +60,27 @@ func Adapt(doc []byte, pl Placement, tracing bool, tracer string) ([]byte, error
 		delete(trust, "untrustedCIDRs")
 	}
 	host["tracing"] = tracing
-	if (pl == SidecarUpstream || pl == GatewayUpstream) && tracing && (tracer == "" || tracer == "zipkin") {
+	// The tracer's own format is the one Envoy's router rewrote on this hop:
+	// engine host.tracer makes it win when formats disagree (after the
+	// router's injection, a traceparent the previous hop translated still
+	// names that hop's span; reading it would reparent the next hop).
+	if _, set := host["tracer"]; !set && tracing {
+		name, format := "", ""
+		switch tracer {
+		case "", "zipkin":
+			name, format = "zipkin", "b3multi"
+		case "otel", "opentelemetry":
+			name, format = "opentelemetry", "w3c"
+		}
 		read := []any{"w3c", "b3", "b3multi", "jaeger"}
 		if r, ok := m["read"].([]any); ok {
 			read = r
 		}
-		out := []any{}
-		has := false
 		for _, f := range read {
-			if f == "b3multi" {
-				has = true
+			if f == format {
+				host["tracer"] = name
 			}
 		}
-		if has {
-			out = append(out, "b3multi")
-		}
-		for _, f := range read {
-			if f != "b3multi" {
-				out = append(out, f)
-			}
-		}
-		m["read"] = out
 	}
 	if len(trust) == 0 {
 		delete(m, "trust")

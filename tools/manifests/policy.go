@@ -150,6 +150,14 @@ func (p *policyDoc) derive(pl placement) (*derived, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every rendered proxy traces with Zipkin (Istio's Zipkin/Jaeger
+	// provider, the bootstrap's envoy.tracers.zipkin), whose router rewrites
+	// x-b3-* on every hop: with host.tracer the engine lets that fresh format
+	// win when formats disagree (a policy naming its tracer keeps it).
+	if _, set := host["tracer"]; !set && p.cfg.ReadsFormat("b3multi") {
+		host["tracer"] = "zipkin"
+		notes = append(notes, `host.tracer set to "zipkin": the Zipkin tracer rewrites x-b3-* on every hop, so x-b3-* wins when formats disagree`)
+	}
 	if len(trust) == 0 {
 		delete(doc, "trust")
 	}

@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -46,24 +45,16 @@ func ParsePolicy(data []byte) (*Policy, error) {
 	if len(data) == 0 {
 		return DefaultPolicy(), nil
 	}
-	var generic any
-	if err := json.Unmarshal(data, &generic); err != nil {
+	generic, err := decodeJSON(data)
+	if err != nil {
 		return nil, &ConfigError{Fields: []FieldError{{Msg: "not valid JSON: " + err.Error()}}}
 	}
 	if _, ok := generic.(map[string]any); !ok {
 		return nil, &ConfigError{Fields: []FieldError{{Msg: "the policy must be a JSON object"}}}
 	}
 	cerr := &ConfigError{}
-	checkShape(cerr, "", generic, reflect.TypeFor[Policy]())
 	var p Policy
-	if err := json.Unmarshal(data, &p); err != nil && len(cerr.Fields) == 0 {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			cerr.add(te.Field, "must be %s, got %s", jsonKind(te.Type), te.Value)
-		} else {
-			cerr.add("", "%v", err)
-		}
-	}
+	decodeShape(cerr, "", generic, reflect.ValueOf(&p).Elem())
 	if len(cerr.Fields) > 0 {
 		return &p, cerr
 	}
@@ -97,61 +88,81 @@ func LoadPolicy(data []byte, env func(string) string) (*Config, error) {
 	return nil, all
 }
 
-// checkShape walks a decoded JSON value against the Go type it will fill and
-// reports unknown keys and kind mismatches with their paths, so that errors
-// read like `correlation.ttl: must be a string, got number`.
-func checkShape(cerr *ConfigError, path string, v any, t reflect.Type) {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+// decodeShape fills the Go value v from the decoded JSON value j, walking
+// both together, and reports unknown keys and kind mismatches with their
+// paths, so that errors read like `correlation.ttl: must be a string, got
+// number`. Mismatched values are left at their zero value; the rest is filled,
+// so that Compile can report semantic errors in the same pass (as
+// encoding/json would). It reports whether j's kind fits v.
+func decodeShape(cerr *ConfigError, path string, j any, v reflect.Value) bool {
+	if j == nil {
+		return true // null leaves the default.
 	}
-	if v == nil {
-		return // null leaves the default.
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		obj, ok := v.(map[string]any)
-		if !ok {
-			cerr.add(path, "must be an object, got %s", describeJSON(v))
-			return
+	if v.Kind() == reflect.Pointer {
+		elem := reflect.New(v.Type().Elem())
+		if !decodeShape(cerr, path, j, elem.Elem()) {
+			return false
 		}
-		fields := jsonFields(t)
+		v.Set(elem)
+		return true
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		obj, ok := j.(map[string]any)
+		if !ok {
+			cerr.add(path, "must be an object, got %s", describeJSON(j))
+			return false
+		}
+		fields := jsonFields(v.Type())
 		keys := make([]string, 0, len(obj))
 		for k := range obj {
 			keys = append(keys, k)
 		}
 		sortStrings(keys)
 		for _, k := range keys {
-			fv := obj[k]
 			f, ok := fields[k]
 			if !ok {
 				cerr.add(joinPath(path, k), "unknown field (known: %s)", strings.Join(sortedKeys(fields), ", "))
 				continue
 			}
-			checkShape(cerr, joinPath(path, k), fv, f.Type)
+			decodeShape(cerr, joinPath(path, k), obj[k], v.FieldByIndex(f.Index))
 		}
 	case reflect.Slice:
-		arr, ok := v.([]any)
+		arr, ok := j.([]any)
 		if !ok {
-			cerr.add(path, "must be a list, got %s", describeJSON(v))
-			return
+			cerr.add(path, "must be a list, got %s", describeJSON(j))
+			return false
 		}
+		s := reflect.MakeSlice(v.Type(), len(arr), len(arr))
 		for i, ev := range arr {
-			checkShape(cerr, path+"["+strconv.Itoa(i)+"]", ev, t.Elem())
+			decodeShape(cerr, path+"["+strconv.Itoa(i)+"]", ev, s.Index(i))
 		}
+		v.Set(s)
 	case reflect.String:
-		if _, ok := v.(string); !ok {
-			cerr.add(path, "must be a string, got %s", describeJSON(v))
+		if s, ok := j.(string); ok {
+			v.SetString(s)
+		} else {
+			cerr.add(path, "must be a string, got %s", describeJSON(j))
+			return false
 		}
 	case reflect.Bool:
-		if _, ok := v.(bool); !ok {
-			cerr.add(path, "must be true or false, got %s", describeJSON(v))
+		if b, ok := j.(bool); ok {
+			v.SetBool(b)
+		} else {
+			cerr.add(path, "must be true or false, got %s", describeJSON(j))
+			return false
 		}
 	case reflect.Int:
-		n, ok := v.(float64)
-		if !ok || n != float64(int64(n)) {
-			cerr.add(path, "must be a whole number, got %s", describeJSON(v))
+		n, ok := j.(float64)
+		if !ok || n != float64(int64(n)) || v.OverflowInt(int64(n)) {
+			cerr.add(path, "must be a whole number, got %s", describeJSON(j))
+			return false
 		}
+		v.SetInt(int64(n))
+	default:
+		panic("engine: policy field of unsupported kind " + v.Kind().String())
 	}
+	return true
 }
 
 func jsonFields(t reflect.Type) map[string]reflect.StructField {
@@ -206,20 +217,6 @@ func describeJSON(v any) string {
 		return "an object"
 	}
 	return "null"
-}
-
-func jsonKind(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int64, reflect.Float64:
-		return "a number"
-	case reflect.Slice:
-		return "a list"
-	}
-	return "an object"
 }
 
 // DefaultPolicy is the zero-config policy (README "Zero-config default").

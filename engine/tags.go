@@ -2,7 +2,6 @@ package engine
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -209,8 +208,8 @@ func jwtClaim(h Headers, header string, path []string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	var claims any
-	if json.Unmarshal(payload, &claims) != nil {
+	claims, err := decodeJSON(payload)
+	if err != nil {
 		return "", false
 	}
 	cur := claims

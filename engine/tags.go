@@ -2,7 +2,6 @@ package engine
 
 import (
 	"encoding/base64"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -174,16 +173,80 @@ func (t *compiledTag) value(h Headers) (string, bool) {
 		if !ok {
 			return "", false
 		}
-		vals, err := url.ParseQuery(q)
-		if err != nil && len(vals) == 0 {
-			return "", false
-		}
-		v := vals.Get(t.query)
+		v := queryParam(q, t.query)
 		return v, v != ""
 	case t.jwtHeader != "":
 		return jwtClaim(h, t.jwtHeader, t.jwtClaim)
 	}
 	return "", false
+}
+
+// queryParam returns the first value of the query parameter name, decoded as
+// url.ParseQuery does: pairs separated by "&", "+" is a space, pairs with a
+// ";" or a bad percent-escape are skipped. "" if absent.
+func queryParam(q, name string) string {
+	for q != "" {
+		var pair string
+		pair, q, _ = strings.Cut(q, "&")
+		if pair == "" || strings.IndexByte(pair, ';') >= 0 {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		k, ok := unescapeQuery(k)
+		if !ok || k != name {
+			continue
+		}
+		if v, ok = unescapeQuery(v); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// unescapeQuery decodes a query component like url.QueryUnescape; it
+// allocates only when there is something to decode.
+func unescapeQuery(s string) (string, bool) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '%':
+			if i+2 >= len(s) || unhex(s[i+1]) < 0 || unhex(s[i+2]) < 0 {
+				return "", false
+			}
+			n++
+			i += 2
+		case '+':
+			n++
+		}
+	}
+	if n == 0 {
+		return s, true
+	}
+	b := make([]byte, 0, len(s)-2*strings.Count(s, "%"))
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '%':
+			b = append(b, byte(unhex(s[i+1])<<4|unhex(s[i+2])))
+			i += 2
+		case '+':
+			b = append(b, ' ')
+		default:
+			b = append(b, s[i])
+		}
+	}
+	return string(b), true
+}
+
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
 }
 
 // jwtClaim decodes a JWT payload and reads a claim. The signature is NOT

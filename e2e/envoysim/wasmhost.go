@@ -2,19 +2,18 @@ package envoysim
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
 // This file is a proxy-wasm ABI 0.2.1 host for the compiled module, modelled
@@ -42,31 +41,43 @@ const (
 type WasmModule struct {
 	Path     string
 	Profile  HostProfile
+	spec     *profileSpec
 	runtime  wazero.Runtime
 	compiled wazero.CompiledModule
 }
 
-// HostProfile selects how the WASI functions behave, to model the
-// proxy-wasm-cpp-host versions Envoy releases embed (ENVOY-FACTS 7).
+// Imports returns the module's imported functions as "module.name", sorted.
+func (m *WasmModule) Imports() []string {
+	var out []string
+	for _, f := range m.compiled.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		out = append(out, mod+"."+name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// HostProfile selects the proxy-wasm-cpp-host version whose WASI and
+// callback restrictions the host reproduces (ENVOY-FACTS 7; cpphost.go has
+// the sources). There is no unrestricted profile: every module load goes
+// through one of Envoy's.
 type HostProfile string
 
 // Host profiles.
 const (
-	// ProfileFull is wazero's complete WASI (no restriction).
-	ProfileFull HostProfile = ""
-	// ProfileCppHost533 models proxy-wasm-cpp-host after PR 533 (Envoy
-	// 1.39+): poll_oneoff succeeds at once with 0 events, also during
-	// _initialize and malloc.
+	// ProfileCppHost533 models proxy-wasm-cpp-host at 94091cd, PR 533
+	// (Envoy 1.39+): 44 WASI functions, poll_oneoff succeeds at once with
+	// 0 events and may be called during _initialize and malloc.
 	ProfileCppHost533 HostProfile = "cpp-host-533"
-	// ProfileCppHost427 models proxy-wasm-cpp-host after PR 427 and before
-	// PR 533 (Envoy 1.33–1.38): poll_oneoff and fd_fdstat_set_flags
-	// return ENOSYS, and poll_oneoff during _initialize or
-	// proxy_on_memory_allocate traps ("restricted_callback").
+	// ProfileCppHost427 models proxy-wasm-cpp-host at c4d7bb0, PR 427
+	// (Envoy 1.33–1.38): 18 WASI functions, poll_oneoff and
+	// fd_fdstat_set_flags return ENOSYS, and any host call outside the
+	// start-up / allocation allowlists traps ("restricted_callback").
 	ProfileCppHost427 HostProfile = "cpp-host-427"
+	// DefaultHostProfile is the newest modelled host; an empty profile
+	// means this one.
+	DefaultHostProfile = ProfileCppHost533
 )
-
-// errnoNosys is WASI's ENOSYS.
-const errnoNosys = 52
 
 var wasmModules struct {
 	mu sync.Mutex
@@ -75,10 +86,12 @@ var wasmModules struct {
 
 // LoadWasmModule compiles the module at path once per process and profile.
 func LoadWasmModule(path string, cacheDir string, profile HostProfile) (*WasmModule, error) {
-	switch profile {
-	case ProfileFull, ProfileCppHost533, ProfileCppHost427:
-	default:
-		return nil, fmt.Errorf("unknown wasm host profile %q (want cpp-host-533 or cpp-host-427)", profile)
+	if profile == "" {
+		profile = DefaultHostProfile
+	}
+	spec, err := profileOf(profile)
+	if err != nil {
+		return nil, err
 	}
 	key := path + "\x00" + string(profile)
 	wasmModules.mu.Lock()
@@ -98,7 +111,8 @@ func LoadWasmModule(path string, cacheDir string, profile HostProfile) (*WasmMod
 		}
 	}
 	r := wazero.NewRuntimeWithConfig(ctx, cfg)
-	if err := instantiateWASI(ctx, r, profile); err != nil {
+	wasi := wasiFuncs(spec)
+	if err := instantiateCppHostWASI(ctx, r, wasi); err != nil {
 		return nil, err
 	}
 	if err := instantiateEnv(ctx, r); err != nil {
@@ -108,59 +122,16 @@ func LoadWasmModule(path string, cacheDir string, profile HostProfile) (*WasmMod
 	if err != nil {
 		return nil, fmt.Errorf("compiling %s: %w", path, err)
 	}
-	for _, f := range compiled.ImportedFunctions() {
-		mod, name, _ := f.Import()
-		if mod == "env" && hostFuncByName(name) == nil {
-			return nil, fmt.Errorf("%s imports env.%s, which this host does not provide (Envoy would fail the VM: missing import)", path, name)
-		}
+	if err := checkImports(path, compiled, profile, wasi); err != nil {
+		_ = r.Close(ctx)
+		return nil, err
 	}
-	m := &WasmModule{Path: path, Profile: profile, runtime: r, compiled: compiled}
+	m := &WasmModule{Path: path, Profile: profile, spec: spec, runtime: r, compiled: compiled}
 	if wasmModules.m == nil {
 		wasmModules.m = map[string]*WasmModule{}
 	}
 	wasmModules.m[key] = m
 	return m, nil
-}
-
-// instantiateWASI adds wasi_snapshot_preview1 with the profile's changes.
-func instantiateWASI(ctx context.Context, r wazero.Runtime, profile HostProfile) error {
-	b := r.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
-	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
-	i32s := func(n int) []api.ValueType {
-		out := make([]api.ValueType, n)
-		for i := range out {
-			out[i] = api.ValueTypeI32
-		}
-		return out
-	}
-	switch profile {
-	case ProfileCppHost533:
-		// poll_oneoff(in, out, nsubscriptions, result.nevents): success,
-		// no events, no waiting.
-		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, s []uint64) {
-			if hc, _ := ctx.Value(callKey{}).(*hostCall); hc != nil {
-				hc.w.proxy.pollCalls.Add(1)
-			}
-			m.Memory().WriteUint32Le(uint32(s[3]), 0)
-			s[0] = 0
-		}), i32s(4), i32s(1)).Export("poll_oneoff")
-	case ProfileCppHost427:
-		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, s []uint64) {
-			hc, _ := ctx.Value(callKey{}).(*hostCall)
-			if hc != nil {
-				hc.w.proxy.pollCalls.Add(1)
-			}
-			if hc != nil && hc.restricted {
-				panic(errors.New("poll_oneoff: restricted_callback (called during _initialize or malloc)"))
-			}
-			s[0] = errnoNosys
-		}), i32s(4), i32s(1)).Export("poll_oneoff")
-		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, s []uint64) {
-			s[0] = errnoNosys
-		}), i32s(2), i32s(1)).Export("fd_fdstat_set_flags")
-	}
-	_, err := b.Instantiate(ctx)
-	return err
 }
 
 // WasmProxy is the wasm state of one Envoy process (one sidecar or gateway):
@@ -170,15 +141,20 @@ type WasmProxy struct {
 	mod     *WasmModule
 	workers []*wasmWorker
 	next    atomic.Uint32
-	// Log receives the module's log lines (level: 0 trace … 5 critical).
-	Log    func(level int, msg string)
-	stderr io.Writer
+	// Log receives the module's log lines (level: 0 trace … 5 critical),
+	// proxy_log and fd_write alike (fd 1 info, fd 2 error, as cpp-host).
+	Log   func(level int, msg string)
+	env   map[string]string
+	stdio func(fd int, b []byte)
 
 	sharedMu sync.Mutex
 	shared   map[string]*sharedValue
 	casSeq   uint32
 
-	pollCalls atomic.Int64
+	pollCalls       atomic.Int64
+	yieldCalls      atomic.Int64
+	procExits       atomic.Int64
+	restrictedTraps atomic.Int64
 
 	metricsMu   sync.Mutex
 	metricIDs   map[string]uint32
@@ -192,28 +168,93 @@ type sharedValue struct {
 }
 
 // NewWasmProxy instantiates the module once per worker (Envoy --concurrency).
-func NewWasmProxy(mod *WasmModule, workers int, log func(level int, msg string), stderr io.Writer) (*WasmProxy, error) {
+// The module's stdout and stderr (fd_write) reach log as info and error
+// lines, as in Envoy; w, when not nil, also gets them raw.
+func NewWasmProxy(mod *WasmModule, workers int, log func(level int, msg string), w io.Writer) (*WasmProxy, error) {
+	opt := ProxyOptions{Workers: workers, Log: log}
+	if w != nil {
+		opt.Stdio = func(_ int, b []byte) { _, _ = w.Write(b) }
+	}
+	return NewWasmProxyWith(mod, opt)
+}
+
+// ProxyOptions configures NewWasmProxyWith.
+type ProxyOptions struct {
+	Workers int // Envoy --concurrency (default 1)
+	Log     func(level int, msg string)
+	// Env is vm_config.environment_variables (what WASI environ_get
+	// returns), e.g. GODEBUG=gctrace=1 or GOGC.
+	Env map[string]string
+	// Stdio receives every fd_write to fd 1 or 2, unmodified.
+	Stdio func(fd int, b []byte)
+}
+
+// NewWasmProxyWith instantiates the module once per worker. Instantiation
+// runs _initialize under the profile's start-up restriction
+// (src/wasm.cc startVm); a trap there fails the proxy, as it fails the VM in
+// Envoy.
+func NewWasmProxyWith(mod *WasmModule, opt ProxyOptions) (*WasmProxy, error) {
+	workers := opt.Workers
 	if workers < 1 {
 		workers = 1
 	}
-	if stderr == nil {
-		stderr = os.Stderr
-	}
-	p := &WasmProxy{mod: mod, Log: log, stderr: stderr, shared: map[string]*sharedValue{}, metricIDs: map[string]uint32{}}
+	p := &WasmProxy{mod: mod, Log: opt.Log, env: opt.Env, stdio: opt.Stdio, shared: map[string]*sharedValue{}, metricIDs: map[string]uint32{}}
 	for i := 0; i < workers; i++ {
-		cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
-			WithRandSource(rand.Reader).WithStdout(stderr).WithStderr(stderr).WithSysWalltime().WithSysNanotime()
+		cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize")
 		w := &wasmWorker{proxy: p, roots: map[*WasmFilter]uint32{}, nextID: 1}
-		ctx := context.WithValue(context.Background(), callKey{}, &hostCall{w: w, restricted: true})
+		ctx := context.WithValue(context.Background(), callKey{}, &hostCall{w: w})
+		w.allowed = mod.spec.start
 		m, err := mod.runtime.InstantiateModule(ctx, mod.compiled, cfg)
+		w.allowed = nil
 		if err != nil {
 			p.Close()
-			return nil, fmt.Errorf("instantiating %s: %w", mod.Path, err)
+			return nil, fmt.Errorf("instantiating %s (host %s): %w", mod.Path, mod.Profile, err)
 		}
 		w.mod = m
 		p.workers = append(p.workers, w)
 	}
 	return p, nil
+}
+
+// WASICalls reports how often the guest called poll_oneoff and sched_yield
+// and how many host calls trapped as restricted_callback.
+func (p *WasmProxy) WASICalls() (poll, yield, restricted int64) {
+	return p.pollCalls.Load(), p.yieldCalls.Load(), p.restrictedTraps.Load()
+}
+
+// MemoryBytes returns each worker VM's linear memory size.
+func (p *WasmProxy) MemoryBytes() []uint32 {
+	out := make([]uint32, len(p.workers))
+	for i, w := range p.workers {
+		w.mu.Lock()
+		if w.mod != nil {
+			out[i] = w.mod.Memory().Size()
+		}
+		w.mu.Unlock()
+	}
+	return out
+}
+
+// Uint32At reads a little-endian uint32 from the first worker's memory.
+func (p *WasmProxy) Uint32At(addr uint32) uint32 {
+	w := p.workers[0]
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	v, _ := w.mod.Memory().ReadUint32Le(addr)
+	return v
+}
+
+// Failed returns the error that failed a worker's VM, if any.
+func (p *WasmProxy) Failed() error {
+	for _, w := range p.workers {
+		w.mu.Lock()
+		err := w.failed
+		w.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close releases the VMs.
@@ -225,8 +266,7 @@ func (p *WasmProxy) Close() {
 	}
 }
 
-// PollOneoffCalls is how often the guest called WASI poll_oneoff (counted
-// under the cpp-host profiles only).
+// PollOneoffCalls is how often the guest called WASI poll_oneoff.
 func (p *WasmProxy) PollOneoffCalls() int64 { return p.pollCalls.Load() }
 
 // Counters returns every stat the module defined with its value.
@@ -248,15 +288,15 @@ type wasmWorker struct {
 	roots  map[*WasmFilter]uint32
 	failed error
 	vmUp   bool
+	// allowed is the restricted-callback allowlist ("module.name") while
+	// the VM is restricted, nil otherwise (cpp-host keeps it per VM).
+	allowed map[string]bool
 }
 
 type callKey struct{}
 
 // hostCall is the state of one call into the guest.
 type hostCall struct {
-	// restricted: inside _initialize or proxy_on_memory_allocate, where
-	// cpp-host before PR 533 forbids poll_oneoff.
-	restricted  bool
 	logs        []string // the module's log lines during configuration
 	w           *wasmWorker
 	stream      *wasmStream
@@ -497,12 +537,21 @@ func writeU32(m api.Module, ptr uint64, v uint32) {
 func give(ctx context.Context, m api.Module, data []byte, retPtr, retSize uint64) uint32 {
 	var addr uint32
 	if len(data) > 0 {
-		if hc, _ := ctx.Value(callKey{}).(*hostCall); hc != nil && !hc.restricted {
-			rc := *hc
-			rc.restricted = true
-			ctx = context.WithValue(ctx, callKey{}, &rc)
+		// include/proxy-wasm/wasm.h allocMemory: restrict, call malloc
+		// (or its alias proxy_on_memory_allocate, src/wasm.cc
+		// getFunctions), then lift the restriction altogether.
+		hc, _ := ctx.Value(callKey{}).(*hostCall)
+		malloc := m.ExportedFunction("malloc")
+		if malloc == nil {
+			malloc = m.ExportedFunction("proxy_on_memory_allocate")
 		}
-		res, err := m.ExportedFunction("proxy_on_memory_allocate").Call(ctx, uint64(len(data)))
+		if hc != nil {
+			hc.w.allowed = hc.w.proxy.mod.spec.alloc
+		}
+		res, err := malloc.Call(ctx, uint64(len(data)))
+		if hc != nil {
+			hc.w.allowed = nil
+		}
 		if err != nil {
 			panic(err)
 		}
@@ -817,7 +866,7 @@ func ok(context.Context, *hostCall, api.Module, []uint64) uint32            { re
 func instantiateEnv(ctx context.Context, r wazero.Runtime) error {
 	b := r.NewHostModuleBuilder("env")
 	for _, f := range envFuncs {
-		fn := f.fn
+		fn, qual := f.fn, "env."+f.name
 		b.NewFunctionBuilder().
 			WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, s []uint64) {
 				hc, _ := ctx.Value(callKey{}).(*hostCall)
@@ -825,6 +874,7 @@ func instantiateEnv(ctx context.Context, r wazero.Runtime) error {
 					s[0] = wasmBadArgument
 					return
 				}
+				checkAllowed(hc.w, qual)
 				s[0] = uint64(fn(ctx, hc, m, s))
 			}), f.params, f.results).
 			Export(f.name)

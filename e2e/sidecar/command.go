@@ -23,7 +23,7 @@ func RunSidecarCommand(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.InboundListen, "inbound-listen", "127.0.0.1:15006", "inbound listener (reverse proxy to the app); 127.0.0.1 only")
 	fs.StringVar(&cfg.OutboundListen, "outbound-listen", "127.0.0.1:15001", "outbound listener: the HTTP forward proxy the app must use (set it explicitly: Go's ProxyFromEnvironment never proxies loopback)")
 	fs.StringVar(&cfg.Wasm, "wasm", "", "compiled module (bin/tracebridge.wasm); empty: no wasm filter")
-	profile := fs.String("wasm-host-profile", "", "WASI of a proxy-wasm-cpp-host version: cpp-host-533 (Envoy 1.39+: poll_oneoff returns 0 events) or cpp-host-427 (Envoy 1.33–1.38: poll_oneoff ENOSYS, traps in _initialize/malloc); empty: full WASI")
+	profile := fs.String("wasm-host-profile", string(envoysim.DefaultHostProfile), "proxy-wasm-cpp-host version whose WASI and callback restrictions the wasm host reproduces: cpp-host-533 (Envoy 1.39+ / Istio 1.31+: poll_oneoff returns 0 events) or cpp-host-427 (Envoy 1.33–1.38 / Istio 1.25–1.30: poll_oneoff and fd_fdstat_set_flags ENOSYS, restricted calls trap)")
 	fs.StringVar(&cfg.ExtProc, "extproc", "", "tracebridge-extproc address host:port; empty: no ext_proc filter")
 	fs.StringVar(&policyFile, "policy", "", "policy document (JSON); empty: zero-config default")
 	fs.StringVar(&cfg.Tracer, "tracer", "zipkin", "Envoy tracer: zipkin, otel or none")
@@ -91,7 +91,7 @@ func RunSidecarCommand(args []string, stdout, stderr io.Writer) int {
 	if cfg.Wasm != "" {
 		hp := string(cfg.HostProfile)
 		if hp == "" {
-			hp = "full WASI"
+			hp = string(envoysim.DefaultHostProfile)
 		}
 		filters = append(filters, "wasm "+cfg.Wasm+" (inbound "+cfg.InboundPosition+", host "+hp+")")
 	}

@@ -30,7 +30,7 @@ type Config struct {
 	// Wasm is the compiled module; empty: no wasm filter.
 	Wasm string
 	// HostProfile models a proxy-wasm-cpp-host version's WASI
-	// (envoysim.ProfileCppHost533 / ProfileCppHost427); empty: full WASI.
+	// (envoysim.ProfileCppHost533 / ProfileCppHost427); empty: the newest.
 	HostProfile envoysim.HostProfile
 	// ExtProc is the ext_proc server address; empty: none. It is added as a
 	// listener filter on both directions.

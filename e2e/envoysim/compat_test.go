@@ -1,0 +1,516 @@
+package envoysim_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tracebridge/tracebridge/e2e/envoysim"
+	"github.com/tracebridge/tracebridge/e2e/sidecar"
+	"github.com/tracebridge/tracebridge/wasm-filter/wasmtest"
+)
+
+// shippedImports is every function bin/tracebridge.wasm imports. A new import
+// fails TestShippedModuleImports by name: check it against each profile's set
+// (ENVOY-FACTS 7) before changing this list.
+var shippedImports = []string{
+	"env.proxy_add_header_map_value", "env.proxy_call_foreign_function",
+	"env.proxy_close_stream", "env.proxy_continue_stream", "env.proxy_define_metric",
+	"env.proxy_dequeue_shared_queue", "env.proxy_done", "env.proxy_enqueue_shared_queue",
+	"env.proxy_get_buffer_bytes", "env.proxy_get_header_map_pairs",
+	"env.proxy_get_header_map_value", "env.proxy_get_metric", "env.proxy_get_property",
+	"env.proxy_get_shared_data", "env.proxy_http_call", "env.proxy_increment_metric",
+	"env.proxy_log", "env.proxy_record_metric", "env.proxy_register_shared_queue",
+	"env.proxy_remove_header_map_value", "env.proxy_replace_header_map_value",
+	"env.proxy_resolve_shared_queue", "env.proxy_send_local_response",
+	"env.proxy_set_buffer_bytes", "env.proxy_set_effective_context",
+	"env.proxy_set_header_map_pairs", "env.proxy_set_property",
+	"env.proxy_set_shared_data", "env.proxy_set_tick_period_milliseconds",
+	"wasi_snapshot_preview1.args_get", "wasi_snapshot_preview1.args_sizes_get",
+	"wasi_snapshot_preview1.clock_time_get", "wasi_snapshot_preview1.environ_get",
+	"wasi_snapshot_preview1.environ_sizes_get", "wasi_snapshot_preview1.fd_close",
+	"wasi_snapshot_preview1.fd_fdstat_get", "wasi_snapshot_preview1.fd_fdstat_set_flags",
+	"wasi_snapshot_preview1.fd_prestat_dir_name", "wasi_snapshot_preview1.fd_prestat_get",
+	"wasi_snapshot_preview1.fd_write", "wasi_snapshot_preview1.poll_oneoff",
+	"wasi_snapshot_preview1.proc_exit", "wasi_snapshot_preview1.random_get",
+	"wasi_snapshot_preview1.sched_yield",
+}
+
+func modulePath(t testing.TB) string {
+	t.Helper()
+	p, err := wasmtest.EnsureModule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func cacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "tracebridge", "wazero-envoysim")
+}
+
+// TestShippedModuleImports loads bin/tracebridge.wasm under every host
+// profile and asserts its import list: exactly shippedImports, each one
+// registered by the profile.
+func TestShippedModuleImports(t *testing.T) {
+	path := modulePath(t)
+	for _, p := range envoysim.HostProfiles() {
+		t.Run(string(p), func(t *testing.T) {
+			mod, err := envoysim.LoadWasmModule(path, cacheDir(), p)
+			if err != nil {
+				t.Fatalf("the shipped module does not load under %s: %v", p, err)
+			}
+			have := map[string]bool{}
+			for _, n := range mod.Imports() {
+				have[n] = true
+			}
+			want := map[string]bool{}
+			for _, n := range shippedImports {
+				want[n] = true
+			}
+			for n := range have {
+				if !want[n] {
+					t.Errorf("new import %s: check it against cpp-host's exports.h for every profile, then add it to shippedImports", n)
+				}
+			}
+			for n := range want {
+				if !have[n] {
+					t.Errorf("import %s is gone: remove it from shippedImports", n)
+				}
+			}
+			provided, err := envoysim.ProfileImports(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			set := map[string]bool{}
+			for _, n := range provided {
+				set[n] = true
+			}
+			for n := range have {
+				if !set[n] {
+					t.Errorf("%s does not provide %s (Envoy: missing import)", p, n)
+				}
+			}
+			px, err := envoysim.NewWasmProxyWith(mod, envoysim.ProxyOptions{Workers: 1})
+			if err != nil {
+				t.Fatalf("_initialize under %s: %v", p, err)
+			}
+			px.Close()
+		})
+	}
+}
+
+// TestProfileRules checks the host's cpp-host rules on hand-made modules.
+func TestProfileRules(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name+".wasm")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// fd_readdir exists from 94091cd on only.
+	readdir := write("readdir", wasmModule(
+		[]wimport{{"wasi_snapshot_preview1", "fd_readdir", []byte{i32, i32, i32, i64, i32}, []byte{i32}}},
+		[]wfunc{{"_initialize", nil, nil, nil}}))
+	// _initialize calls sched_yield: allowed during start-up by neither.
+	yield := write("yield", wasmModule(
+		[]wimport{{"wasi_snapshot_preview1", "sched_yield", nil, []byte{i32}}},
+		[]wfunc{{"_initialize", nil, nil, []byte{0x10, 0, 0x1a}}}))
+	// _initialize calls poll_oneoff: a trap at c4d7bb0, allowed at 94091cd.
+	pollStart := write("pollstart", wasmModule(
+		[]wimport{{"wasi_snapshot_preview1", "poll_oneoff", []byte{i32, i32, i32, i32}, []byte{i32}}},
+		[]wfunc{{"_initialize", nil, nil, concat(i32c(0), i32c(0), i32c(0), i32c(64), []byte{0x10, 0, 0x1a})}}))
+	// _initialize calls fd_fdstat_set_flags (allowed, ENOSYS at both)
+	// and stores the result at 16.
+	setFlags := write("setflags", wasmModule(
+		[]wimport{{"wasi_snapshot_preview1", "fd_fdstat_set_flags", []byte{i32, i32}, []byte{i32}}},
+		[]wfunc{{"_initialize", nil, nil, concat(i32c(16), i32c(1), i32c(4), []byte{0x10, 0, 0x36, 2, 0})}}))
+	// proxy_on_memory_allocate calls poll_oneoff; proxy_on_vm_start reads
+	// the plugin configuration, so the host allocates.
+	pollAlloc := write("pollalloc", wasmModule(
+		[]wimport{
+			{"wasi_snapshot_preview1", "poll_oneoff", []byte{i32, i32, i32, i32}, []byte{i32}},
+			{"env", "proxy_get_buffer_bytes", []byte{i32, i32, i32, i32, i32}, []byte{i32}},
+		},
+		[]wfunc{
+			{"_initialize", nil, nil, nil},
+			{"proxy_on_memory_allocate", []byte{i32}, []byte{i32}, concat(i32c(0), i32c(0), i32c(0), i32c(64), []byte{0x10, 0, 0x1a}, i32c(1024))},
+			{"proxy_on_context_create", []byte{i32, i32}, nil, nil},
+			{"proxy_on_vm_start", []byte{i32, i32}, []byte{i32}, concat(i32c(7), i32c(0), i32c(100), i32c(128), i32c(132), []byte{0x10, 1, 0x1a}, i32c(1))},
+			{"proxy_on_configure", []byte{i32, i32}, []byte{i32}, i32c(1)},
+		}))
+
+	start := func(path string, p envoysim.HostProfile) (*envoysim.WasmProxy, error) {
+		mod, err := envoysim.LoadWasmModule(path, "", p)
+		if err != nil {
+			return nil, err
+		}
+		return envoysim.NewWasmProxyWith(mod, envoysim.ProxyOptions{Workers: 1})
+	}
+	expect := func(what string, err error, want string) {
+		t.Helper()
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", what, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: got %v, want an error containing %q", what, err, want)
+		}
+	}
+	c533, c427 := envoysim.ProfileCppHost533, envoysim.ProfileCppHost427
+
+	_, err := start(readdir, c427)
+	expect("fd_readdir import under 427", err, "missing import: wasi_snapshot_preview1.fd_readdir")
+	_, err = start(readdir, c533)
+	expect("fd_readdir import under 533", err, "")
+
+	for _, p := range []envoysim.HostProfile{c533, c427} {
+		_, err = start(yield, p)
+		expect("sched_yield in _initialize under "+string(p), err, "restricted_callback")
+	}
+	_, err = start(pollStart, c427)
+	expect("poll_oneoff in _initialize under 427", err, "restricted_callback")
+	_, err = start(pollStart, c533)
+	expect("poll_oneoff in _initialize under 533", err, "")
+
+	for _, p := range []envoysim.HostProfile{c533, c427} {
+		px, err := start(setFlags, p)
+		expect("fd_fdstat_set_flags in _initialize under "+string(p), err, "")
+		if px != nil {
+			if got := px.Uint32At(16); got != 52 {
+				t.Errorf("%s: fd_fdstat_set_flags returned %d, want ENOSYS (52)", p, got)
+			}
+		}
+	}
+
+	for _, p := range []envoysim.HostProfile{c533, c427} {
+		px, err := start(pollAlloc, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = envoysim.NewWasmFilter(px, "x", []byte("{}"), true)
+		want := ""
+		if p == c427 {
+			want = "restricted_callback"
+		}
+		expect("poll_oneoff in proxy_on_memory_allocate under "+string(p), err, want)
+	}
+}
+
+// ---- a minimal WebAssembly binary writer for TestProfileRules ----
+
+const (
+	i32 = 0x7f
+	i64 = 0x7e
+)
+
+type wimport struct {
+	mod, name       string
+	params, results []byte
+}
+
+type wfunc struct {
+	name            string
+	params, results []byte
+	body            []byte // instructions, without locals or the final end
+}
+
+func uleb(v uint32) []byte {
+	var out []byte
+	for {
+		b := byte(v & 0x7f)
+		v >>= 7
+		if v != 0 {
+			out = append(out, b|0x80)
+			continue
+		}
+		return append(out, b)
+	}
+}
+
+func sleb(v int32) []byte {
+	var out []byte
+	for {
+		b := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && b&0x40 == 0) || (v == -1 && b&0x40 != 0) {
+			return append(out, b)
+		}
+		out = append(out, b|0x80)
+	}
+}
+
+func i32c(v int32) []byte { return append([]byte{0x41}, sleb(v)...) }
+
+func concat(bs ...[]byte) []byte {
+	var out []byte
+	for _, b := range bs {
+		out = append(out, b...)
+	}
+	return out
+}
+
+func vec(n int, items ...[]byte) []byte { return append(uleb(uint32(n)), concat(items...)...) }
+
+func name(s string) []byte { return append(uleb(uint32(len(s))), s...) }
+
+func section(id byte, body []byte) []byte {
+	return concat([]byte{id}, uleb(uint32(len(body))), body)
+}
+
+// wasmModule builds a module with one page of exported memory, the imports
+// (function indices 0…) and the functions, each exported by its name.
+func wasmModule(imps []wimport, fns []wfunc) []byte {
+	var types, imports, funcs, exports, codes [][]byte
+	for i, im := range imps {
+		types = append(types, concat([]byte{0x60}, vec(len(im.params), im.params), vec(len(im.results), im.results)))
+		imports = append(imports, concat(name(im.mod), name(im.name), []byte{0}, uleb(uint32(i))))
+	}
+	for i, f := range fns {
+		ti := len(imps) + i
+		types = append(types, concat([]byte{0x60}, vec(len(f.params), f.params), vec(len(f.results), f.results)))
+		funcs = append(funcs, uleb(uint32(ti)))
+		exports = append(exports, concat(name(f.name), []byte{0}, uleb(uint32(len(imps)+i))))
+		body := concat([]byte{0}, f.body, []byte{0x0b})
+		codes = append(codes, concat(uleb(uint32(len(body))), body))
+	}
+	exports = append(exports, concat(name("memory"), []byte{2, 0}))
+	return concat([]byte{0, 'a', 's', 'm', 1, 0, 0, 0},
+		section(1, vec(len(types), types...)),
+		section(2, vec(len(imports), imports...)),
+		section(3, vec(len(funcs), funcs...)),
+		section(5, vec(1, []byte{0, 1})),
+		section(7, vec(len(exports), exports...)),
+		section(10, vec(len(codes), codes...)))
+}
+
+// ---- soak ----
+
+// soakResult is what a soak observed.
+type soakResult struct {
+	Profile     envoysim.HostProfile
+	Env         string
+	Requests    int // requests whose every wasm callback succeeded
+	Restored    int // outbound requests the module restored
+	GCCycles    int // highest "gc N @" line the guest wrote (GODEBUG=gctrace=1)
+	Poll        int64
+	Yield       int64
+	Restricted  int64
+	MemStart    uint32
+	MemEnd      uint32
+	Elapsed     time.Duration
+	Failure     string // the VM failure, if any
+	FailedAt    int
+	StderrTail  string
+	HeaderBytes int64 // request header bytes sent
+}
+
+func (r soakResult) String() string {
+	s := fmt.Sprintf("%s env[%s]: %d requests survived (%d restored) in %s; %d GC cycles; poll_oneoff %d, sched_yield %d, restricted traps %d; guest memory %.1f → %.1f MiB; %.1f GiB of request headers",
+		r.Profile, r.Env, r.Requests, r.Restored, r.Elapsed.Round(time.Second), r.GCCycles, r.Poll, r.Yield, r.Restricted,
+		float64(r.MemStart)/(1<<20), float64(r.MemEnd)/(1<<20), float64(r.HeaderBytes)/(1<<30))
+	if r.Failure != "" {
+		s += fmt.Sprintf("\nVM FAILED at request %d: %s\nguest stderr tail:\n%s", r.FailedAt, r.Failure, r.StderrTail)
+	}
+	return s
+}
+
+var gcLine = regexp.MustCompile(`(?m)^gc (\d+) @`)
+
+// gcCounter follows the guest's stderr: the highest gctrace cycle number
+// and the last bytes written.
+type gcCounter struct {
+	mu      sync.Mutex
+	pending []byte
+	max     int
+	tail    []byte
+}
+
+func (c *gcCounter) write(fd int, b []byte) {
+	if fd != 2 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tail = append(c.tail, b...)
+	if len(c.tail) > 4096 {
+		c.tail = c.tail[len(c.tail)-4096:]
+	}
+	c.pending = append(c.pending, b...)
+	i := bytes.LastIndexByte(c.pending, '\n')
+	if i < 0 {
+		return
+	}
+	for _, m := range gcLine.FindAllSubmatch(c.pending[:i+1], -1) {
+		if n, _ := strconv.Atoi(string(m[1])); n > c.max {
+			c.max = n
+		}
+	}
+	c.pending = append(c.pending[:0], c.pending[i+1:]...)
+}
+
+// soak sends n requests through one worker VM the way a sidecar does: the
+// inbound stream records its trace context, the app's outbound call (same
+// x-request-id, no trace headers) is restored from it, then both complete.
+// Header counts and value sizes vary per request so that the guest
+// allocates and collects garbage many times.
+func soak(t testing.TB, path string, profile envoysim.HostProfile, n int, env map[string]string) soakResult {
+	t.Helper()
+	mod, err := envoysim.LoadWasmModule(path, cacheDir(), profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := &gcCounter{}
+	px, err := envoysim.NewWasmProxyWith(mod, envoysim.ProxyOptions{Workers: 1, Env: env, Stdio: gc.write})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	policy, err := sidecar.Adapt(nil, sidecar.SidecarDownstream, true, "zipkin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := envoysim.NewWasmFilter(px, "tracebridge-inbound", policy, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outPolicy, err := sidecar.Adapt(nil, sidecar.SidecarDownstream, false, "zipkin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := envoysim.NewWasmFilter(px, "tracebridge-outbound", outPolicy, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var envs []string
+	for k, v := range env {
+		envs = append(envs, k+"="+v)
+	}
+	res := soakResult{Profile: profile, Env: strings.Join(envs, " "), MemStart: px.MemoryBytes()[0], FailedAt: -1}
+	filler := strings.Repeat("abcdefghijklmnopqrstuvwxyz0123456789", 256) // 9 KiB
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		rid := fmt.Sprintf("%08x-soak-4%03x-a000-%012x", i, i%4096, i)
+		tid := fmt.Sprintf("%032x", uint64(i)*0x9e3779b97f4a7c15+1)
+		req := &envoysim.Headers{}
+		req.Add(":method", "GET")
+		req.Add(":path", "/api/v1/items/"+strconv.Itoa(i))
+		req.Add(":authority", "app:8080")
+		req.Add("x-request-id", rid)
+		req.Add("x-b3-traceid", tid)
+		req.Add("x-b3-spanid", tid[16:])
+		req.Add("x-b3-sampled", "1")
+		req.Add("traceparent", "00-"+tid+"-"+tid[16:]+"-01")
+		// 0–23 extra headers of 0–4 KiB each, and a baggage of 0–8 KiB.
+		extra, size := i%24, (i*131)%4096
+		for k := 0; k < extra; k++ {
+			req.Add("x-filler-"+strconv.Itoa(k), filler[:(size+k*97)%4096])
+		}
+		req.Add("baggage", "k="+filler[:(i*977)%8192])
+		for _, kv := range req.Pairs() {
+			res.HeaderBytes += int64(len(kv[0]) + len(kv[1]))
+		}
+		inInfo := &envoysim.StreamInfo{Listener: "inbound", Direction: envoysim.Inbound, Source: "10.1.2.3:40000"}
+		inS := in.NewStream(inInfo)
+		if lr := inS.DecodeHeaders(req); lr != nil {
+			t.Fatalf("request %d: local reply %+v", i, lr)
+		}
+		// The app's outbound call: the same request id, no trace context.
+		oreq := &envoysim.Headers{}
+		oreq.Add(":method", "GET")
+		oreq.Add(":path", "/details/"+strconv.Itoa(i))
+		oreq.Add(":authority", "details:9080")
+		oreq.Add("x-request-id", rid)
+		for k := 0; k < extra/3; k++ {
+			oreq.Add("x-app-"+strconv.Itoa(k), filler[:(size*3+k)%2048])
+		}
+		outInfo := &envoysim.StreamInfo{Listener: "outbound", Direction: envoysim.Outbound, Source: "127.0.0.1:50000"}
+		outS := out.NewStream(outInfo)
+		outS.DecodeHeaders(oreq)
+		oresp := &envoysim.Headers{}
+		oresp.Add(":status", "200")
+		oresp.Add("content-type", "application/json")
+		outS.EncodeHeaders(oresp)
+		outS.OnDone()
+		resp := &envoysim.Headers{}
+		resp.Add(":status", "200")
+		resp.Add("x-resp", filler[:size/4])
+		inS.EncodeHeaders(resp)
+		inS.OnDone()
+		if err := px.Failed(); err != nil {
+			res.Failure, res.FailedAt = err.Error(), i
+			break
+		}
+		for _, d := range outInfo.Decisions() {
+			if d == "wasm:restored" {
+				res.Restored++
+			}
+		}
+		res.Requests++
+	}
+	res.Elapsed = time.Since(start)
+	res.MemEnd = px.MemoryBytes()[0]
+	res.Poll, res.Yield, res.Restricted = px.WASICalls()
+	gc.mu.Lock()
+	res.GCCycles, res.StderrTail = gc.max, string(gc.tail)
+	gc.mu.Unlock()
+	if res.Failure == "" {
+		res.StderrTail = ""
+	}
+	return res
+}
+
+// soakRequests: TRACEBRIDGE_SOAK=1 runs the README's 1M; =N runs N; the
+// default keeps make test short.
+func soakRequests(t testing.TB) int {
+	switch v := os.Getenv("TRACEBRIDGE_SOAK"); v {
+	case "":
+		if testing.Short() {
+			return 5000
+		}
+		return 30_000
+	case "1":
+		return 1_000_000
+	default:
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("TRACEBRIDGE_SOAK=%q: want 1 (one million) or a request count", v)
+		}
+		return n
+	}
+}
+
+// TestSoak runs the compiled module under each host profile with the
+// guest's gctrace on (vm_config.environment_variables GODEBUG=gctrace=1;
+// the trace lines arrive through fd_write on fd 2, as Envoy logs them).
+func TestSoak(t *testing.T) {
+	path := modulePath(t)
+	n := soakRequests(t)
+	for _, p := range envoysim.HostProfiles() {
+		t.Run(string(p), func(t *testing.T) {
+			r := soak(t, path, p, n, map[string]string{"GODEBUG": "gctrace=1"})
+			t.Log(r)
+			if r.Failure != "" {
+				t.Fatalf("the module died under %s", p)
+			}
+			if r.Requests != n || r.Restored != n {
+				t.Errorf("%d of %d requests, %d restored", r.Requests, n, r.Restored)
+			}
+			if r.GCCycles < 10 {
+				t.Errorf("only %d GC cycles: the soak does not exercise the collector", r.GCCycles)
+			}
+		})
+	}
+}

@@ -2,8 +2,11 @@ package envoysim_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -11,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/tracebridge/tracebridge/e2e/envoysim"
 	"github.com/tracebridge/tracebridge/e2e/sidecar"
@@ -315,19 +321,29 @@ type soakResult struct {
 	FailedAt    int
 	StderrTail  string
 	HeaderBytes int64 // request header bytes sent
+	// ScavBg: scavtrace lines (GODEBUG=scavtrace=1) in which the
+	// background scavenger released memory, i.e. ran and then armed its
+	// sleep timer; ScavBgKiB is what it released in total.
+	ScavBg, ScavBgKiB int
 }
 
 func (r soakResult) String() string {
 	s := fmt.Sprintf("%s env[%s]: %d requests survived (%d restored) in %s; %d GC cycles; poll_oneoff %d, sched_yield %d, restricted traps %d; guest memory %.1f → %.1f MiB; %.1f GiB of request headers",
 		r.Profile, r.Env, r.Requests, r.Restored, r.Elapsed.Round(time.Second), r.GCCycles, r.Poll, r.Yield, r.Restricted,
 		float64(r.MemStart)/(1<<20), float64(r.MemEnd)/(1<<20), float64(r.HeaderBytes)/(1<<30))
+	if r.ScavBg > 0 {
+		s += fmt.Sprintf("; background scavenger ran and armed its timer in %d cycles (%d KiB released)", r.ScavBg, r.ScavBgKiB)
+	}
 	if r.Failure != "" {
 		s += fmt.Sprintf("\nVM FAILED at request %d: %s\nguest stderr tail:\n%s", r.FailedAt, r.Failure, r.StderrTail)
 	}
 	return s
 }
 
-var gcLine = regexp.MustCompile(`(?m)^gc (\d+) @`)
+var (
+	gcLine   = regexp.MustCompile(`(?m)^gc (\d+) @`)
+	scavLine = regexp.MustCompile(`(?m)^scav (\d+) KiB work \(bg\)`)
+)
 
 // gcCounter follows the guest's stderr: the highest gctrace cycle number
 // and the last bytes written.
@@ -336,6 +352,8 @@ type gcCounter struct {
 	pending []byte
 	max     int
 	tail    []byte
+	scavBg  int
+	scavKiB int
 }
 
 func (c *gcCounter) write(fd int, b []byte) {
@@ -358,6 +376,12 @@ func (c *gcCounter) write(fd int, b []byte) {
 			c.max = n
 		}
 	}
+	for _, m := range scavLine.FindAllSubmatch(c.pending[:i+1], -1) {
+		if n, _ := strconv.Atoi(string(m[1])); n > 0 {
+			c.scavBg++
+			c.scavKiB += n
+		}
+	}
 	c.pending = append(c.pending[:0], c.pending[i+1:]...)
 }
 
@@ -367,8 +391,34 @@ func (c *gcCounter) write(fd int, b []byte) {
 // Header counts and value sizes vary per request so that the guest
 // allocates and collects garbage many times.
 func soak(t testing.TB, path string, profile envoysim.HostProfile, n int, env map[string]string) soakResult {
+	return soakWith(t, path, profile, soakOpts{N: n, Env: env})
+}
+
+// soakOpts shapes a soak. SpikeEvery > 0 adds, every SpikeEvery requests, one
+// request whose header map is SpikeBytes large (Envoy allows up to 8 MiB with
+// max_request_headers_kb): the guest heap jumps, then shrinks back, which
+// gives the background scavenger work and makes it sleep on a timer.
+type soakOpts struct {
+	N                      int
+	Env                    map[string]string
+	SpikeEvery, SpikeBytes int
+	// Ctx, when set, compiles the module with it (function listeners).
+	Ctx context.Context
+	// Started, when set, is called once the VM is up and configured,
+	// before the first request.
+	Started func()
+}
+
+func soakWith(t testing.TB, path string, profile envoysim.HostProfile, o soakOpts) soakResult {
 	t.Helper()
-	mod, err := envoysim.LoadWasmModule(path, cacheDir(), profile)
+	n, env := o.N, o.Env
+	var mod *envoysim.WasmModule
+	var err error
+	if o.Ctx != nil {
+		mod, err = envoysim.LoadWasmModuleContext(o.Ctx, path, profile)
+	} else {
+		mod, err = envoysim.LoadWasmModule(path, cacheDir(), profile)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,6 +443,9 @@ func soak(t testing.TB, path string, profile envoysim.HostProfile, n int, env ma
 	out, err := envoysim.NewWasmFilter(px, "tracebridge-outbound", outPolicy, false)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.Started != nil {
+		o.Started()
 	}
 	var envs []string
 	for k, v := range env {
@@ -419,6 +472,11 @@ func soak(t testing.TB, path string, profile envoysim.HostProfile, n int, env ma
 			req.Add("x-filler-"+strconv.Itoa(k), filler[:(size+k*97)%4096])
 		}
 		req.Add("baggage", "k="+filler[:(i*977)%8192])
+		if o.SpikeEvery > 0 && i%o.SpikeEvery == o.SpikeEvery-1 {
+			for k := 0; k*8192 < o.SpikeBytes; k++ {
+				req.Add("x-spike-"+strconv.Itoa(k), filler[:8192])
+			}
+		}
 		for _, kv := range req.Pairs() {
 			res.HeaderBytes += int64(len(kv[0]) + len(kv[1]))
 		}
@@ -465,10 +523,8 @@ func soak(t testing.TB, path string, profile envoysim.HostProfile, n int, env ma
 	res.Poll, res.Yield, res.Restricted = px.WASICalls()
 	gc.mu.Lock()
 	res.GCCycles, res.StderrTail = gc.max, string(gc.tail)
+	res.ScavBg, res.ScavBgKiB = gc.scavBg, gc.scavKiB
 	gc.mu.Unlock()
-	if res.Failure == "" {
-		res.StderrTail = ""
-	}
 	return res
 }
 
@@ -512,5 +568,235 @@ func TestSoak(t *testing.T) {
 				t.Errorf("only %d GC cycles: the soak does not exercise the collector", r.GCCycles)
 			}
 		})
+	}
+}
+
+// buildProbe builds a tiny standard-Go reactor whose export sleeps with
+// time.Sleep: a pending timer while the scheduler has nothing to run, the
+// path of golang/go#78513 (runtime/netpoll_wasip1.go netpoll → poll_oneoff).
+func buildProbe(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds a Go module")
+	}
+	dir := t.TempDir()
+	src := map[string]string{
+		"go.mod": "module probe\n\ngo 1.26\n",
+		"main.go": `package main
+
+import "time"
+
+//go:wasmexport sleep_ms
+func sleepMs(ms int32) { time.Sleep(time.Duration(ms) * time.Millisecond) }
+
+func main() {}
+`,
+	}
+	for n, s := range src {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "probe.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=", "GOWORK=off")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the probe: %v\n%s", err, b)
+	}
+	return out
+}
+
+// TestGoTimerPath shows that the profiles reproduce golang/go#78513: a Go
+// guest that idles with a pending timer calls poll_oneoff; under
+// cpp-host-533 it gets 0 events and keeps polling until the timer is due,
+// under cpp-host-427 ENOSYS makes the runtime throw "poll_oneoff failed" and
+// the call traps.
+func TestGoTimerPath(t *testing.T) {
+	probe := buildProbe(t)
+	for _, p := range envoysim.HostProfiles() {
+		t.Run(string(p), func(t *testing.T) {
+			mod, err := envoysim.LoadWasmModule(probe, "", p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr strings.Builder
+			var mu sync.Mutex
+			px, err := envoysim.NewWasmProxyWith(mod, envoysim.ProxyOptions{Workers: 1, Stdio: func(_ int, b []byte) {
+				mu.Lock()
+				stderr.Write(b)
+				mu.Unlock()
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer px.Close()
+			_, err = px.CallExport("sleep_ms", 2)
+			poll, _, _ := px.WASICalls()
+			mu.Lock()
+			out := stderr.String()
+			mu.Unlock()
+			t.Logf("%s: time.Sleep(2ms) in an export: err=%v, poll_oneoff calls %d, guest stderr %q", p, err, poll, firstLines(out, 3))
+			if poll == 0 {
+				t.Errorf("the guest never called poll_oneoff")
+			}
+			switch p {
+			case envoysim.ProfileCppHost533:
+				if err != nil {
+					t.Errorf("under %s the sleep should return: %v", p, err)
+				}
+			case envoysim.ProfileCppHost427:
+				if err == nil || !strings.Contains(out, "poll_oneoff failed") {
+					t.Errorf("under %s want the runtime's \"poll_oneoff failed\" throw and a trap; err=%v stderr=%q", p, err, out)
+				}
+			}
+		})
+	}
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// watched are the guest runtime functions on the way to poll_oneoff
+// (Go 1.26 runtime/proc.go findRunnable → runtime/netpoll_wasip1.go
+// netpoll) and what could arm a timer.
+var watched = []string{
+	"runtime.gopark", "runtime.findRunnable", "runtime.netpoll", "runtime.usleep",
+	"runtime.gcParkAssist", "runtime.gcStart", "runtime.netpollGenericInit",
+	"runtime.(*timers).addHeap", "runtime.(*scavengerState).sleep", "runtime.(*scavengerState).run",
+	"runtime.notetsleepg", "runtime.Gosched",
+}
+
+type callCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *callCounter) factory() experimental.FunctionListenerFactory {
+	return experimental.FunctionListenerFactoryFunc(func(def api.FunctionDefinition) experimental.FunctionListener {
+		name := def.Name()
+		for _, w := range watched {
+			if w == name {
+				return experimental.FunctionListenerFunc(func(context.Context, api.Module, api.FunctionDefinition, []uint64, experimental.StackIterator) {
+					c.mu.Lock()
+					c.n[name]++
+					c.mu.Unlock()
+				})
+			}
+		}
+		return nil
+	})
+}
+
+func (c *callCounter) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var parts []string
+	for _, w := range watched {
+		parts = append(parts, fmt.Sprintf("%s=%d", strings.TrimPrefix(w, "runtime."), c.n[w]))
+	}
+	return strings.Join(parts, " ")
+}
+
+// buildNamed builds the module with make wasm's flags except -s -w, so the
+// guest keeps its function names (the same code: stripping removes only
+// symbols and DWARF).
+func buildNamed(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the module")
+	}
+	root, err := wasmtest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "tracebridge-named.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, "./wasm-filter")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the named module: %v\n%s", err, b)
+	}
+	return out
+}
+
+// TestGuestSchedulerPath watches the guest runtime while requests flow
+// under cpp-host-427: poll_oneoff is only reachable when the Go scheduler
+// runs out of goroutines with a timer pending, which needs the export's
+// goroutine to park. The probe (time.Sleep in an export) is the positive
+// control: the same listener sees findRunnable → netpoll there.
+func TestGuestSchedulerPath(t *testing.T) {
+	named := buildNamed(t)
+	probe := buildProbe(t)
+	p := envoysim.ProfileCppHost427
+
+	pc := &callCounter{n: map[string]int{}}
+	mod, err := envoysim.LoadWasmModuleContext(experimental.WithFunctionListenerFactory(context.Background(), pc.factory()), probe, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px, err := envoysim.NewWasmProxyWith(mod, envoysim.ProxyOptions{Workers: 1, Stdio: func(int, []byte) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = px.CallExport("sleep_ms", 2)
+	px.Close()
+	t.Logf("probe, time.Sleep in an export: %v; %s", err, pc)
+	if pc.n["runtime.netpoll"] == 0 {
+		t.Errorf("the listener did not see the probe reach netpoll")
+	}
+
+	n := 10_000
+	if s := soakRequests(t); s < n {
+		n = s
+	}
+	for _, shape := range []struct {
+		what string
+		o    soakOpts
+		env  map[string]string
+	}{
+		{"steady", soakOpts{N: n}, nil},
+		{"8 MiB header maps every 500 requests", soakOpts{N: n / 2, SpikeEvery: 500, SpikeBytes: 8 << 20}, nil},
+		// What an operator could set through vm_config.environment_variables:
+		// a collector under pressure (assists) and a memory limit (scavenger
+		// goal), with 8 MiB header maps every 100 requests.
+		{"GOGC=5 GOMEMLIMIT=16MiB, 8 MiB header maps every 100 requests", soakOpts{N: n / 2, SpikeEvery: 100, SpikeBytes: 8 << 20},
+			map[string]string{"GOGC": "5", "GOMEMLIMIT": "16MiB"}},
+	} {
+		c := &callCounter{n: map[string]int{}}
+		var atStart map[string]int
+		shape.o.Ctx = experimental.WithFunctionListenerFactory(context.Background(), c.factory())
+		shape.o.Env = map[string]string{"GODEBUG": "gctrace=1,scavtrace=1"}
+		for k, v := range shape.env {
+			shape.o.Env[k] = v
+		}
+		shape.o.Started = func() {
+			c.mu.Lock()
+			atStart = maps.Clone(c.n)
+			c.mu.Unlock()
+		}
+		r := soakWith(t, named, p, shape.o)
+		t.Logf("%s: %s\nguest runtime calls (start-up included): %s", shape.what, r, c)
+		if r.Failure != "" {
+			t.Errorf("%s: the module died", shape.what)
+		}
+		if c.n["runtime.netpoll"] != 0 || r.Poll != 0 {
+			t.Errorf("%s: the guest reached netpoll / poll_oneoff", shape.what)
+		}
+		// findRunnable calls netpoll only once netpoll is initialised,
+		// which a timer added to a heap or a pollable file does. Neither
+		// happened: no timer was armed while requests flowed.
+		for _, f := range []string{"runtime.(*timers).addHeap", "runtime.netpollGenericInit", "runtime.(*scavengerState).sleep"} {
+			if c.n[f] != atStart[f] {
+				t.Errorf("%s: %s called %d times during requests", shape.what, f, c.n[f]-atStart[f])
+			}
+		}
+		t.Logf("%s: during requests the scheduler ran %d times (gopark %d), always finding a goroutine to run",
+			shape.what, c.n["runtime.findRunnable"]-atStart["runtime.findRunnable"], c.n["runtime.gopark"]-atStart["runtime.gopark"])
 	}
 }

@@ -86,6 +86,17 @@ var wasmModules struct {
 
 // LoadWasmModule compiles the module at path once per process and profile.
 func LoadWasmModule(path string, cacheDir string, profile HostProfile) (*WasmModule, error) {
+	return loadWasmModule(context.Background(), path, cacheDir, profile, true)
+}
+
+// LoadWasmModuleContext compiles the module at path with ctx, which may carry
+// wazero experimental options such as a function listener factory (for
+// tests that watch the guest runtime), and keeps no process-wide copy.
+func LoadWasmModuleContext(ctx context.Context, path string, profile HostProfile) (*WasmModule, error) {
+	return loadWasmModule(ctx, path, "", profile, false)
+}
+
+func loadWasmModule(ctx context.Context, path string, cacheDir string, profile HostProfile, share bool) (*WasmModule, error) {
 	if profile == "" {
 		profile = DefaultHostProfile
 	}
@@ -94,16 +105,17 @@ func LoadWasmModule(path string, cacheDir string, profile HostProfile) (*WasmMod
 		return nil, err
 	}
 	key := path + "\x00" + string(profile)
-	wasmModules.mu.Lock()
-	defer wasmModules.mu.Unlock()
-	if m := wasmModules.m[key]; m != nil {
-		return m, nil
+	if share {
+		wasmModules.mu.Lock()
+		defer wasmModules.mu.Unlock()
+		if m := wasmModules.m[key]; m != nil {
+			return m, nil
+		}
 	}
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	ctx := context.Background()
 	cfg := wazero.NewRuntimeConfig()
 	if cacheDir != "" {
 		if cache, err := wazero.NewCompilationCacheWithDir(cacheDir); err == nil {
@@ -127,6 +139,9 @@ func LoadWasmModule(path string, cacheDir string, profile HostProfile) (*WasmMod
 		return nil, err
 	}
 	m := &WasmModule{Path: path, Profile: profile, spec: spec, runtime: r, compiled: compiled}
+	if !share {
+		return m, nil
+	}
 	if wasmModules.m == nil {
 		wasmModules.m = map[string]*WasmModule{}
 	}
@@ -233,6 +248,29 @@ func (p *WasmProxy) MemoryBytes() []uint32 {
 		w.mu.Unlock()
 	}
 	return out
+}
+
+// CallExport calls an exported function of the first worker's VM directly,
+// outside any stream (for probes that are not proxy-wasm plugins). A trap
+// fails the worker as any other.
+func (p *WasmProxy) CallExport(name string, params ...uint64) ([]uint64, error) {
+	w := p.workers[0]
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed != nil {
+		return nil, w.failed
+	}
+	fn := w.mod.ExportedFunction(name)
+	if fn == nil {
+		return nil, fmt.Errorf("module does not export %s", name)
+	}
+	ctx := context.WithValue(context.Background(), callKey{}, &hostCall{w: w})
+	res, err := fn.Call(ctx, params...)
+	if err != nil {
+		w.failed = fmt.Errorf("wasm VM failed in %s: %w", name, err)
+		return nil, w.failed
+	}
+	return res, nil
 }
 
 // Uint32At reads a little-endian uint32 from the first worker's memory.

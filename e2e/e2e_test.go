@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,10 +15,15 @@ import (
 	"time"
 
 	"github.com/tracebridge/tracebridge/e2e/demo"
+	"github.com/tracebridge/tracebridge/e2e/envoysim"
 	"github.com/tracebridge/tracebridge/e2e/sidecar"
 	"github.com/tracebridge/tracebridge/e2e/testdeps"
 	"github.com/tracebridge/tracebridge/wasm-filter/wasmtest"
 )
+
+// wasmHostProfile selects the proxy-wasm-cpp-host version the mesh's wasm
+// host reproduces: go test ./e2e -args -wasm-host-profile=cpp-host-427.
+var wasmHostProfile = flag.String("wasm-host-profile", string(envoysim.DefaultHostProfile), "cpp-host-533 (Envoy 1.39+) or cpp-host-427 (Envoy 1.33–1.38)")
 
 // env is what every scenario shares: one Jaeger, the module, the ext_proc
 // binary and the policies.
@@ -107,6 +113,9 @@ func (e *env) mesh(t *testing.T, o demo.MeshOptions) (*demo.Mesh, *logBuf) {
 	}
 	if o.Wasm == "" {
 		o.Wasm = e.wasm
+	}
+	if o.WasmHostProfile == "" {
+		o.WasmHostProfile = envoysim.HostProfile(*wasmHostProfile)
 	}
 	if o.SidecarPolicy == nil {
 		o.SidecarPolicy = e.policy

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tracebridge/tracebridge/e2e/envoysim"
 	"github.com/tracebridge/tracebridge/e2e/sidecar"
 	"github.com/tracebridge/tracebridge/e2e/testdeps"
 )
@@ -167,6 +168,7 @@ func RunDemoCommand(args []string, stdout, stderr io.Writer) int {
 	hold := fs.Bool("hold", false, "keep the mesh and Jaeger running after the output until Ctrl-C (default with --jaeger)")
 	verbose := fs.Bool("v", false, "print every proxy's request log line")
 	precise := fs.Bool("precise", true, "also run the precise-parenting mode (module as an upstream filter on the inbound cluster)")
+	profile := fs.String("wasm-host-profile", string(envoysim.DefaultHostProfile), "proxy-wasm-cpp-host version the wasm host reproduces: cpp-host-533 (Envoy 1.39+) or cpp-host-427 (Envoy 1.33–1.38)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tracebridge demo [--jaeger] [--requests N] [--precise=false] [--hold] [-v]")
 		fs.PrintDefaults()
@@ -186,14 +188,14 @@ func RunDemoCommand(args []string, stdout, stderr io.Writer) int {
 	if *useJaeger && !holdSet {
 		*hold = true
 	}
-	if err := runDemo(stdout, stderr, *useJaeger, *requests, *hold, *verbose, *precise); err != nil {
+	if err := runDemo(stdout, stderr, *useJaeger, *requests, *hold, *verbose, *precise, envoysim.HostProfile(*profile)); err != nil {
 		fmt.Fprintln(stderr, "tracebridge demo:", err)
 		return 1
 	}
 	return 0
 }
 
-func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbose, precise bool) error {
+func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbose, precise bool, profile envoysim.HostProfile) error {
 	root, err := RepoRoot()
 	if err != nil {
 		return fmt.Errorf("run the demo from the repository (make demo): %w", err)
@@ -284,7 +286,7 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 	client := &http.Client{Timeout: 10 * time.Second}
 	ctx := context.Background()
 	for _, mode := range modes {
-		m, err := StartMesh(MeshOptions{Mode: mode, Tracer: "zipkin", Collector: c.url(), Wasm: wasm, SidecarPolicy: policy, RequestIDApps: []string{"reviews"},
+		m, err := StartMesh(MeshOptions{Mode: mode, Tracer: "zipkin", Collector: c.url(), Wasm: wasm, WasmHostProfile: profile, SidecarPolicy: policy, RequestIDApps: []string{"reviews"},
 			ExtProc: ext.Addr, EdgeTrust: mode != Control, ReportInterval: 200 * time.Millisecond, Log: log})
 		if err != nil {
 			return err

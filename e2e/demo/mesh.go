@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tracebridge/tracebridge/e2e/envoysim"
 	"github.com/tracebridge/tracebridge/e2e/sidecar"
 )
 
@@ -50,6 +51,9 @@ type MeshOptions struct {
 	RequestIDApps    []string
 	// Wasm is the compiled module (required unless Control).
 	Wasm string
+	// WasmHostProfile is the proxy-wasm-cpp-host version the sidecars'
+	// wasm host reproduces; empty: the newest (envoysim.DefaultHostProfile).
+	WasmHostProfile envoysim.HostProfile
 	// SidecarPolicy and GatewayPolicy are the policy documents.
 	SidecarPolicy []byte
 	// ExtProc is the ext_proc server address for the gateway ("": none).
@@ -103,7 +107,7 @@ func StartMesh(o MeshOptions) (*Mesh, error) {
 		case Control:
 			cfg.ClientTracing = true
 		case AutoForward, Precise:
-			cfg.Wasm, cfg.Policy = o.Wasm, o.SidecarPolicy
+			cfg.Wasm, cfg.Policy, cfg.HostProfile = o.Wasm, o.SidecarPolicy, o.WasmHostProfile
 			if o.Mode == Precise {
 				cfg.InboundPosition = "upstream"
 			}

@@ -117,6 +117,17 @@ func TestShippedModuleImports(t *testing.T) {
 	}
 }
 
+// TestShippedModuleBefore427 shows why Envoy up to 1.32 (Istio 1.24) cannot
+// run the module: its cpp-host lacks three WASI functions the Go runtime
+// imports, and a missing import fails the load.
+func TestShippedModuleBefore427(t *testing.T) {
+	_, err := envoysim.LoadWasmModule(modulePath(t), cacheDir(), envoysim.ProfileCppHostPre427)
+	if err == nil || !strings.Contains(err.Error(), "missing import") {
+		t.Fatalf("want a missing-import failure, got %v", err)
+	}
+	t.Log(err)
+}
+
 // TestProfileRules checks the host's cpp-host rules on hand-made modules.
 func TestProfileRules(t *testing.T) {
 	dir := t.TempDir()

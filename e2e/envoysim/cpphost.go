@@ -79,6 +79,14 @@ var cppHostWASI427 = []string{
 	"fd_prestat_get", "fd_prestat_dir_name",
 }
 
+// cppHostWASIPre427 is FOR_ALL_WASI_FUNCTIONS at 63cb9c1, the parent of
+// c4d7bb0 (what Envoy up to 1.32 embeds, ENVOY-FACTS 7).
+var cppHostWASIPre427 = []string{
+	"fd_write", "fd_read", "fd_seek", "fd_close", "fd_fdstat_get", "environ_get",
+	"environ_sizes_get", "args_get", "args_sizes_get", "clock_time_get", "random_get",
+	"proc_exit", "path_open", "fd_prestat_get", "fd_prestat_dir_name",
+}
+
 // cppHostWASI533 is FOR_ALL_WASI_FUNCTIONS at 94091cd, in its order.
 var cppHostWASI533 = []string{
 	"fd_write", "fd_read", "fd_seek", "fd_close", "fd_fdstat_get", "fd_fdstat_set_flags",
@@ -155,6 +163,15 @@ var profiles = map[HostProfile]*profileSpec{
 			"clock_time_get", "random_get", "fd_fdstat_get", "fd_fdstat_set_flags"),
 		alloc: allowlist([]string{"proxy_log"}, "fd_write", "clock_time_get"),
 	},
+	// 63cb9c1 src/wasm.cc startVm (the 427 list without the two Go runtime
+	// entries) and include/proxy-wasm/wasm.h allocMemory.
+	ProfileCppHostPre427: {
+		wasi: cppHostWASIPre427,
+		start: allowlist([]string{"proxy_log"}, "fd_write", "args_sizes_get", "args_get",
+			"environ_sizes_get", "environ_get", "fd_prestat_get", "fd_prestat_dir_name",
+			"clock_time_get", "random_get"),
+		alloc: allowlist([]string{"proxy_log"}, "fd_write", "clock_time_get"),
+	},
 	// 94091cd src/wasm.cc startVm and include/proxy-wasm/wasm.h allocMemory.
 	// Note that sched_yield is allowed in neither list, at either commit.
 	ProfileCppHost533: {
@@ -203,7 +220,7 @@ func profileOf(p HostProfile) (*profileSpec, error) {
 	}
 	spec := profiles[p]
 	if spec == nil {
-		return nil, fmt.Errorf("unknown wasm host profile %q (want cpp-host-533 or cpp-host-427)", p)
+		return nil, fmt.Errorf("unknown wasm host profile %q (want cpp-host-533, cpp-host-427 or cpp-host-pre-427)", p)
 	}
 	return spec, nil
 }

@@ -74,6 +74,11 @@ const (
 	// fd_fdstat_set_flags return ENOSYS, and any host call outside the
 	// start-up / allocation allowlists traps ("restricted_callback").
 	ProfileCppHost427 HostProfile = "cpp-host-427"
+	// ProfileCppHostPre427 models proxy-wasm-cpp-host at 63cb9c1, the
+	// parent of PR 427 (Envoy up to 1.32): 15 WASI functions, no
+	// sched_yield, poll_oneoff or fd_fdstat_set_flags, so a standard-Go
+	// module fails to load. Not in HostProfiles.
+	ProfileCppHostPre427 HostProfile = "cpp-host-pre-427"
 	// DefaultHostProfile is the newest modelled host; an empty profile
 	// means this one.
 	DefaultHostProfile = ProfileCppHost533

@@ -79,7 +79,25 @@ func EnsureModule() (string, error) {
 		return "", err
 	}
 	out := filepath.Join(root, modulePath)
-	if fresh, err := isFresh(root, out); err != nil {
+	return ensureBuilt(root, mainPackage, out)
+}
+
+// EnsurePackage is EnsureModule for another main package of the repository
+// that uses the same bridge, e.g. a no-op module to compare against: pkg is
+// relative to the repository root ("./wasm-filter/internal/noop") and the
+// module is built into bin/<last element of pkg>.wasm with the same flags.
+// $TRACEBRIDGE_WASM does not apply.
+func EnsurePackage(pkg string) (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	return ensureBuilt(root, pkg, filepath.Join(root, "bin", filepath.Base(pkg)+".wasm"))
+}
+
+// ensureBuilt builds package pkg into out unless out is fresh.
+func ensureBuilt(root, pkg, out string) (string, error) {
+	if fresh, err := isFresh(root, pkg, out); err != nil {
 		return "", err
 	} else if fresh {
 		return out, nil
@@ -93,39 +111,40 @@ func EnsureModule() (string, error) {
 	}
 	defer unlock()
 	// Another test binary may have built it while we waited for the lock.
-	if fresh, err := isFresh(root, out); err != nil {
+	if fresh, err := isFresh(root, pkg, out); err != nil {
 		return "", err
 	} else if fresh {
 		return out, nil
 	}
-	if err := buildModule(root, out); err != nil {
+	if err := buildModule(root, pkg, out); err != nil {
 		return "", err
 	}
 	return out, nil
 }
 
-// isFresh reports whether out exists and is at least as new as every source.
-func isFresh(root, out string) (bool, error) {
+// isFresh reports whether out exists and is at least as new as every source
+// of pkg.
+func isFresh(root, pkg, out string) (bool, error) {
 	st, err := os.Stat(out)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	} else if err != nil {
 		return false, err
 	}
-	newest, err := newestSource(root)
+	newest, err := newestSource(root, pkg)
 	if err != nil {
 		return false, err
 	}
 	return !st.ModTime().Before(newest), nil
 }
 
-// newestSource asks the go command which packages the wasip1 build links and
-// returns the newest modification time among their files that live in the
+// newestSource asks the go command which packages the wasip1 build of pkg
+// links and returns the newest modification time among their files that live in the
 // repository (dependencies outside it are pinned by go.sum, which counts too).
-func newestSource(root string) (time.Time, error) {
+func newestSource(root, pkg string) (time.Time, error) {
 	cmd := exec.Command(goTool(), "list", "-deps",
 		"-f", `{{if not .Standard}}{{.Dir}}{{range .GoFiles}}|{{.}}{{end}}{{range .EmbedFiles}}|{{.}}{{end}}{{end}}`,
-		mainPackage)
+		pkg)
 	cmd.Dir = root
 	cmd.Env = wasmEnv()
 	var stderr bytes.Buffer
@@ -161,9 +180,9 @@ func newestSource(root string) (time.Time, error) {
 	return newest, nil
 }
 
-// buildModule runs the build of `make wasm` into a temporary file and renames
-// it into place, so a reader never sees a half-written module.
-func buildModule(root, out string) error {
+// buildModule runs the build of `make wasm` for pkg into a temporary file and
+// renames it into place, so a reader never sees a half-written module.
+func buildModule(root, pkg, out string) error {
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".tracebridge-*.wasm")
 	if err != nil {
 		return err
@@ -171,7 +190,7 @@ func buildModule(root, out string) error {
 	tmp.Close()
 	defer os.Remove(tmp.Name())
 	cmd := exec.Command(goTool(), "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w",
-		"-o", tmp.Name(), mainPackage)
+		"-o", tmp.Name(), pkg)
 	cmd.Dir = root
 	cmd.Env = wasmEnv()
 	if output, err := cmd.CombinedOutput(); err != nil {

@@ -38,18 +38,39 @@ type Options struct {
 	// KeepContexts withholds proxy_on_delete from completed streams, as
 	// proxytest's own runner does; only for showing what that leaks.
 	KeepContexts bool
+	// Module is the path of the module to run instead of the tracebridge
+	// module, e.g. from EnsurePackage; it must export the same proxy-wasm
+	// ABI. It is compiled once per process, like the tracebridge module.
+	Module string
 }
 
-// shared is the per-process wazero runtime and compiled module: compiling
-// the module costs seconds, instantiating it milliseconds.
-var shared struct {
+// rt is the per-process wazero runtime, with WASI and the proxy-wasm
+// host module, shared by every module the harness runs.
+var rt struct {
+	once sync.Once
+	err  error
+	r    wazero.Runtime
+}
+
+// compiledModule is one module compiled in the process runtime: compiling
+// costs seconds, instantiating milliseconds.
+type compiledModule struct {
 	once     sync.Once
 	err      error
 	path     string
-	runtime  wazero.Runtime
 	compiled wazero.CompiledModule
 	compile  time.Duration
 }
+
+// shared is the tracebridge module; others are modules given by
+// Options.Module, by path.
+var (
+	shared compiledModule
+	others struct {
+		sync.Mutex
+		m map[string]*compiledModule
+	}
+)
 
 // CacheDir is where wazero keeps compiled code between test runs:
 // <user cache dir>/tracebridge/wazero. Empty if the user has no cache dir.
@@ -65,17 +86,58 @@ func CacheDir() string {
 // it on first use (see EnsureModule), and the time the compilation took.
 func Compiled() (wazero.CompiledModule, time.Duration, error) {
 	shared.once.Do(func() {
-		ctx := context.Background()
 		path, err := EnsureModule()
 		if err != nil {
 			shared.err = err
 			return
 		}
-		wasm, err := os.ReadFile(path)
-		if err != nil {
-			shared.err = err
-			return
+		shared.load(path)
+	})
+	return shared.compiled, shared.compile, shared.err
+}
+
+// compiledAt returns the module at path compiled, once per process.
+func compiledAt(path string) *compiledModule {
+	others.Lock()
+	c := others.m[path]
+	if c == nil {
+		if others.m == nil {
+			others.m = map[string]*compiledModule{}
 		}
+		c = &compiledModule{}
+		others.m[path] = c
+	}
+	others.Unlock()
+	c.once.Do(func() { c.load(path) })
+	return c
+}
+
+// load compiles the module at path in the process runtime.
+func (c *compiledModule) load(path string) {
+	r, err := processRuntime()
+	if err != nil {
+		c.err = err
+		return
+	}
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		c.err = err
+		return
+	}
+	start := time.Now()
+	compiled, err := r.CompileModule(context.Background(), wasm)
+	if err != nil {
+		c.err = fmt.Errorf("wasmtest: compiling %s: %w", path, err)
+		return
+	}
+	c.path, c.compiled, c.compile = path, compiled, time.Since(start)
+}
+
+// processRuntime creates the process runtime on first use, with wazero's
+// file cache in CacheDir.
+func processRuntime() (wazero.Runtime, error) {
+	rt.once.Do(func() {
+		ctx := context.Background()
 		cfg := wazero.NewRuntimeConfig()
 		if dir := CacheDir(); dir != "" {
 			// A broken cache dir only costs speed: compile without it.
@@ -85,22 +147,16 @@ func Compiled() (wazero.CompiledModule, time.Duration, error) {
 		}
 		r := wazero.NewRuntimeWithConfig(ctx, cfg)
 		if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
-			shared.err = err
+			rt.err = err
 			return
 		}
 		if err := instantiateHost(ctx, r); err != nil {
-			shared.err = err
+			rt.err = err
 			return
 		}
-		start := time.Now()
-		compiled, err := r.CompileModule(ctx, wasm)
-		if err != nil {
-			shared.err = fmt.Errorf("wasmtest: compiling %s: %w", path, err)
-			return
-		}
-		shared.path, shared.runtime, shared.compiled, shared.compile = path, r, compiled, time.Since(start)
+		rt.r = r
 	})
-	return shared.compiled, shared.compile, shared.err
+	return rt.r, rt.err
 }
 
 // VM is one instance of the compiled module, usable wherever the SDK expects a
@@ -127,9 +183,14 @@ type VM struct {
 // New instantiates the compiled module and runs its _initialize. Close the VM
 // when done.
 func New(o Options) (*VM, error) {
-	compiled, _, err := Compiled()
-	if err != nil {
+	m := &shared
+	if o.Module != "" {
+		m = compiledAt(o.Module)
+	} else if _, _, err := Compiled(); err != nil {
 		return nil, err
+	}
+	if m.err != nil {
+		return nil, m.err
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Reader
@@ -158,9 +219,9 @@ func New(o Options) (*VM, error) {
 		cfg = cfg.WithNanotime(o.Nanotime, sys.ClockResolution(1))
 	}
 	ctx := context.Background()
-	mod, err := shared.runtime.InstantiateModule(ctx, compiled, cfg)
+	mod, err := rt.r.InstantiateModule(ctx, m.compiled, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("wasmtest: instantiating %s: %w", shared.path, err)
+		return nil, fmt.Errorf("wasmtest: instantiating %s: %w", m.path, err)
 	}
 	vm := &VM{mod: mod, keep: o.KeepContexts, alloc: mod.ExportedFunction("proxy_on_memory_allocate")}
 	vm.ctx = context.WithValue(ctx, vmKey{}, vm)

@@ -220,11 +220,11 @@ func TestModuleIsFresh(t *testing.T) {
 	if p, _ := ModulePath(); p != path {
 		t.Fatalf("EnsureModule gave %s, ModulePath %s", path, p)
 	}
-	fresh, err := isFresh(root, path)
+	fresh, err := isFresh(root, mainPackage, path)
 	if err != nil || !fresh {
 		t.Fatalf("after EnsureModule the module is not fresh (%v)", err)
 	}
-	newest, err := newestSource(root)
+	newest, err := newestSource(root, mainPackage)
 	if err != nil || newest.IsZero() {
 		t.Fatalf("newest source %v, %v", newest, err)
 	}

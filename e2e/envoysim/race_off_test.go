@@ -1,0 +1,5 @@
+//go:build !race
+
+package envoysim_test
+
+const raceEnabled = false

@@ -683,19 +683,51 @@ var watched = []string{
 	"runtime.notetsleepg", "runtime.Gosched",
 }
 
+// gcInMalloc counts GC cycles the guest started inside
+// proxy_on_memory_allocate, where cpp-host restricts host calls.
+const gcInMalloc = "gcStart inside proxy_on_memory_allocate"
+
 type callCounter struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu     sync.Mutex
+	n      map[string]int
+	malloc int // depth of proxy_on_memory_allocate calls
+}
+
+// mallocListener tracks when the guest is inside proxy_on_memory_allocate.
+type mallocListener struct{ c *callCounter }
+
+func (l mallocListener) Before(context.Context, api.Module, api.FunctionDefinition, []uint64, experimental.StackIterator) {
+	l.c.mu.Lock()
+	l.c.malloc++
+	l.c.mu.Unlock()
+}
+
+func (l mallocListener) After(context.Context, api.Module, api.FunctionDefinition, []uint64) {
+	l.c.mu.Lock()
+	l.c.malloc--
+	l.c.mu.Unlock()
+}
+
+func (l mallocListener) Abort(context.Context, api.Module, api.FunctionDefinition, error) {
+	l.After(context.TODO(), nil, nil, nil)
 }
 
 func (c *callCounter) factory() experimental.FunctionListenerFactory {
 	return experimental.FunctionListenerFactoryFunc(func(def api.FunctionDefinition) experimental.FunctionListener {
+		for _, e := range def.ExportNames() {
+			if e == "proxy_on_memory_allocate" {
+				return mallocListener{c}
+			}
+		}
 		name := def.Name()
 		for _, w := range watched {
 			if w == name {
 				return experimental.FunctionListenerFunc(func(context.Context, api.Module, api.FunctionDefinition, []uint64, experimental.StackIterator) {
 					c.mu.Lock()
 					c.n[name]++
+					if name == "runtime.gcStart" && c.malloc > 0 {
+						c.n[gcInMalloc]++
+					}
 					c.mu.Unlock()
 				})
 			}
@@ -711,6 +743,7 @@ func (c *callCounter) String() string {
 	for _, w := range watched {
 		parts = append(parts, fmt.Sprintf("%s=%d", strings.TrimPrefix(w, "runtime."), c.n[w]))
 	}
+	parts = append(parts, fmt.Sprintf("(%s: %d)", gcInMalloc, c.n[gcInMalloc]))
 	return strings.Join(parts, " ")
 }
 

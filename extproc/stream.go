@@ -293,15 +293,16 @@ func (ps *procStream) requestHeaders(req *extprocv3.ProcessingRequest, hh *extpr
 			DynamicMetadata: metadata(ps.res.Tags),
 		}
 	}
-	r := new(headersReply)
+	rr := new(requestReply)
+	r := &rr.headersReply
 	r.req.RequestHeaders = &r.hr
 	r.pr.Response = &r.req
 	r.pr.DynamicMetadata = metadata(ps.res.Tags)
-	ps.fill(r)
+	ps.fill(r, mutationBuf{rr.opts[:], rr.sets[:], rr.raw[:]})
 	return &r.pr
 }
 
-// headersReply holds the messages of one headers reply in one allocation
+// headersReply holds the messages of one headers reply, allocated together
 // (a new one per reply: gRPC may read a sent message after Send returns).
 type headersReply struct {
 	pr   extprocv3.ProcessingResponse
@@ -312,9 +313,36 @@ type headersReply struct {
 	hm   extprocv3.HeaderMutation
 }
 
+// mutationBuf is room for the set mutations of a reply, so that the usual
+// few cost no allocation of their own; when they do not fit they go to the
+// heap.
+type mutationBuf struct {
+	opts []*corev3.HeaderValueOption
+	sets []setHeader
+	raw  []byte
+}
+
+// requestReply is a request headers reply with room for four set mutations
+// (W3C and B3 multi are three or four headers).
+type requestReply struct {
+	headersReply
+	opts [4]*corev3.HeaderValueOption
+	sets [4]setHeader
+	raw  [160]byte
+}
+
+// responseReply is a response headers reply with room for one set mutation
+// (traceresponse).
+type responseReply struct {
+	headersReply
+	opts [1]*corev3.HeaderValueOption
+	sets [1]setHeader
+	raw  [64]byte
+}
+
 // fill sets the header mutation of a headers reply, if there is one.
-func (ps *procStream) fill(r *headersReply) {
-	if ps.mutationInto(&r.hm, ps.res.Mutations) {
+func (ps *procStream) fill(r *headersReply, buf mutationBuf) {
+	if ps.mutationInto(&r.hm, ps.res.Mutations, buf) {
 		r.cr.HeaderMutation = &r.hm
 		r.hr.Response = &r.cr
 	}
@@ -325,10 +353,11 @@ func (ps *procStream) responseHeaders(hh *extprocv3.HttpHeaders) *extprocv3.Proc
 	ps.loadHeaders(hh.GetHeaders())
 	ps.eng.OnResponse(&ps.st, ps.h, &ps.res)
 	ps.s.m.countDecisions(ps.res.Decisions)
-	r := new(headersReply)
+	rr := new(responseReply)
+	r := &rr.headersReply
 	r.resp.ResponseHeaders = &r.hr
 	r.pr.Response = &r.resp
-	ps.fill(r)
+	ps.fill(r, mutationBuf{rr.opts[:], rr.sets[:], rr.raw[:]})
 	return &r.pr
 }
 
@@ -356,14 +385,15 @@ func (ps *procStream) logDecision(phase string, dir engine.Direction) {
 // rule allows: invalid names or values make Envoy fail the whole reply).
 func (ps *procStream) mutation(muts []engine.Mutation) *extprocv3.HeaderMutation {
 	hm := new(extprocv3.HeaderMutation)
-	if !ps.mutationInto(hm, muts) {
+	if !ps.mutationInto(hm, muts, mutationBuf{}) {
 		return nil
 	}
 	return hm
 }
 
-// mutationInto fills hm and reports whether it holds any mutation.
-func (ps *procStream) mutationInto(hm *extprocv3.HeaderMutation, muts []engine.Mutation) bool {
+// mutationInto fills hm and reports whether it holds any mutation. The
+// messages and value bytes go into buf when they fit.
+func (ps *procStream) mutationInto(hm *extprocv3.HeaderMutation, muts []engine.Mutation, buf mutationBuf) bool {
 	if len(muts) == 0 {
 		return false
 	}
@@ -399,7 +429,15 @@ func (ps *procStream) mutationInto(hm *extprocv3.HeaderMutation, muts []engine.M
 		sets []setHeader
 		raw  []byte
 	)
-	if nset > 0 {
+	switch {
+	case nset == 0:
+	case nset <= len(buf.sets) && nbytes <= len(buf.raw):
+		hm.SetHeaders = buf.opts[:0:nset]
+		sets = buf.sets[:nset]
+		if !ps.valueField {
+			raw = buf.raw[:0:nbytes]
+		}
+	default:
 		hm.SetHeaders = make([]*corev3.HeaderValueOption, 0, nset)
 		sets = make([]setHeader, nset)
 		if !ps.valueField {

@@ -27,9 +27,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +44,8 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tracebridge/tracebridge/extproc"
 )
 
 func main() {
@@ -55,9 +60,14 @@ func main() {
 		rounds      = flag.Int("rounds", 5, "slices each phase is cut into, alternating between the servers")
 		target      = flag.String("target", "", "only drive an ext_proc server already listening at this address (closed loop), e.g. to profile it")
 		noop        = flag.Bool("noop", false, "internal: serve the no-op ext_proc server on 127.0.0.1:0")
+		noopPprof   = flag.String("noop-pprof", "", "with -noop: serve Go's /debug/pprof/ at this address, to profile the baseline")
+		cpuProfile  = flag.String("cpuprofile", "", "with -target: write the load generator's CPU profile here")
 	)
 	flag.Parse()
 	if *noop {
+		if *noopPprof != "" {
+			go http.ListenAndServe(*noopPprof, nil) // net/http/pprof registers on the default mux
+		}
 		serveNoop()
 		return
 	}
@@ -66,6 +76,15 @@ func main() {
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
+		}
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				os.Exit(1)
+			}
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
 		}
 		r := l.closedLoop(*concurrency, *duration)
 		r.p50, r.p99, r.p999 = percentiles(r.lat)
@@ -122,7 +141,9 @@ func serveNoop() {
 		os.Exit(1)
 	}
 	fmt.Printf(`{"msg":"serving","listen":%q}`+"\n", lis.Addr().String())
-	gs := grpc.NewServer()
+	// The same gRPC options as tracebridge-extproc (default message size
+	// limit): the baseline differs by the work only.
+	gs := grpc.NewServer(extproc.ServerOptions(8 << 20)...)
 	extprocv3.RegisterExternalProcessorServer(gs, noopServer{})
 	if err := gs.Serve(lis); err != nil {
 		fmt.Fprintln(os.Stderr, err)

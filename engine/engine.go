@@ -116,6 +116,17 @@ type Stream struct {
 func (s *Stream) Reset() { *s = Stream{} }
 
 // effectiveDirection applies the policy's pin.
+// ReadsDirection, ReadsSource and ReadsPeerPrincipal say whether OnRequest
+// uses the Request field of that name under this policy, so that an adapter
+// can skip fetching the others (in the wasm filter each is a host call).
+func (c *Config) ReadsDirection() bool { return c.pinned == DirectionUnknown }
+
+// ReadsSource: see ReadsDirection.
+func (c *Config) ReadsSource() bool { return len(c.untrustedCIDRs) > 0 }
+
+// ReadsPeerPrincipal: see ReadsDirection.
+func (c *Config) ReadsPeerPrincipal() bool { return len(c.trustedPrincipals) > 0 }
+
 func (e *Engine) effectiveDirection(d Direction) Direction {
 	if e.cfg.pinned != DirectionUnknown {
 		return e.cfg.pinned

@@ -34,6 +34,9 @@ type pluginContext struct {
 	res     engine.Result
 	headers engine.HeaderList
 	panics  map[string]bool
+	// Which host properties the policy needs: each read is a host call
+	// (about 2 µs of guest time), so a request reads only those.
+	needDirection, needSource, needPeer bool
 }
 
 // OnPluginStart loads the policy from pluginConfig. A bad policy fails the
@@ -60,6 +63,7 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 	p.counters = defineCounters()
 	p.panics = map[string]bool{}
 	p.engine = engine.New(cfg, engine.Options{Store: newSharedStore(cfg), Now: func() time.Time { return now() }})
+	p.needDirection, p.needSource, p.needPeer = cfg.ReadsDirection(), cfg.ReadsSource(), cfg.ReadsPeerPrincipal()
 	for _, t := range cfg.Policy.Tags {
 		for _, s := range t.To {
 			if s == "metadata" {
@@ -114,7 +118,16 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		return types.ActionContinue
 	}
 	p.headers = toHeaderList(p.headers[:0], pairs)
-	req := engine.Request{Headers: p.headers, Direction: direction(), Source: sourceAddress(), PeerPrincipal: peerPrincipal()}
+	req := engine.Request{Headers: p.headers}
+	if p.needDirection {
+		req.Direction = direction()
+	}
+	if p.needSource {
+		req.Source = sourceAddress()
+	}
+	if p.needPeer {
+		req.PeerPrincipal = peerPrincipal()
+	}
 	res := &p.res
 	p.engine.OnRequest(&h.stream, &req, res)
 	p.counters.count(h.stream.Direction, res.Decisions)

@@ -1,6 +1,8 @@
 package extproc
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -30,11 +32,13 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	decisions      [engine.DecisionCount]prometheus.Counter
-	streamsActive  prometheus.Gauge
+	streamsActive  atomic.Int64 // read by the streams_active gauge at scrape time
 	duration       [kindCount]prometheus.Observer
 	storeErrors    *prometheus.CounterVec
 	unexpected     [kindCount]prometheus.Counter
 	dropped        *prometheus.CounterVec
+	droppedForbid  prometheus.Counter
+	droppedInvalid prometheus.Counter
 	reloads        *prometheus.CounterVec
 	panics         prometheus.Counter
 	policyInfo     prometheus.Gauge
@@ -55,10 +59,12 @@ func NewMetrics() *Metrics {
 	for d := 0; d < engine.DecisionCount; d++ {
 		m.decisions[d] = dec.WithLabelValues(engine.Decision(d).String())
 	}
-	m.streamsActive = prometheus.NewGauge(prometheus.GaugeOpts{
+	// A GaugeFunc over an atomic counter: one atomic add per stream start
+	// and end instead of a gauge's compare-and-swap loop on a float.
+	streamsActive := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tracebridge_extproc_streams_active",
 		Help: "ext_proc streams (one per HTTP request) currently open.",
-	})
+	}, func() float64 { return float64(m.streamsActive.Load()) })
 	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "tracebridge_extproc_request_duration_seconds",
 		Help:    "Time to answer one ProcessingRequest, from receipt to the reply handed to gRPC, by message kind.",
@@ -99,13 +105,12 @@ func NewMetrics() *Metrics {
 	for _, op := range []string{"put", "get", "enter", "leave", "sole"} {
 		m.storeErrors.WithLabelValues(op)
 	}
-	for _, r := range []string{"forbidden", "invalid"} {
-		m.dropped.WithLabelValues(r)
-	}
+	m.droppedForbid = m.dropped.WithLabelValues("forbidden")
+	m.droppedInvalid = m.dropped.WithLabelValues("invalid")
 	for _, r := range []string{"ok", "invalid"} {
 		m.reloads.WithLabelValues(r)
 	}
-	r.MustRegister(dec, m.streamsActive, dur, unexp, m.storeErrors, m.dropped, m.reloads, m.panics, m.policyInfo, m.streamsRefused)
+	r.MustRegister(dec, streamsActive, dur, unexp, m.storeErrors, m.dropped, m.reloads, m.panics, m.policyInfo, m.streamsRefused)
 	return m
 }
 

@@ -136,14 +136,14 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) (err 
 		s.m.streamsRefused.Inc()
 		return status.Error(codes.Unavailable, "tracebridge-extproc is draining")
 	}
-	s.m.streamsActive.Inc()
+	s.m.streamsActive.Add(1)
 	s.active.Add(1)
 	ps := s.pool.Get().(*procStream)
 	ps.begin(s)
 	defer func() {
 		ps.end()
 		s.pool.Put(ps)
-		s.m.streamsActive.Dec()
+		s.m.streamsActive.Add(-1)
 		s.active.Add(-1)
 		if r := recover(); r != nil {
 			s.recovered("stream", r)

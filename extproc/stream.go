@@ -403,12 +403,12 @@ func (ps *procStream) mutationInto(hm *extprocv3.HeaderMutation, muts []engine.M
 	for i := range muts {
 		m := &muts[i]
 		if forbidden(m.Name, ps.s.envoyH) {
-			ps.s.m.dropped.WithLabelValues("forbidden").Inc()
+			ps.s.m.droppedForbid.Inc()
 			m.Name = ""
 			continue
 		}
 		if !validName(m.Name) || m.Op == engine.OpSet && !validValue(m.Value) {
-			ps.s.m.dropped.WithLabelValues("invalid").Inc()
+			ps.s.m.droppedInvalid.Inc()
 			m.Name = ""
 			continue
 		}

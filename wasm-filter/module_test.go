@@ -307,7 +307,7 @@ func startMemoryHost(t *testing.T, o wasmtest.Options) (*wasmtest.VM, proxytest.
 // completed with proxy_on_log and proxy_on_delete, and requires the guest's
 // linear memory not to grow after warm-up.
 func TestCompiledMemoryFlat(t *testing.T) {
-	const warmup, total = 20_000, 200_000
+	const warmup, total = 50_000, 200_000
 	if testing.Short() {
 		t.Skip("200k requests; skipped with -short")
 	}

@@ -211,11 +211,44 @@ type result struct {
 	n        int
 	errors   int64
 	elapsed  time.Duration
+	cpu      time.Duration // the server process's CPU time (user + system) during the phase
 	p50, p99 time.Duration
 	p999     time.Duration
 }
 
 func (r result) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+// cpuPer is the server's CPU time per request, in microseconds.
+func (r result) cpuPer() float64 {
+	if r.n == 0 {
+		return 0
+	}
+	return float64(r.cpu) / float64(time.Microsecond) / float64(r.n)
+}
+
+// processCPU is a process's user + system CPU time from /proc/<pid>/stat
+// (Linux; 0 elsewhere).
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64) // utime, field 14
+	st, err2 := strconv.ParseInt(f[12], 10, 64) // stime, field 15
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+}
 
 // load is the client side: connections and the request messages.
 type load struct {
@@ -441,7 +474,10 @@ func run(bin, config string, d time.Duration, concurrency, nconns, rate, rounds 
 		}
 		for _, s := range order {
 			fmt.Fprintf(os.Stderr, "bench: round %d/%d, %s: closed loop (%d in flight) then open loop (%d/s), %s each\n", r+1, rounds, s.name, concurrency, rate, slice)
-			merge(closed, s.name, loads[s.name].closedLoop(concurrency, slice))
+			c0 := processCPU(s.cmd.Process.Pid)
+			r := loads[s.name].closedLoop(concurrency, slice)
+			r.cpu = processCPU(s.cmd.Process.Pid) - c0
+			merge(closed, s.name, r)
 			merge(open, s.name, loads[s.name].openLoop(rate, slice))
 		}
 	}
@@ -457,13 +493,14 @@ func run(bin, config string, d time.Duration, concurrency, nconns, rate, rounds 
 	fmt.Fprintf(&b, "One request = one ext_proc stream: request headers (12 headers, W3C context) → reply, response headers → reply, end of stream. %d gRPC connections.\n\n", nconns)
 	fmt.Fprintf(&b, "Each phase ran %s per server, in %d slices alternating between the servers.\n\n", d, rounds)
 	fmt.Fprintf(&b, "## Closed loop: %d streams in flight\n\n", concurrency)
-	fmt.Fprintf(&b, "| server | requests/s | p50 | p99 | p99.9 | errors |\n|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| server | requests/s | p50 | p99 | p99.9 | errors | server CPU/request |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range servers {
 		r := *closed[s.name]
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d |\n", s.name, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors)
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d | %.1f µs |\n", s.name, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors, r.cpuPer())
 	}
 	c0, c1 := *closed[noop.name], *closed[tb.name]
-	fmt.Fprintf(&b, "| ratio tracebridge / no-op | %.2f× | %.2f× | %.2f× | %.2f× | |\n\n", c1.rps()/c0.rps(), ratio(c1.p50, c0.p50), ratio(c1.p99, c0.p99), ratio(c1.p999, c0.p999))
+	fmt.Fprintf(&b, "| ratio tracebridge / no-op | %.2f× | %.2f× | %.2f× | %.2f× | | %.2f× |\n\n", c1.rps()/c0.rps(), ratio(c1.p50, c0.p50), ratio(c1.p99, c0.p99), ratio(c1.p999, c0.p999), c1.cpuPer()/c0.cpuPer())
+	fmt.Fprintf(&b, "Server CPU/request is the server process's user + system CPU time over the requests it served (from /proc; 0 where unavailable); the load generator's CPU is not in it.\n\n")
 	fmt.Fprintf(&b, "## Open loop: %d streams/s (latency from the scheduled start)\n\n", rate)
 	fmt.Fprintf(&b, "| server | achieved/s | p50 | p99 | p99.9 | errors |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, s := range servers {
@@ -501,6 +538,7 @@ func merge(m map[string]*result, name string, r result) {
 	t.n += r.n
 	t.errors += r.errors
 	t.elapsed += r.elapsed
+	t.cpu += r.cpu
 }
 
 func ratio(a, b time.Duration) float64 {

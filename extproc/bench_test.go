@@ -72,7 +72,8 @@ func (noopProcessor) Process(s extprocv3.ExternalProcessor_ProcessServer) error 
 func BenchmarkStreams(b *testing.B) {
 	for _, name := range []string{"noop", "tracebridge"} {
 		b.Run(name, func(b *testing.B) {
-			gs := grpc.NewServer()
+			// Both servers get tracebridge-extproc's gRPC options.
+			gs := grpc.NewServer(ServerOptions(8 << 20)...)
 			if name == "noop" {
 				extprocv3.RegisterExternalProcessorServer(gs, noopProcessor{})
 			} else {

@@ -62,7 +62,14 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 	}
 	p.counters = defineCounters()
 	p.panics = map[string]bool{}
-	p.engine = engine.New(cfg, engine.Options{Store: newSharedStore(cfg), Now: func() time.Time { return now() }})
+	store := newSharedStore(cfg)
+	if cfg.Policy != nil && soleInFlight(cfg) {
+		if err := store.initInFlight(); err != nil {
+			proxywasm.LogCriticalf("tracebridge: creating the in-flight set in shared data: %v", err)
+			return types.OnPluginStartStatusFailed
+		}
+	}
+	p.engine = engine.New(cfg, engine.Options{Store: store, Now: func() time.Time { return now() }})
 	p.needDirection, p.needSource, p.needPeer = cfg.ReadsDirection(), cfg.ReadsSource(), cfg.ReadsPeerPrincipal()
 	for _, t := range cfg.Policy.Tags {
 		for _, s := range t.To {
@@ -275,4 +282,15 @@ func peerPrincipal() string {
 		return ""
 	}
 	return string(v)
+}
+
+// soleInFlight reports whether the policy uses the sole-in-flight strategy
+// (only then does the plugin keep an in-flight set in shared data).
+func soleInFlight(cfg *engine.Config) bool {
+	for _, st := range cfg.Policy.Correlation.Strategies {
+		if st == "soleInFlight" {
+			return true
+		}
+	}
+	return false
 }

@@ -226,3 +226,14 @@ func TestFilterStateTag(t *testing.T) {
 		t.Fatalf("filter state = %q, %v", v, err)
 	}
 }
+
+// TestInFlightSetCreatedAtStart: the set exists before the first request, so
+// no request ever creates it with an unconditional write (which could drop a
+// concurrent worker's entry and make sole-in-flight guess wrong).
+func TestInFlightSetCreatedAtStart(t *testing.T) {
+	newSidecar(t, `{"correlation":{"strategies":["soleInFlight"]}}`)
+	v, cas, err := getShared(inFlightKey)
+	if err != nil || cas == 0 || v == nil {
+		t.Fatalf("in-flight set after plugin start: %q cas=%d err=%v", v, cas, err)
+	}
+}

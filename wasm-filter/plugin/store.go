@@ -27,6 +27,9 @@ const (
 // errContention is returned when CAS retries run out.
 var errContention = errors.New("shared data: compare-and-swap retries exhausted")
 
+// errNoInFlightSet is returned when the in-flight set was never created.
+var errNoInFlightSet = errors.New("shared data: in-flight set missing")
+
 // now is the plugin's clock (store TTLs, debug-token expiry). In the module
 // it is WASI clock_time_get; tests replace it with SetClock.
 var now = time.Now
@@ -43,8 +46,9 @@ func SetClock(f func() time.Time) {
 // delete, so the key space is bounded by a fixed number of slots: a record
 // lives in one of two slots chosen by a hash of its key (two choices keep
 // collisions between live records rare), each slot holding expiry, key and
-// record; a Put takes the slot already holding the key, else an empty or
-// expired one, else the one that expires first (the oldest). The in-flight
+// record; a Put takes the first candidate when it holds the key or is empty
+// or expired, else the second when it holds the key or is free, else the one
+// that expires first (the oldest). The in-flight
 // set is one value updated by compare-and-swap.
 type sharedStore struct {
 	slots           uint64
@@ -123,7 +127,10 @@ func (s *sharedStore) Put(key string, rec []byte) error {
 			case e < bestExpiry:
 				bestKey, bestCas, bestExpiry = sk, cas, e
 			}
-			if chosen {
+			// The key's own slot, or a free one, ends the search: Get reads
+			// the candidates in the same order, so the first candidate's
+			// record is always the newest (one shared-data read saved).
+			if chosen || bestExpiry == 0 {
 				break
 			}
 		}
@@ -157,12 +164,37 @@ func (s *sharedStore) Get(dst []byte, key string) ([]byte, bool, error) {
 	return dst, false, nil
 }
 
+// initInFlight creates the in-flight set when the proxy has none yet. It runs
+// at plugin start, before the plugin sees requests: proxy-wasm has no
+// create-if-absent, and a set written with cas 0 on the request path could
+// overwrite another worker's concurrent first entry (cpp-host
+// src/shared_data.cc: cas 0 means unconditional), losing a request from the
+// count and letting sole-in-flight guess wrong. Later plugin instances
+// (config updates, new workers) find the set and leave it alone.
+func (s *sharedStore) initInFlight() error {
+	v, _, err := proxywasm.GetSharedData(inFlightKey)
+	if err == nil && len(v) > 0 {
+		return nil
+	}
+	if err != nil && !errors.Is(err, types.ErrorStatusNotFound) {
+		return err
+	}
+	var empty engine.InFlightSet
+	return proxywasm.SetSharedData(inFlightKey, empty.AppendBinary(nil), 0)
+}
+
 // updateInFlight applies fn to the in-flight set under compare-and-swap.
 func (s *sharedStore) updateInFlight(fn func(set *engine.InFlightSet, t int64)) error {
 	for attempt := 0; attempt < casAttempts; attempt++ {
 		v, cas, err := getShared(inFlightKey)
 		if err != nil {
 			return err
+		}
+		if cas == 0 {
+			// No set: plugin start did not create it (or the host lost it).
+			// Writing one here could drop a concurrent entry; refuse, and
+			// the engine fails open (no sole-in-flight restore).
+			return errNoInFlightSet
 		}
 		t := now().UnixNano()
 		set := engine.DecodeInFlightSet(v)

@@ -412,6 +412,10 @@ func compileCorrelation(e *ConfigError, c *Config, p, d *CorrelationPolicy) {
 	}
 }
 
+// SoleInFlight reports whether the sole-in-flight strategy is on: stores
+// keep an in-flight set only then.
+func (c *Config) SoleInFlight() bool { return c.soleInFlight }
+
 func parseDuration(e *ConfigError, path, s string) time.Duration {
 	dur, err := time.ParseDuration(s)
 	if err != nil || dur <= 0 {

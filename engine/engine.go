@@ -147,10 +147,11 @@ func (e *Engine) OnRequest(st *Stream, req *Request, res *Result) {
 	x.extract(c, h)
 
 	// Trust first: it decides whether a client may steer sampling at all.
-	debug := e.debugTokenValid(h)
+	debug := false
 	if c.debugHeader != "" {
-		if _, n := h.Get(c.debugHeader); n > 0 {
-			res.remove(c.debugHeader)
+		if v, n := h.Get(c.debugHeader); n > 0 {
+			debug = e.debugTokenValid(v, n)
+			res.remove(c.debugHeader) // valid, expired or forged: never forwarded
 		}
 	}
 	untrusted := !debug && e.untrusted(dir, req.Source, req.PeerPrincipal, h)

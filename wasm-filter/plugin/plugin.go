@@ -63,7 +63,7 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 	p.counters = defineCounters()
 	p.panics = map[string]bool{}
 	store := newSharedStore(cfg)
-	if cfg.Policy != nil && soleInFlight(cfg) {
+	if cfg.SoleInFlight() {
 		if err := store.initInFlight(); err != nil {
 			proxywasm.LogCriticalf("tracebridge: creating the in-flight set in shared data: %v", err)
 			return types.OnPluginStartStatusFailed
@@ -282,15 +282,4 @@ func peerPrincipal() string {
 		return ""
 	}
 	return string(v)
-}
-
-// soleInFlight reports whether the policy uses the sole-in-flight strategy
-// (only then does the plugin keep an in-flight set in shared data).
-func soleInFlight(cfg *engine.Config) bool {
-	for _, st := range cfg.Policy.Correlation.Strategies {
-		if st == "soleInFlight" {
-			return true
-		}
-	}
-	return false
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tracebridge/tracebridge/e2e/envoysim"
+	"github.com/tracebridge/tracebridge/tools/manifests"
 )
 
 // Config describes one sidecar.
@@ -382,7 +383,12 @@ func StartGateway(cfg GatewayConfig) (*Gateway, error) {
 			logf("%s %s %s %d trace=%s decisions=%s %s", cfg.Service, rl.Method, rl.Path, rl.Status, trace, dec, rl.Duration.Round(time.Microsecond))
 		}}
 	if cfg.EdgeTrust {
-		l.EarlyHeaderRemovals = EdgeRemovals()
+		// The removals edge-trust renders for this policy (tools/manifests).
+		removals, err := manifests.EarlyRemovals(cfg.Policy)
+		if err != nil {
+			return nil, fmt.Errorf("edge trust: %w", err)
+		}
+		l.EarlyHeaderRemovals = removals
 	}
 	if tracer != nil {
 		l.Tracing = &envoysim.Tracing{Tracer: tracer, Kind: envoysim.KindServer, Service: cfg.Service,

@@ -96,7 +96,7 @@ func routeAll(name, cluster string) *hcmv3.HttpConnectionManager_RouteConfig {
 // envoy renders the plain Envoy bootstrap: a sidecar-like Envoy in front of
 // one app, with both filters.
 func (r *renderer) envoy() ([]File, error) {
-	d, err := r.p.derive(placeEnvoy)
+	d, err := r.p.derive(PlaceEnvoy, renderedProxy)
 	if err != nil {
 		return nil, err
 	}

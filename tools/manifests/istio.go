@@ -65,7 +65,7 @@ pluginConfig is the policy document (the same JSON the ext_proc service reads).`
 }
 
 func (r *renderer) sidecarAutoForward() ([]File, error) {
-	d, err := r.p.derive(placeSidecar)
+	d, err := r.p.derive(PlaceSidecar, renderedProxy)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ModeSidecarAutoForward, err)
 	}
@@ -181,7 +181,7 @@ Telemetry for these workloads.`
 // config (istio-agent fetches oci:// modules for ECDS wasm configs) and a
 // cluster patch referencing it.
 func (r *renderer) preciseParenting() ([]File, error) {
-	d, err := r.p.derive(placeSidecarUpstream)
+	d, err := r.p.derive(PlaceSidecarUpstream, renderedProxy)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ModePreciseParenting, err)
 	}
@@ -311,7 +311,7 @@ func (r *renderer) gatewayConfigMap(d *derived, dir string) File {
 }
 
 func (r *renderer) gatewayEnrichment() ([]File, error) {
-	d, err := r.p.derive(placeGateway)
+	d, err := r.p.derive(PlaceGateway, renderedProxy)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ModeGatewayEnrichment, err)
 	}
@@ -369,7 +369,7 @@ EnvoyFilter inserting ext_proc on the ingress gateway.`, "../../base", "configma
 }
 
 func (r *renderer) gatewayEnrichmentUpstream() ([]File, error) {
-	d, err := r.p.derive(placeGatewayUpstream)
+	d, err := r.p.derive(PlaceGatewayUpstream, renderedProxy)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ModeGatewayEnrichmentUpstream, err)
 	}

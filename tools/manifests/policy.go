@@ -60,17 +60,47 @@ func loadPolicy(data []byte) (*policyDoc, error) {
 	return &policyDoc{raw: raw, cfg: cfg}, nil
 }
 
-// placement is where an instance of the engine runs; it decides how the
-// policy is adapted (see the package comment).
-type placement int
+// Placement is where an instance of the engine runs; it decides how the
+// policy is adapted (see the package comment). The e2e harness adapts its
+// policies with the same function, so a rendered proxy and a simulated one
+// run the same document.
+type Placement int
 
+// Placements.
 const (
-	placeSidecar         placement = iota // wasm listener filter, both directions
-	placeSidecarUpstream                  // wasm upstream filter on inbound clusters
-	placeGateway                          // ext_proc listener filter at a gateway
-	placeGatewayUpstream                  // ext_proc upstream filter at a gateway
-	placeEnvoy                            // plain Envoy: the document as written
+	PlaceSidecar         Placement = iota // wasm listener filter, both directions
+	PlaceSidecarUpstream                  // wasm upstream filter on inbound clusters
+	PlaceGateway                          // ext_proc listener filter at a gateway
+	PlaceGatewayUpstream                  // ext_proc upstream filter at a gateway
+	PlaceEnvoy                            // plain Envoy: the document as written
 )
+
+// AdaptOptions describe the proxy the adapted policy runs in.
+type AdaptOptions struct {
+	// Tracer is the proxy's tracer: "zipkin" (the default; what the rendered
+	// resources configure), "opentelemetry" or "none".
+	Tracer string
+	// Tracing, when set, is written to host.tracing (whether this listener
+	// has a tracing block); nil leaves the policy's value.
+	Tracing *bool
+}
+
+// AdaptPolicy returns a policy document adapted to a placement, with the
+// notes that explain each change.
+func AdaptPolicy(doc []byte, pl Placement, o AdaptOptions) ([]byte, []string, error) {
+	p, err := loadPolicy(doc)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := p.derive(pl, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	return d.json, d.notes, nil
+}
+
+// renderedProxy is the proxy every rendered resource configures.
+var renderedProxy = AdaptOptions{Tracer: "zipkin"}
 
 // derived is a policy adapted to one placement, with the notes that explain
 // each change (they go into the rendered comments).
@@ -80,7 +110,7 @@ type derived struct {
 	notes []string
 }
 
-func (p *policyDoc) derive(pl placement) (*derived, error) {
+func (p *policyDoc) derive(pl Placement, o AdaptOptions) (*derived, error) {
 	doc := deepCopy(p.raw)
 	var notes []string
 	dir, _ := doc["direction"].(string)
@@ -120,43 +150,56 @@ func (p *policyDoc) derive(pl placement) (*derived, error) {
 	}
 	var err error
 	switch pl {
-	case placeSidecar:
+	case PlaceSidecar:
 		if dir != "" && dir != "auto" {
 			return nil, fmt.Errorf("sidecar modes install the filter in both directions: direction must be \"auto\", got %q", dir)
 		}
 		err = setPlacement("downstream")
 		dropTrust("untrustedDirections", "in a sidecar every in-mesh hop is inbound; the trust boundary is the edge gateway (edge-trust mode)")
-	case placeSidecarUpstream:
+	case PlaceSidecarUpstream:
 		err = setPlacement("upstream")
 		if err == nil {
 			err = pin("inbound")
 		}
 		dropTrust("untrustedDirections", "an upstream filter sees the context Envoy injected itself (ENVOY-FACTS 3)")
 		dropTrust("untrustedCIDRs", "an upstream filter sees the context Envoy injected itself (ENVOY-FACTS 3)")
-	case placeGateway:
+	case PlaceGateway:
 		err = setPlacement("downstream")
 		if err == nil {
 			err = pin("inbound")
 		}
-	case placeGatewayUpstream:
+	case PlaceGatewayUpstream:
 		err = setPlacement("upstream")
 		if err == nil {
 			err = pin("inbound")
 		}
 		dropTrust("untrustedDirections", "an upstream filter sees the context the gateway's Envoy injected itself, after the early header mutation (ENVOY-FACTS 1, 3)")
 		dropTrust("untrustedCIDRs", "an upstream filter sees the context the gateway's Envoy injected itself, after the early header mutation (ENVOY-FACTS 1, 3)")
-	case placeEnvoy:
+	case PlaceEnvoy:
 	}
 	if err != nil {
 		return nil, err
 	}
-	// Every rendered proxy traces with Zipkin (Istio's Zipkin/Jaeger
-	// provider, the bootstrap's envoy.tracers.zipkin), whose router rewrites
-	// x-b3-* on every hop: with host.tracer the engine lets that fresh format
-	// win when formats disagree (a policy naming its tracer keeps it).
-	if _, set := host["tracer"]; !set && p.cfg.ReadsFormat("b3multi") {
-		host["tracer"] = "zipkin"
-		notes = append(notes, `host.tracer set to "zipkin": the Zipkin tracer rewrites x-b3-* on every hop, so x-b3-* wins when formats disagree`)
+	if o.Tracing != nil {
+		host["tracing"] = *o.Tracing
+	}
+	// The tracer's format is rewritten by Envoy's router on every hop (the
+	// rendered proxies trace with Zipkin: Istio's Zipkin/Jaeger provider, the
+	// bootstrap's envoy.tracers.zipkin): with host.tracer the engine lets that
+	// fresh format win when formats disagree. A policy naming its tracer keeps
+	// it; a listener without tracing has no fresh format.
+	if _, set := host["tracer"]; !set && (o.Tracing == nil || *o.Tracing) {
+		name, format, label, headers := "", "", "", ""
+		switch o.Tracer {
+		case "", "zipkin":
+			name, format, label, headers = "zipkin", "b3multi", "Zipkin", "x-b3-*"
+		case "otel", "opentelemetry":
+			name, format, label, headers = "opentelemetry", "w3c", "OpenTelemetry", "traceparent"
+		}
+		if name != "" && p.cfg.ReadsFormat(format) {
+			host["tracer"] = name
+			notes = append(notes, `host.tracer set to "`+name+`": the `+label+` tracer rewrites `+headers+` on every hop, so `+headers+` wins when formats disagree`)
+		}
 	}
 	if len(trust) == 0 {
 		delete(doc, "trust")
@@ -213,6 +256,18 @@ func (p *policyDoc) tags() []tagInfo {
 		out = append(out, ti)
 	}
 	return out
+}
+
+// EarlyRemovals is the request headers an edge removes before Envoy's span
+// exists (early_header_mutation) for a policy: what edge-trust renders, and
+// what the e2e harness's gateway applies.
+func EarlyRemovals(policy []byte) ([]string, error) {
+	p, err := loadPolicy(policy)
+	if err != nil {
+		return nil, err
+	}
+	h, _, err := p.earlyRemovals()
+	return h, err
 }
 
 // earlyRemovals is the list of request headers the edge removes before

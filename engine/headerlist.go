@@ -41,3 +41,38 @@ func (l HeaderList) Get(name string) (string, int) {
 	}
 	return b.String(), n
 }
+
+// IndexedHeaders is a HeaderList with a 64-bit presence filter over each
+// name's length and two of its bytes. Most of the engine's lookups ask for trace
+// headers a request does not carry (about fifty lookups per request against
+// ten-odd lines); the filter answers those without scanning, which matters
+// most in the wasm module, where every string comparison is a call.
+type IndexedHeaders struct {
+	List    HeaderList
+	present uint64
+}
+
+// Reset indexes list (names lower case, as for HeaderList).
+func (h *IndexedHeaders) Reset(list HeaderList) {
+	h.List, h.present = list, 0
+	for i := range list {
+		h.present |= presenceBit(list[i].Name)
+	}
+}
+
+// Get is HeaderList.Get.
+func (h *IndexedHeaders) Get(name string) (string, int) {
+	if h.present&presenceBit(name) == 0 {
+		return "", 0
+	}
+	return h.List.Get(name)
+}
+
+func presenceBit(name string) uint64 {
+	if name == "" {
+		return 1
+	}
+	// Length, last and middle byte: chosen so that the trace headers the
+	// engine looks up fall on bits that common request headers leave clear.
+	return 1 << ((uint(len(name))*2 + uint(name[len(name)-1]) + 3*uint(name[len(name)/2])) & 63)
+}

@@ -66,3 +66,60 @@ func (a *pinningAllocator) release() {
 	clear(a.pins) // drop the references so the GC may free what the SDK no longer uses
 	a.pins = a.pins[:0]
 }
+
+var _ allocator = (*scratchAllocator)(nil)
+
+// scratchAllocator serves host calls whose result the caller consumes before
+// its next host call (a property, one header, a shared-data value that is
+// decoded at once): it bump-allocates from one reused buffer, so such calls
+// allocate nothing once the buffer has grown to fit. A buffer outgrown in the
+// middle of a host call stays referenced until release, because the host
+// still holds its address.
+type scratchAllocator struct {
+	buf     []byte
+	used    int
+	retired [][]byte
+}
+
+func (a *scratchAllocator) allocate(size uint32) uintptr {
+	n := max(int(size), 1) // 0 means failure to the host
+	if a.used+n > len(a.buf) {
+		if a.used > 0 {
+			a.retired = append(a.retired, a.buf)
+		}
+		a.buf, a.used = make([]byte, max(2*len(a.buf), n, 256)), 0
+	}
+	p := &a.buf[a.used]
+	a.used += n
+	return uintptr(unsafe.Pointer(p))
+}
+
+func (a *scratchAllocator) take(addr uintptr, size uint32) *byte {
+	if p := within(a.buf, addr, size); p != nil {
+		return p
+	}
+	for _, b := range a.retired {
+		if p := within(b, addr, size); p != nil {
+			return p
+		}
+	}
+	return nil
+}
+
+// within returns the byte of b at addr if [addr, addr+size) lies in b.
+func within(b []byte, addr uintptr, size uint32) *byte {
+	if len(b) == 0 {
+		return nil
+	}
+	base := uintptr(unsafe.Pointer(&b[0]))
+	if addr < base || addr-base+uintptr(size) > uintptr(len(b)) {
+		return nil
+	}
+	return &b[addr-base]
+}
+
+func (a *scratchAllocator) release() {
+	a.used = 0
+	clear(a.retired)
+	a.retired = a.retired[:0]
+}

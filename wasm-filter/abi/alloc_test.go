@@ -44,3 +44,38 @@ func TestPinningAllocatorSteadyStateAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per host call, want at most 1", allocs)
 	}
 }
+
+func TestScratchAllocatorReusesAndGrows(t *testing.T) {
+	var a scratchAllocator
+	first := a.allocate(100)
+	if p := a.take(first, 100); p == nil || uintptr(unsafe.Pointer(p)) != first {
+		t.Fatalf("take(%#x) = %p", first, p)
+	}
+	second := a.allocate(10_000) // outgrows the buffer mid-call
+	if a.take(first, 100) == nil || a.take(second, 10_000) == nil {
+		t.Fatal("a buffer handed out in this host call was lost when the scratch grew")
+	}
+	if a.take(second, 10_001) != nil {
+		t.Fatal("take accepted a size past the buffer")
+	}
+	a.release()
+	if len(a.retired) != 0 {
+		t.Fatalf("release kept %d retired buffers", len(a.retired))
+	}
+	again := a.allocate(10_000)
+	if again != second {
+		t.Fatalf("after release the scratch gave %#x, want the same buffer %#x", again, second)
+	}
+	if a.allocate(0) == 0 {
+		t.Fatal("a zero-size allocation returned address 0")
+	}
+	a.release()
+	allocs := testing.AllocsPerRun(100, func() {
+		addr := a.allocate(64)
+		_ = a.take(addr, 64)
+		a.release()
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per host call once grown, want 0", allocs)
+	}
+}

@@ -21,7 +21,10 @@ const (
 )
 
 // mem serves proxy_on_memory_allocate; see allocator.
-var mem allocator = newPinningAllocator()
+var (
+	pinned           = newPinningAllocator()
+	mem    allocator = pinned
+)
 
 // Return slots for host calls. The host writes results through 32-bit
 // addresses, so the slots are uint32/uint64 and live in static memory: a slot

@@ -1,7 +1,7 @@
 package plugin
 
 import (
-	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
+	"errors"
 
 	"github.com/tracebridge/tracebridge/engine"
 )
@@ -19,22 +19,32 @@ func CounterName(d engine.Decision, dir engine.Direction) string {
 	return "decision=.=" + d.String() + ";.;direction=.=" + directionLabels[dir] + ";.;" + MetricName
 }
 
-// decisionCounters holds every counter, defined once at plugin start.
-type decisionCounters [len(directionLabels)][engine.DecisionCount]proxywasm.MetricCounter
+// decisionCounters holds the host's id of every counter, defined once at
+// plugin start.
+type decisionCounters [len(directionLabels)][engine.DecisionCount]uint32
 
-func defineCounters() *decisionCounters {
+func defineCounters() (*decisionCounters, error) {
 	var c decisionCounters
 	for dir := range directionLabels {
 		for d := 0; d < engine.DecisionCount; d++ {
-			c[dir][d] = proxywasm.DefineCounterMetric(CounterName(engine.Decision(d), engine.Direction(dir)))
+			name := CounterName(engine.Decision(d), engine.Direction(dir))
+			id, ok := defineCounter(name)
+			if !ok {
+				return nil, errors.New("the host refused to define metric " + name)
+			}
+			c[dir][d] = id
 		}
 	}
-	return &c
+	return &c, nil
 }
 
 func (c *decisionCounters) count(dir engine.Direction, ds engine.Decisions) {
 	if int(dir) >= len(c) {
 		dir = engine.DirectionUnknown
 	}
-	ds.Each(func(d engine.Decision) { c[dir][d].Increment(1) })
+	for d := range engine.Decision(engine.DecisionCount) {
+		if ds.Has(d) {
+			incrementCounter(c[dir][d], 1)
+		}
+	}
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
@@ -32,7 +32,7 @@ type pluginContext struct {
 	counters *decisionCounters
 	// One Result per VM: a VM runs one callback at a time (one VM per worker).
 	res     engine.Result
-	headers engine.HeaderList
+	headers engine.IndexedHeaders
 	panics  map[string]bool
 	// Which host properties the policy needs: each read is a host call
 	// (about 2 µs of guest time), so a request reads only those.
@@ -46,26 +46,29 @@ type pluginContext struct {
 func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 	defer func() {
 		if r := recover(); r != nil {
-			proxywasm.LogCriticalf("tracebridge: plugin start panicked: %v", r)
+			proxywasm.LogCritical("tracebridge: plugin start panicked: " + panicText(r))
 			status = types.OnPluginStartStatusFailed
 		}
 	}()
 	doc, err := proxywasm.GetPluginConfiguration()
 	if err != nil && !errors.Is(err, types.ErrorStatusNotFound) {
-		proxywasm.LogCriticalf("tracebridge: reading pluginConfig: %v", err)
+		proxywasm.LogCritical("tracebridge: reading pluginConfig: " + err.Error())
 		return types.OnPluginStartStatusFailed
 	}
 	cfg, err := engine.LoadPolicy(doc, os.Getenv)
 	if err != nil {
-		proxywasm.LogCriticalf("tracebridge: pluginConfig refused: %v", err)
+		proxywasm.LogCritical("tracebridge: pluginConfig refused: " + err.Error())
 		return types.OnPluginStartStatusFailed
 	}
-	p.counters = defineCounters()
+	if p.counters, err = defineCounters(); err != nil {
+		proxywasm.LogCritical("tracebridge: " + err.Error())
+		return types.OnPluginStartStatusFailed
+	}
 	p.panics = map[string]bool{}
 	store := newSharedStore(cfg)
 	if cfg.SoleInFlight() {
 		if err := store.initInFlight(); err != nil {
-			proxywasm.LogCriticalf("tracebridge: creating the in-flight set in shared data: %v", err)
+			proxywasm.LogCritical("tracebridge: creating the in-flight set in shared data: " + err.Error())
 			return types.OnPluginStartStatusFailed
 		}
 	}
@@ -74,11 +77,13 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 	for _, t := range cfg.Policy.Tags {
 		for _, s := range t.To {
 			if s == "metadata" {
-				proxywasm.LogInfof("tracebridge: tag %q: proxy-wasm cannot set dynamic metadata; the wasm filter writes metadata-sink tags to filter state %s%s instead (Envoy >= 1.37 can tag spans from it)", t.Name, FilterStatePrefix, t.Name)
+				proxywasm.LogInfo("tracebridge: tag " + strconv.Quote(t.Name) + ": proxy-wasm cannot set dynamic metadata; the wasm filter writes metadata-sink tags to filter state " +
+					FilterStatePrefix + t.Name + " instead (Envoy >= 1.37 can tag spans from it)")
 			}
 		}
 	}
-	proxywasm.LogInfof("tracebridge: policy loaded (%d tags, correlation capacity %d, ttl %s)", len(cfg.Policy.Tags), cfg.Capacity, cfg.TTL)
+	proxywasm.LogInfo("tracebridge: policy loaded (" + strconv.Itoa(len(cfg.Policy.Tags)) + " tags, correlation capacity " +
+		strconv.Itoa(cfg.Capacity) + ", ttl " + cfg.TTL.String() + ")")
 	return types.OnPluginStartStatusOK
 }
 
@@ -95,7 +100,7 @@ var faultHook func(kind string)
 func (p *pluginContext) recovered(kind string, dir engine.Direction, r any) {
 	if !p.panics[kind] {
 		p.panics[kind] = true
-		proxywasm.LogCriticalf("tracebridge: %s panicked (request continues unchanged; logged once): %v", kind, r)
+		proxywasm.LogCritical("tracebridge: " + kind + " panicked (request continues unchanged; logged once): " + panicText(r))
 	}
 	var d engine.Decisions
 	d |= 1 << engine.DecisionError
@@ -119,13 +124,13 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 	if faultHook != nil {
 		faultHook("request headers")
 	}
-	pairs, err := proxywasm.GetHttpRequestHeaders()
-	if err != nil {
+	list, ok := requestHeaders(p.headers.List[:0])
+	if !ok {
 		p.counters.count(engine.DirectionUnknown, 1<<engine.DecisionError)
 		return types.ActionContinue
 	}
-	p.headers = toHeaderList(p.headers[:0], pairs)
-	req := engine.Request{Headers: p.headers}
+	p.headers.Reset(list)
+	req := engine.Request{Headers: &p.headers}
 	if p.needDirection {
 		req.Direction = direction()
 	}
@@ -142,7 +147,7 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		err := proxywasm.SendHttpResponse(uint32(res.Reply.Status),
 			[][2]string{{"content-type", res.Reply.ContentType}}, []byte(res.Reply.Body), -1)
 		if err != nil {
-			proxywasm.LogErrorf("tracebridge: sending reject reply: %v", err)
+			proxywasm.LogError("tracebridge: sending reject reply: " + err.Error())
 			return types.ActionContinue
 		}
 		return types.ActionPause
@@ -152,7 +157,7 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		// drops every occurrence, but hosts that drop one per call exist
 		// (proxytest), so remove once per occurrence seen, then set.
 		_, n := p.headers.Get(m.Name)
-		err = nil
+		var err error
 		for i := 0; i < n && err == nil && (m.Op == engine.OpRemove || n > 1); i++ {
 			err = proxywasm.RemoveHttpRequestHeader(m.Name)
 		}
@@ -183,13 +188,8 @@ func (h *httpContext) OnHttpResponseHeaders(int, bool) (action types.Action) {
 			action = types.ActionContinue
 		}
 	}()
-	pairs, err := proxywasm.GetHttpResponseHeaders()
-	if err != nil {
-		return types.ActionContinue
-	}
-	p.headers = toHeaderList(p.headers[:0], pairs)
 	res := &p.res
-	p.engine.OnResponse(&h.stream, p.headers, res)
+	p.engine.OnResponse(&h.stream, responseHeaders{}, res)
 	for _, m := range res.Mutations {
 		if m.Op == engine.OpSet {
 			if err := proxywasm.ReplaceHttpResponseHeader(m.Name, m.Value); err != nil {
@@ -218,28 +218,47 @@ func (h *httpContext) OnHttpStreamDone() {
 	}
 }
 
-// toHeaderList converts the host's pairs, lower-casing names (Envoy's maps
-// are lower case already; proxytest and some hosts are not).
-func toHeaderList(dst engine.HeaderList, pairs [][2]string) engine.HeaderList {
-	for _, kv := range pairs {
-		name := kv[0]
-		for i := 0; i < len(name); i++ {
-			if c := name[i]; c >= 'A' && c <= 'Z' {
-				name = strings.ToLower(name)
-				break
-			}
-		}
-		dst = append(dst, engine.HeaderPair{Name: name, Value: kv[1]})
+// responseHeaders reads single response headers from the host when the
+// engine asks (only the traceresponse check does): one small host call
+// instead of fetching and decoding every response header.
+type responseHeaders struct{}
+
+func (responseHeaders) Get(name string) (string, int) {
+	v, err := responseHeader(name)
+	if err != nil || v == "" {
+		// Envoy answers NotFound for a missing header under ABI 0.2 and an
+		// empty value under 0.1 (source/extensions/common/wasm/context.cc,
+		// getHeaderMapValue); an empty traceresponse is no context either.
+		return "", 0
 	}
-	return dst
+	return v, 1
 }
+
+// panicText describes a recovered panic value without fmt (which would add
+// 0.35 MB to the module).
+func panicText(r any) string {
+	switch v := r.(type) {
+	case error:
+		return v.Error()
+	case string:
+		return v
+	}
+	return "(a panic value that is neither an error nor a string)"
+}
+
+// Host properties the plugin reads (Envoy attribute names).
+var (
+	listenerDirection = newPropertyPath("xds", "listener_direction")
+	sourceAddressPath = newPropertyPath("source", "address")
+	peerURISAN        = newPropertyPath("connection", "uri_san_peer_certificate")
+)
 
 // direction reads xds.listener_direction (Envoy ≥1.33; the old top-level
 // listener_direction was removed, ENVOY-FACTS 5): an int64, 1 inbound,
 // 2 outbound. Hosts without it (upstream filters, gateways) rely on the
 // policy's "direction" pin.
 func direction() engine.Direction {
-	v, err := proxywasm.GetProperty([]string{"xds", "listener_direction"})
+	v, err := getProperty(listenerDirection)
 	if err != nil || len(v) == 0 {
 		return engine.DirectionUnknown
 	}
@@ -263,7 +282,7 @@ func direction() engine.Direction {
 
 // sourceAddress reads source.address ("ip:port") for trust rules.
 func sourceAddress() netip.Addr {
-	v, err := proxywasm.GetProperty([]string{"source", "address"})
+	v, err := getProperty(sourceAddressPath)
 	if err != nil || len(v) == 0 {
 		return netip.Addr{}
 	}
@@ -277,7 +296,7 @@ func sourceAddress() netip.Addr {
 // peerPrincipal reads the downstream mTLS peer's URI SAN (Envoy attribute
 // connection.uri_san_peer_certificate), for trust.trustedPrincipals.
 func peerPrincipal() string {
-	v, err := proxywasm.GetProperty([]string{"connection", "uri_san_peer_certificate"})
+	v, err := getProperty(peerURISAN)
 	if err != nil {
 		return ""
 	}

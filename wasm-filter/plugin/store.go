@@ -3,7 +3,6 @@ package plugin
 import (
 	"encoding/binary"
 	"errors"
-	"hash/fnv"
 	"strconv"
 	"time"
 
@@ -62,16 +61,23 @@ func newSharedStore(cfg *engine.Config) *sharedStore {
 	return &sharedStore{slots: uint64(cfg.Capacity), ttl: cfg.TTL, inFlightTimeout: cfg.InFlightTimeout}
 }
 
+// slotKey returns the shared-data key of slot i. The string aliases keyBuf
+// and is valid until the next slotKey call: the host copies keys it keeps.
 func (s *sharedStore) slotKey(i uint64) string {
 	s.keyBuf = append(s.keyBuf[:0], slotKeyPrefix...)
 	s.keyBuf = strconv.AppendUint(s.keyBuf, i, 10)
-	return string(s.keyBuf)
+	return bytesString(s.keyBuf)
 }
 
+// candidates returns the two slots a key may live in, from its 64-bit
+// FNV-1a hash (written out: hash/fnv's interface allocates per call).
 func (s *sharedStore) candidates(key string) [2]uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(key))
-	v := h.Sum64()
+	const offset64, prime64 = 14695981039346656037, 1099511628211
+	v := uint64(offset64)
+	for i := 0; i < len(key); i++ {
+		v ^= uint64(key[i])
+		v *= prime64
+	}
 	a, b := v%s.slots, (v>>32^v*0x9e3779b97f4a7c15)%s.slots
 	return [2]uint64{a, b}
 }
@@ -90,7 +96,7 @@ func decodeSlot(v []byte) (expires int64, key, rec []byte, ok bool) {
 }
 
 func getShared(key string) ([]byte, uint32, error) {
-	v, cas, err := proxywasm.GetSharedData(key)
+	v, cas, err := getSharedData(key)
 	if errors.Is(err, types.ErrorStatusNotFound) {
 		return nil, 0, nil
 	}
@@ -105,27 +111,26 @@ func (s *sharedStore) Put(key string, rec []byte) error {
 	exp := t + int64(s.ttl)
 	for attempt := 0; attempt < casAttempts; attempt++ {
 		var (
-			bestKey    string
+			bestSlot   uint64
 			bestCas    uint32
 			bestExpiry int64 = 1<<63 - 1
 			chosen     bool
 		)
 		for _, i := range s.candidates(key) {
-			sk := s.slotKey(i)
-			v, cas, err := getShared(sk)
+			v, cas, err := getShared(s.slotKey(i))
 			if err != nil {
 				return err
 			}
 			e, k, _, ok := decodeSlot(v)
 			switch {
 			case ok && string(k) == key:
-				bestKey, bestCas, bestExpiry, chosen = sk, cas, -1, true
+				bestSlot, bestCas, bestExpiry, chosen = i, cas, -1, true
 			case !ok || e <= t:
 				if bestExpiry > 0 {
-					bestKey, bestCas, bestExpiry = sk, cas, 0
+					bestSlot, bestCas, bestExpiry = i, cas, 0
 				}
 			case e < bestExpiry:
-				bestKey, bestCas, bestExpiry = sk, cas, e
+				bestSlot, bestCas, bestExpiry = i, cas, e
 			}
 			// The key's own slot, or a free one, ends the search: Get reads
 			// the candidates in the same order, so the first candidate's
@@ -139,7 +144,7 @@ func (s *sharedStore) Put(key string, rec []byte) error {
 		val = append(val, key...)
 		val = append(val, rec...)
 		s.valBuf = val
-		err := proxywasm.SetSharedData(bestKey, val, bestCas)
+		err := proxywasm.SetSharedData(s.slotKey(bestSlot), val, bestCas)
 		if err == nil {
 			return nil
 		}

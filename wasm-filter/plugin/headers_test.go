@@ -1,0 +1,89 @@
+package plugin
+
+import (
+	"encoding/binary"
+	"slices"
+	"testing"
+
+	"github.com/tracebridge/tracebridge/engine"
+)
+
+// serializePairs encodes header pairs as the proxy-wasm ABI does (count,
+// sizes, then NUL-terminated names and values), written from the ABI
+// description independently of parseHeaderPairs.
+func serializePairs(pairs [][2]string) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, uint32(len(pairs)))
+	for _, p := range pairs {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(p[0])))
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(p[1])))
+	}
+	for _, p := range pairs {
+		b = append(append(b, p[0]...), 0)
+		b = append(append(b, p[1]...), 0)
+	}
+	return b
+}
+
+func TestParseHeaderPairs(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		buf   []byte
+		want  engine.HeaderList
+		valid bool
+	}{
+		{"empty buffer", nil, nil, true},
+		{"no pairs", serializePairs(nil), nil, true},
+		{"pairs", serializePairs([][2]string{{":path", "/a"}, {"x-request-id", "r1"}, {"empty", ""}}),
+			engine.HeaderList{{":path", "/a"}, {"x-request-id", "r1"}, {"empty", ""}}, true},
+		{"upper-case names lowered", serializePairs([][2]string{{"X-Request-Id", "R1"}}),
+			engine.HeaderList{{"x-request-id", "R1"}}, true},
+		{"short count", []byte{1, 0}, nil, false},
+		{"count past the buffer", binary.LittleEndian.AppendUint32(nil, 1_000_000), nil, false},
+		{"truncated data", serializePairs([][2]string{{"a", "b"}})[:15], nil, false},
+		{"missing NUL", func() []byte { b := serializePairs([][2]string{{"a", "b"}}); b[13] = 'x'; return b }(), nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			prefix := engine.HeaderList{{"kept", "1"}}
+			got, ok := parseHeaderPairs(slices.Clone(prefix), c.buf)
+			if ok != c.valid {
+				t.Fatalf("ok = %v, want %v", ok, c.valid)
+			}
+			if want := append(slices.Clone(prefix), c.want...); !slices.Equal(got, want) {
+				t.Fatalf("got %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func FuzzParseHeaderPairs(f *testing.F) {
+	f.Add(serializePairs([][2]string{{":path", "/"}, {"traceparent", "00-x"}}))
+	f.Add([]byte{2, 0, 0, 0, 1, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, buf []byte) {
+		got, ok := parseHeaderPairs(nil, buf)
+		if !ok {
+			if len(got) != 0 {
+				t.Fatalf("a malformed map left %d lines", len(got))
+			}
+			return
+		}
+		// A map that parses re-encodes to the same bytes once names are
+		// lower case (names already lower case in the input round-trip).
+		pairs := make([][2]string, len(got))
+		for i, p := range got {
+			pairs[i] = [2]string{p.Name, p.Value}
+		}
+		again, ok := parseHeaderPairs(nil, serializePairs(pairs))
+		if !ok || !slices.Equal(again, got) {
+			t.Fatalf("round trip: %v then %v (%v)", got, again, ok)
+		}
+	})
+}
+
+func TestPropertyPathWire(t *testing.T) {
+	if got := string(newPropertyPath("xds", "listener_direction").wire); got != "xds\x00listener_direction" {
+		t.Fatalf("wire %q", got)
+	}
+	if got := string(newPropertyPath("plugin_name").wire); got != "plugin_name" {
+		t.Fatalf("wire %q", got)
+	}
+}

@@ -4,7 +4,10 @@
 // replies and tags, keeps the correlation store in proxy-wasm shared data, and
 // reports decisions as Envoy stats.
 //
-// It is written against the proxy-wasm-go-sdk API only, so the same code runs
+// It is written against the proxy-wasm-go-sdk API, so the same code runs
 // natively under proxytest and, compiled for wasip1 with the standard Go
-// compiler, as bin/tracebridge.wasm (the ABI bridge is wasm-filter/abi).
+// compiler, as bin/tracebridge.wasm (the ABI bridge is wasm-filter/abi). The
+// per-request host reads and the metrics are the exception: in the module
+// they call the bridge directly (host_wasip1.go), natively the SDK
+// (host_other.go), because the SDK's wrappers allocate per call and link fmt.
 package plugin

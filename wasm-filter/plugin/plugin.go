@@ -226,9 +226,9 @@ type responseHeaders struct{}
 func (responseHeaders) Get(name string) (string, int) {
 	v, err := responseHeader(name)
 	if err != nil || v == "" {
-		// Envoy answers NotFound for a missing header under ABI 0.2 and an
-		// empty value under 0.1 (source/extensions/common/wasm/context.cc,
-		// getHeaderMapValue); an empty traceresponse is no context either.
+		// A missing header comes back as NotFound, or as an empty value from
+		// hosts that answer Ok for it (the 0.1 ABI's convention); an empty
+		// traceresponse carries no context either way.
 		return "", 0
 	}
 	return v, 1

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"encoding/json"
 	"strconv"
 	"strings"
 )
@@ -132,9 +131,4 @@ func DefaultPolicy() *Policy {
 		Correlation:    CorrelationPolicy{Strategies: []string{"key"}, KeyHeaders: []string{"x-request-id"}, TTL: "30s", Capacity: 4096},
 		ResponseHeader: ResponseHeaderPolicy{Name: "traceresponse"},
 	}
-}
-
-// MarshalPolicy renders a policy as indented JSON with defaults filled in.
-func MarshalPolicy(p *Policy) ([]byte, error) {
-	return json.MarshalIndent(p, "", "  ")
 }

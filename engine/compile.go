@@ -158,7 +158,7 @@ func Compile(p *Policy, env func(string) string) (*Config, error) {
 	default:
 		dir, ok := parseDirection(p.Direction)
 		if !ok {
-			e.add("direction", `must be "auto", "inbound" or "outbound", got %q`, p.Direction)
+			e.add("direction", `must be "auto", "inbound" or "outbound", got `+strconv.Quote(p.Direction))
 		}
 		c.pinned = dir
 	}
@@ -187,7 +187,7 @@ func Compile(p *Policy, env func(string) string) (*Config, error) {
 	case "pass":
 		c.invalid = InvalidPass
 	default:
-		e.add("invalid", `must be "repair", "restart", "reject" or "pass", got %q`, p.Invalid)
+		e.add("invalid", `must be "repair", "restart", "reject" or "pass", got `+strconv.Quote(p.Invalid))
 	}
 
 	c.injectOn = p.Inject.Enabled == nil || *p.Inject.Enabled
@@ -204,7 +204,7 @@ func Compile(p *Policy, env func(string) string) (*Config, error) {
 	case "notSampled":
 		c.injectSample = propagation.SamplingDeny
 	default:
-		e.add("inject.sampling", `must be "defer", "sampled" or "notSampled", got %q`, p.Inject.Sampling)
+		e.add("inject.sampling", `must be "defer", "sampled" or "notSampled", got `+strconv.Quote(p.Inject.Sampling))
 	}
 
 	compileTrust(e, c, &p.Trust, env)
@@ -215,7 +215,7 @@ func Compile(p *Policy, env func(string) string) (*Config, error) {
 	seen := map[string]bool{}
 	for i, t := range p.Tags {
 		if seen[t.Name] {
-			e.add("tags["+strconv.Itoa(i)+"].name", "duplicate tag name %q", t.Name)
+			e.add("tags["+strconv.Itoa(i)+"].name", "duplicate tag name "+strconv.Quote(t.Name))
 		}
 		seen[t.Name] = true
 	}
@@ -225,15 +225,15 @@ func Compile(p *Policy, env func(string) string) (*Config, error) {
 	if c.responseName == "" {
 		c.responseName = propagation.HeaderTraceresponse
 	} else if !validHeaderName(c.responseName) {
-		e.add("responseHeader.name", "must be a valid HTTP header name, got %q", p.ResponseHeader.Name)
+		e.add("responseHeader.name", "must be a valid HTTP header name, got "+strconv.Quote(p.ResponseHeader.Name))
 	}
 
 	c.baggageMembers, c.baggageBytes = p.Baggage.MaxMembers, p.Baggage.MaxBytes
 	if c.baggageMembers < 0 {
-		e.add("baggage.maxMembers", "must not be negative, got %d", c.baggageMembers)
+		e.add("baggage.maxMembers", "must not be negative, got "+strconv.Itoa(c.baggageMembers))
 	}
 	if c.baggageBytes < 0 {
-		e.add("baggage.maxBytes", "must not be negative, got %d", c.baggageBytes)
+		e.add("baggage.maxBytes", "must not be negative, got "+strconv.Itoa(c.baggageBytes))
 	}
 
 	switch p.Host.Placement {
@@ -241,7 +241,7 @@ func Compile(p *Policy, env func(string) string) (*Config, error) {
 	case "upstream":
 		c.upstream = true
 	default:
-		e.add("host.placement", `must be "downstream" or "upstream", got %q`, p.Host.Placement)
+		e.add("host.placement", `must be "downstream" or "upstream", got `+strconv.Quote(p.Host.Placement))
 	}
 	c.hostTracing = p.Host.Tracing == nil || *p.Host.Tracing
 	switch p.Host.Tracer {
@@ -251,10 +251,10 @@ func Compile(p *Policy, env func(string) string) (*Config, error) {
 	case "opentelemetry":
 		c.tracerFormat = propagation.FormatW3C
 	default:
-		e.add("host.tracer", `must be "zipkin", "opentelemetry" or "none", got %q`, p.Host.Tracer)
+		e.add("host.tracer", `must be "zipkin", "opentelemetry" or "none", got `+strconv.Quote(p.Host.Tracer))
 	}
 	if c.tracerFormat != propagation.FormatNone && !c.reads(c.tracerFormat) {
-		e.add("host.tracer", "the tracer's format %q must be in read", c.tracerFormat)
+		e.add("host.tracer", "the tracer's format "+strconv.Quote(c.tracerFormat.String())+" must be in read")
 	}
 
 	if len(e.Fields) > 0 {
@@ -269,11 +269,11 @@ func compileFormats(e *ConfigError, path string, names []string) []propagation.F
 	for i, n := range names {
 		f, ok := propagation.ParseFormat(n)
 		if !ok {
-			e.add(path+"["+strconv.Itoa(i)+"]", `unknown format %q (known: w3c, b3, b3multi, jaeger)`, n)
+			e.add(path+"["+strconv.Itoa(i)+"]", "unknown format "+strconv.Quote(n)+" (known: w3c, b3, b3multi, jaeger)")
 			continue
 		}
 		if seen[f] {
-			e.add(path+"["+strconv.Itoa(i)+"]", "format %q listed twice", n)
+			e.add(path+"["+strconv.Itoa(i)+"]", "format "+strconv.Quote(n)+" listed twice")
 			continue
 		}
 		seen[f] = true
@@ -286,7 +286,7 @@ func compileTrust(e *ConfigError, c *Config, t *TrustPolicy, env func(string) st
 	for i, s := range t.UntrustedDirections {
 		d, ok := parseDirection(s)
 		if !ok {
-			e.add("trust.untrustedDirections["+strconv.Itoa(i)+"]", `must be "inbound" or "outbound", got %q`, s)
+			e.add("trust.untrustedDirections["+strconv.Itoa(i)+"]", `must be "inbound" or "outbound", got `+strconv.Quote(s))
 			continue
 		}
 		c.untrustedDirs[d] = true
@@ -297,7 +297,7 @@ func compileTrust(e *ConfigError, c *Config, t *TrustPolicy, env func(string) st
 			if a, aerr := netip.ParseAddr(s); aerr == nil {
 				pfx = netip.PrefixFrom(a, a.BitLen())
 			} else {
-				e.add("trust.untrustedCIDRs["+strconv.Itoa(i)+"]", "must be a CIDR like 203.0.113.0/24, got %q", s)
+				e.add("trust.untrustedCIDRs["+strconv.Itoa(i)+"]", "must be a CIDR like 203.0.113.0/24, got "+strconv.Quote(s))
 				continue
 			}
 		}
@@ -307,7 +307,7 @@ func compileTrust(e *ConfigError, c *Config, t *TrustPolicy, env func(string) st
 		h := *t.TrustedHeader
 		h.Name = strings.ToLower(h.Name)
 		if !validHeaderName(h.Name) {
-			e.add("trust.trustedHeader.name", "must be a valid HTTP header name, got %q", t.TrustedHeader.Name)
+			e.add("trust.trustedHeader.name", "must be a valid HTTP header name, got "+strconv.Quote(t.TrustedHeader.Name))
 		}
 		if h.Value == "" {
 			e.add("trust.trustedHeader.value", "must not be empty (an empty value would trust anyone)")
@@ -316,7 +316,7 @@ func compileTrust(e *ConfigError, c *Config, t *TrustPolicy, env func(string) st
 	}
 	for i, pr := range t.TrustedPrincipals {
 		if pr == "" || pr == "*" {
-			e.add("trust.trustedPrincipals["+strconv.Itoa(i)+"]", "must name a principal or a prefix ending in *, got %q", pr)
+			e.add("trust.trustedPrincipals["+strconv.Itoa(i)+"]", "must name a principal or a prefix ending in *, got "+strconv.Quote(pr))
 		}
 	}
 	c.trustedPrincipals = t.TrustedPrincipals
@@ -328,14 +328,14 @@ func compileTrust(e *ConfigError, c *Config, t *TrustPolicy, env func(string) st
 	case "restart":
 		c.trustAction = TrustRestart
 	default:
-		e.add("trust.action", `must be "keep", "strip" or "restart", got %q`, t.Action)
+		e.add("trust.action", `must be "keep", "strip" or "restart", got `+strconv.Quote(t.Action))
 	}
 	if dt := t.DebugToken; dt != nil {
 		c.debugHeader = strings.ToLower(dt.Header)
 		if c.debugHeader == "" {
 			c.debugHeader = "x-tracebridge-debug"
 		} else if !validHeaderName(c.debugHeader) {
-			e.add("trust.debugToken.header", "must be a valid HTTP header name, got %q", dt.Header)
+			e.add("trust.debugToken.header", "must be a valid HTTP header name, got "+strconv.Quote(dt.Header))
 		}
 		secret := dt.Secret
 		if dt.SecretEnv != "" {
@@ -344,11 +344,11 @@ func compileTrust(e *ConfigError, c *Config, t *TrustPolicy, env func(string) st
 			}
 			secret = env(dt.SecretEnv)
 			if secret == "" {
-				e.add("trust.debugToken.secretEnv", "environment variable %q is empty or unset", dt.SecretEnv)
+				e.add("trust.debugToken.secretEnv", "environment variable "+strconv.Quote(dt.SecretEnv)+" is empty or unset")
 			}
 		}
 		if dt.SecretEnv == "" && len(secret) < 16 {
-			e.add("trust.debugToken.secret", "must be at least 16 characters, got %d", len(secret))
+			e.add("trust.debugToken.secret", "must be at least 16 characters, got "+strconv.Itoa(len(secret)))
 		}
 		c.debugSecret = []byte(secret)
 		c.debugMaxTTL = time.Hour
@@ -370,7 +370,7 @@ func compileCorrelation(e *ConfigError, c *Config, p, d *CorrelationPolicy) {
 		case "soleInFlight":
 			c.soleInFlight = true
 		default:
-			e.add("correlation.strategies["+strconv.Itoa(i)+"]", `must be "key" or "soleInFlight", got %q`, s)
+			e.add("correlation.strategies["+strconv.Itoa(i)+"]", `must be "key" or "soleInFlight", got `+strconv.Quote(s))
 		}
 	}
 	c.keyHeaders = lowerAll(p.KeyHeaders)
@@ -379,7 +379,7 @@ func compileCorrelation(e *ConfigError, c *Config, p, d *CorrelationPolicy) {
 	}
 	for i, h := range c.keyHeaders {
 		if !validHeaderName(h) {
-			e.add("correlation.keyHeaders["+strconv.Itoa(i)+"]", "must be a valid HTTP header name, got %q", h)
+			e.add("correlation.keyHeaders["+strconv.Itoa(i)+"]", "must be a valid HTTP header name, got "+strconv.Quote(h))
 		}
 	}
 	if c.byKey && len(c.keyHeaders) == 0 {
@@ -399,7 +399,7 @@ func compileCorrelation(e *ConfigError, c *Config, p, d *CorrelationPolicy) {
 		c.Capacity = d.Capacity
 	}
 	if c.Capacity < 1 || c.Capacity > 1<<20 {
-		e.add("correlation.capacity", "must be between 1 and 1048576, got %d", p.Capacity)
+		e.add("correlation.capacity", "must be between 1 and 1048576, got "+strconv.Itoa(p.Capacity))
 	}
 	c.restoreHeaders = lowerAll(p.RestoreHeaders)
 	if p.RestoreHeaders == nil {
@@ -407,7 +407,7 @@ func compileCorrelation(e *ConfigError, c *Config, p, d *CorrelationPolicy) {
 	}
 	for i, h := range c.restoreHeaders {
 		if !validHeaderName(h) || h[0] == ':' || h == "host" {
-			e.add("correlation.restoreHeaders["+strconv.Itoa(i)+"]", "must be a plain HTTP header name, got %q", h)
+			e.add("correlation.restoreHeaders["+strconv.Itoa(i)+"]", "must be a plain HTTP header name, got "+strconv.Quote(h))
 		}
 	}
 }
@@ -419,7 +419,7 @@ func (c *Config) SoleInFlight() bool { return c.soleInFlight }
 func parseDuration(e *ConfigError, path, s string) time.Duration {
 	dur, err := time.ParseDuration(s)
 	if err != nil || dur <= 0 {
-		e.add(path, `must be a positive duration like "30s", got %q`, s)
+		e.add(path, `must be a positive duration like "30s", got `+strconv.Quote(s))
 		return 0
 	}
 	return dur

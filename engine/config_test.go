@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -90,7 +91,7 @@ func TestLoadPolicyAcceptsValidDocuments(t *testing.T) {
 }
 
 func TestDefaultPolicyRoundTrips(t *testing.T) {
-	out, err := MarshalPolicy(DefaultPolicy())
+	out, err := json.MarshalIndent(DefaultPolicy(), "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,21 +1,20 @@
 package engine
 
 import (
-	"encoding/binary"
-
 	"github.com/tracebridge/tracebridge/propagation"
 )
 
 // A record is the restore headers of an inbound request as it left the
 // engine, encoded as repeated [name length u8][name][value length u16][value].
 // Names travel with values so that replicas with different policies (ext_proc
-// with Redis) still read each other's records.
+// with Redis) still read each other's records. The u16 is big-endian, written
+// by hand: encoding/binary would link reflect into the wasm module.
 const maxRecordValue = 8192
 
 func appendRecordEntry(dst []byte, name, value string) []byte {
 	dst = append(dst, byte(len(name)))
 	dst = append(dst, name...)
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(value)))
+	dst = append(dst, byte(len(value)>>8), byte(len(value)))
 	return append(dst, value...)
 }
 
@@ -28,7 +27,7 @@ func decodeRecord(rec string, fn func(name, value string)) {
 			return
 		}
 		name := rec[1 : 1+nl]
-		vl := int(binary.BigEndian.Uint16([]byte(rec[1+nl : 3+nl])))
+		vl := int(rec[1+nl])<<8 | int(rec[2+nl])
 		if len(rec) < 3+nl+vl {
 			return
 		}
@@ -93,7 +92,11 @@ func (e *Engine) record(st *Stream, h Headers, res *Result, ctxValid bool) {
 func (e *Engine) owner() uint64 {
 	for {
 		s := e.ids.SpanID()
-		if v := binary.BigEndian.Uint64(s[:]); v != 0 {
+		var v uint64
+		for _, b := range s {
+			v = v<<8 | uint64(b)
+		}
+		if v != 0 {
 			return v
 		}
 	}

@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -140,5 +143,40 @@ func TestDecodeRecordNeverPanics(t *testing.T) {
 		if cut == len(rec) && n != 2 {
 			t.Fatalf("full record decoded %d entries", n)
 		}
+	}
+}
+
+// TestRecordLayout pins the record bytes (replicas of different versions read
+// each other's records from a shared store): [u8 name length][name][big-endian
+// u16 value length][value].
+func TestRecordLayout(t *testing.T) {
+	cases := []struct{ name, value string }{
+		{"traceparent", inboundTP},
+		{"baggage", ""},
+		{"x", strings.Repeat("v", 255)},
+		{"x", strings.Repeat("v", 256)},
+		{"x", strings.Repeat("v", 0x1234)},
+		{strings.Repeat("n", 255), strings.Repeat("v", maxRecordValue)},
+	}
+	var rec, want []byte
+	for _, c := range cases {
+		rec = appendRecordEntry(rec, c.name, c.value)
+		want = append(want, byte(len(c.name)))
+		want = append(want, c.name...)
+		want = binary.BigEndian.AppendUint16(want, uint16(len(c.value)))
+		want = append(want, c.value...)
+	}
+	if !bytes.Equal(rec, want) {
+		t.Fatalf("record layout differs from [u8][name][u16 BE][value]")
+	}
+	i := 0
+	decodeRecord(string(rec), func(name, value string) {
+		if i >= len(cases) || name != cases[i].name || value != cases[i].value {
+			t.Fatalf("entry %d decoded as %q (%d bytes)", i, name, len(value))
+		}
+		i++
+	})
+	if i != len(cases) {
+		t.Fatalf("decoded %d entries, want %d", i, len(cases))
 	}
 }

@@ -19,18 +19,18 @@ const TagHeaderPrefix = "x-tracebridge-"
 func compileTag(e *ConfigError, path string, r *TagRule, env func(string) string) compiledTag {
 	t := compiledTag{name: r.Name, maxLen: r.MaxLength}
 	if r.Name == "" || !propagation.IsBaggageKey(r.Name) || strings.ContainsAny(r.Name, "%") {
-		e.add(path+".name", "must be a non-empty token (letters, digits, - _ .), got %q", r.Name)
+		e.add(path+".name", "must be a non-empty token (letters, digits, - _ .), got "+strconv.Quote(r.Name))
 	}
 	if t.maxLen == 0 {
 		t.maxLen = DefaultTagMaxLength
 	} else if t.maxLen < 1 || t.maxLen > 4096 {
-		e.add(path+".maxLength", "must be between 1 and 4096, got %d", r.MaxLength)
+		e.add(path+".maxLength", "must be between 1 and 4096, got "+strconv.Itoa(r.MaxLength))
 	}
 	t.allDirs = len(r.Directions) == 0
 	for i, d := range r.Directions {
 		dir, ok := parseDirection(d)
 		if !ok {
-			e.add(path+".directions["+strconv.Itoa(i)+"]", `must be "inbound" or "outbound", got %q`, d)
+			e.add(path+".directions["+strconv.Itoa(i)+"]", `must be "inbound" or "outbound", got `+strconv.Quote(d))
 		}
 		t.dirs[dir] = true
 	}
@@ -48,14 +48,14 @@ func compileTag(e *ConfigError, path string, r *TagRule, env func(string) string
 		case "metadata":
 			t.sinks |= SinkMetadata
 		default:
-			e.add(path+".to["+strconv.Itoa(i)+"]", `must be "header", "baggage", "filterState" or "metadata", got %q`, s)
+			e.add(path+".to["+strconv.Itoa(i)+"]", `must be "header", "baggage", "filterState" or "metadata", got `+strconv.Quote(s))
 		}
 	}
 	t.header = strings.ToLower(r.Header)
 	if t.header == "" {
 		t.header = TagHeaderPrefix + strings.ToLower(r.Name)
 	} else if !validHeaderName(t.header) || t.header[0] == ':' {
-		e.add(path+".header", "must be a valid HTTP header name, got %q", r.Header)
+		e.add(path+".header", "must be a valid HTTP header name, got "+strconv.Quote(r.Header))
 	}
 
 	src := &r.From
@@ -74,16 +74,16 @@ func compileTag(e *ConfigError, path string, r *TagRule, env func(string) string
 		set++
 		t.header2 = strings.ToLower(src.Header)
 		if !validHeaderName(t.header2) && t.header2 != ":path" && t.header2 != ":authority" && t.header2 != ":method" {
-			e.add(path+".from.header", "must be a valid HTTP header name, got %q", src.Header)
+			e.add(path+".from.header", "must be a valid HTTP header name, got "+strconv.Quote(src.Header))
 		}
 	}
 	if src.Path != nil {
 		set++
 		re, err := regexp.Compile(src.Path.Regex)
 		if err != nil {
-			e.add(path+".from.path.regex", "does not compile: %v", err)
+			e.add(path+".from.path.regex", "does not compile: "+err.Error())
 		} else if src.Path.Group < 0 || src.Path.Group > re.NumSubexp() {
-			e.add(path+".from.path.group", "must be between 0 and %d (the regex's groups), got %d", re.NumSubexp(), src.Path.Group)
+			e.add(path+".from.path.group", "must be between 0 and "+strconv.Itoa(re.NumSubexp())+" (the regex's groups), got "+strconv.Itoa(src.Path.Group))
 		}
 		t.path, t.group = re, src.Path.Group
 	}
@@ -103,7 +103,7 @@ func compileTag(e *ConfigError, path string, r *TagRule, env func(string) string
 		t.jwtClaim = strings.Split(src.JWT.Claim, ".")
 	}
 	if set != 1 {
-		e.add(path+".from", "must set exactly one of literal, env, header, path, query, jwt (got %d)", set)
+		e.add(path+".from", "must set exactly one of literal, env, header, path, query, jwt (got "+strconv.Itoa(set)+")")
 	}
 	return t
 }

@@ -1,13 +1,11 @@
 package engine
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/netip"
 	"strconv"
 	"strings"
 
+	"github.com/tracebridge/tracebridge/engine/internal/hmacsha256"
 	"github.com/tracebridge/tracebridge/propagation"
 )
 
@@ -37,7 +35,7 @@ func (e *Engine) untrusted(dir Direction, src netip.Addr, principal string, h He
 		}
 	}
 	if u && c.trustedHeader != nil {
-		if v, n := h.Get(c.trustedHeader.Name); n == 1 && hmac.Equal([]byte(v), []byte(c.trustedHeader.Value)) {
+		if v, n := h.Get(c.trustedHeader.Name); n == 1 && hmacsha256.Equal(v, c.trustedHeader.Value) {
 			return false
 		}
 	}
@@ -64,24 +62,35 @@ func (e *Engine) debugTokenValid(v string, n int) bool {
 	if unix <= now || unix-now > int64(c.debugMaxTTL.Seconds()) {
 		return false
 	}
-	want, err := hex.DecodeString(mac)
-	if err != nil {
+	var got [hmacsha256.Size]byte
+	if len(mac) != 2*len(got) {
 		return false
 	}
-	return hmac.Equal(want, DebugTokenMAC(c.debugSecret, exp))
+	for i := range got {
+		hi, lo := unhex(mac[2*i]), unhex(mac[2*i+1])
+		if hi < 0 || lo < 0 {
+			return false
+		}
+		got[i] = byte(hi<<4 | lo)
+	}
+	return hmacsha256.Equal(got[:], DebugTokenMAC(c.debugSecret, exp))
 }
 
 // DebugTokenMAC computes the MAC of a debug token's expiry digits.
 func DebugTokenMAC(secret []byte, expiry string) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(expiry))
-	return m.Sum(nil)
+	m := hmacsha256.MAC(secret, []byte(expiry))
+	return m[:]
 }
 
 // MakeDebugToken builds a token valid until the given unix time.
 func MakeDebugToken(secret []byte, expiryUnix int64) string {
 	exp := strconv.FormatInt(expiryUnix, 10)
-	return exp + "." + hex.EncodeToString(DebugTokenMAC(secret, exp))
+	const digits = "0123456789abcdef"
+	b := []byte(exp + ".")
+	for _, c := range DebugTokenMAC(secret, exp) {
+		b = append(b, digits[c>>4], digits[c&15])
+	}
+	return string(b)
 }
 
 // untrustedTag keeps the client's trace id when the trace is restarted, so an

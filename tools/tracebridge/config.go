@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -20,7 +21,7 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "default":
-		out, err := engine.MarshalPolicy(engine.DefaultPolicy())
+		out, err := json.MarshalIndent(engine.DefaultPolicy(), "", "  ")
 		if err != nil {
 			fmt.Fprintln(stderr, "tracebridge:", err)
 			return 1

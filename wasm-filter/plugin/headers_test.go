@@ -34,16 +34,16 @@ func TestParseHeaderPairs(t *testing.T) {
 		{"empty buffer", nil, nil, true},
 		{"no pairs", serializePairs(nil), nil, true},
 		{"pairs", serializePairs([][2]string{{":path", "/a"}, {"x-request-id", "r1"}, {"empty", ""}}),
-			engine.HeaderList{{":path", "/a"}, {"x-request-id", "r1"}, {"empty", ""}}, true},
+			engine.HeaderList{{Name: ":path", Value: "/a"}, {Name: "x-request-id", Value: "r1"}, {Name: "empty", Value: ""}}, true},
 		{"upper-case names lowered", serializePairs([][2]string{{"X-Request-Id", "R1"}}),
-			engine.HeaderList{{"x-request-id", "R1"}}, true},
+			engine.HeaderList{{Name: "x-request-id", Value: "R1"}}, true},
 		{"short count", []byte{1, 0}, nil, false},
 		{"count past the buffer", binary.LittleEndian.AppendUint32(nil, 1_000_000), nil, false},
 		{"truncated data", serializePairs([][2]string{{"a", "b"}})[:15], nil, false},
 		{"missing NUL", func() []byte { b := serializePairs([][2]string{{"a", "b"}}); b[13] = 'x'; return b }(), nil, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			prefix := engine.HeaderList{{"kept", "1"}}
+			prefix := engine.HeaderList{{Name: "kept", Value: "1"}}
 			got, ok := parseHeaderPairs(slices.Clone(prefix), c.buf)
 			if ok != c.valid {
 				t.Fatalf("ok = %v, want %v", ok, c.valid)

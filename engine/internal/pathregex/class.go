@@ -1,7 +1,5 @@
 package pathregex
 
-import "sort"
-
 // A rune set is a slice of inclusive [lo, hi] pairs. Sets are built
 // unordered and normalized once (sorted, overlapping and adjacent pairs
 // merged) before use.
@@ -15,24 +13,43 @@ var (
 	digitSet = []rune{'0', '9'}
 	spaceSet = []rune{'\t', '\n', '\f', '\r', ' ', ' '}
 	wordSet  = []rune{'0', '9', 'A', 'Z', '_', '_', 'a', 'z'}
-
-	posixSets = map[string][]rune{
-		"alnum":  {'0', '9', 'A', 'Z', 'a', 'z'},
-		"alpha":  {'A', 'Z', 'a', 'z'},
-		"ascii":  {0, 0x7f},
-		"blank":  {'\t', '\t', ' ', ' '},
-		"cntrl":  {0, 0x1f, 0x7f, 0x7f},
-		"digit":  {'0', '9'},
-		"graph":  {'!', '~'},
-		"lower":  {'a', 'z'},
-		"print":  {' ', '~'},
-		"punct":  {'!', '/', ':', '@', '[', '`', '{', '~'},
-		"space":  {'\t', '\r', ' ', ' '},
-		"upper":  {'A', 'Z'},
-		"word":   {'0', '9', 'A', 'Z', '_', '_', 'a', 'z'},
-		"xdigit": {'0', '9', 'A', 'F', 'a', 'f'},
-	}
 )
+
+// posixSet returns the set of a POSIX class name such as "alpha" (a switch,
+// not a map: a map literal costs its initializer in the wasm module).
+func posixSet(name string) []rune {
+	switch name {
+	case "alnum":
+		return []rune{'0', '9', 'A', 'Z', 'a', 'z'}
+	case "alpha":
+		return []rune{'A', 'Z', 'a', 'z'}
+	case "ascii":
+		return []rune{0, 0x7f}
+	case "blank":
+		return []rune{'\t', '\t', ' ', ' '}
+	case "cntrl":
+		return []rune{0, 0x1f, 0x7f, 0x7f}
+	case "digit":
+		return digitSet
+	case "graph":
+		return []rune{'!', '~'}
+	case "lower":
+		return []rune{'a', 'z'}
+	case "print":
+		return []rune{' ', '~'}
+	case "punct":
+		return []rune{'!', '/', ':', '@', '[', '`', '{', '~'}
+	case "space":
+		return []rune{'\t', '\r', ' ', ' '}
+	case "upper":
+		return []rune{'A', 'Z'}
+	case "word":
+		return wordSet
+	case "xdigit":
+		return []rune{'0', '9', 'A', 'F', 'a', 'f'}
+	}
+	return nil
+}
 
 // perlSet returns the set of a Perl class escape letter (d s w, upper case
 // negated) and whether c is one.
@@ -55,7 +72,7 @@ func normalize(r []rune) []rune {
 	if len(r) <= 2 {
 		return r
 	}
-	sort.Sort(pairs(r))
+	sortPairs(r)
 	out := r[:2]
 	for i := 2; i < len(r); i += 2 {
 		lo, hi := r[i], r[i+1]
@@ -69,13 +86,20 @@ func normalize(r []rune) []rune {
 	return out
 }
 
-type pairs []rune
-
-func (p pairs) Len() int           { return len(p) / 2 }
-func (p pairs) Less(i, j int) bool { return p[2*i] < p[2*j] }
-func (p pairs) Swap(i, j int) {
-	p[2*i], p[2*j] = p[2*j], p[2*i]
-	p[2*i+1], p[2*j+1] = p[2*j+1], p[2*i+1]
+// sortPairs orders the pairs by lo: a Shell sort, a few lines instead of
+// package sort's ~12 KB of wasm; sets are short.
+func sortPairs(r []rune) {
+	n := len(r) / 2
+	for gap := n / 2; gap > 0; gap /= 2 {
+		for i := gap; i < n; i++ {
+			lo, hi := r[2*i], r[2*i+1]
+			j := i
+			for ; j >= gap && r[2*(j-gap)] > lo; j -= gap {
+				r[2*j], r[2*j+1] = r[2*(j-gap)], r[2*(j-gap)+1]
+			}
+			r[2*j], r[2*j+1] = lo, hi
+		}
+	}
 }
 
 // negate returns the complement of the normalized set r over [0, maxRune],

@@ -129,8 +129,8 @@ func (p *parser) class(s string) (*node, string, error) {
 		if len(t) > 2 && t[0] == '[' && t[1] == ':' {
 			if i := strings.Index(t[2:], ":]"); i >= 0 {
 				name := t[2 : i+2]
-				set, ok := posixSets[strings.TrimPrefix(name, "^")]
-				if !ok {
+				set := posixSet(strings.TrimPrefix(name, "^"))
+				if set == nil {
 					return nil, "", &Error{"invalid character class range", t[:i+4]}
 				}
 				r = appendSet(r, set, strings.HasPrefix(name, "^"), fold)

@@ -96,9 +96,17 @@ func checkAgainstGo(t *testing.T, expr string, inputs []string) (accepted bool) 
 		t.Fatalf("%q: NumSubexp %d, regexp %d", expr, re.NumSubexp(), goRE.NumSubexp())
 	}
 	for _, s := range inputs {
-		got, want := re.FindStringSubmatchIndex(s), goRE.FindStringSubmatchIndex(s)
-		if !slices.Equal(got, want) {
+		want := goRE.FindStringSubmatchIndex(s)
+		if got := re.FindStringSubmatchIndex(s); !slices.Equal(got, want) {
 			t.Fatalf("%q on %q: got %v, regexp %v", expr, s, got, want)
+		}
+		if got := re.index(s, pikeVM); !slices.Equal(got, want) {
+			t.Fatalf("%q on %q: Pike VM got %v, regexp %v", expr, s, got, want)
+		}
+		if canBacktrack(re.prog, s) {
+			if got := re.index(s, backtracker); !slices.Equal(got, want) {
+				t.Fatalf("%q on %q: backtracker got %v, regexp %v", expr, s, got, want)
+			}
 		}
 		for n := 0; n <= re.NumSubexp(); n++ {
 			text, ok := re.FindGroup(s, n)

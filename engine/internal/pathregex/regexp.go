@@ -69,12 +69,34 @@ func (re *Regexp) NumSubexp() int { return re.numSubexp }
 // regexp.Regexp.FindStringSubmatchIndex does: pairs of byte offsets for the
 // match and each group, -1 for a group that took no part, nil for no match.
 func (re *Regexp) FindStringSubmatchIndex(s string) []int {
+	return re.index(s, auto)
+}
+
+// matcher chooses the algorithm; tests force each.
+type matcher uint8
+
+const (
+	auto matcher = iota
+	pikeVM
+	backtracker
+)
+
+func (re *Regexp) index(s string, how matcher) []int {
 	m := re.get(2 * (re.numSubexp + 1))
 	defer re.machines.Put(m)
-	if !m.match(s, re.start, re.anchored, re.prefix) {
+	if !re.exec(m, s, how) {
 		return nil
 	}
 	return append([]int(nil), m.matchCaps...)
+}
+
+// exec runs the backtracker when its bitmap is small enough, else the Pike
+// VM; both give the same answer.
+func (re *Regexp) exec(m *machine, s string, how matcher) bool {
+	if how == backtracker || how == auto && canBacktrack(re.prog, s) {
+		return m.backtrack(s, re.start, re.anchored, re.prefix)
+	}
+	return m.pike(s, re.start, re.anchored, re.prefix)
 }
 
 // FindGroup returns the text of capture group n (0: the whole match) of the
@@ -87,7 +109,7 @@ func (re *Regexp) FindGroup(s string, n int) (text string, ok bool) {
 	}
 	m := re.get(2 * (n + 1))
 	defer re.machines.Put(m)
-	if !m.match(s, re.start, re.anchored, re.prefix) {
+	if !re.exec(m, s, auto) {
 		return "", false
 	}
 	lo, hi := m.matchCaps[2*n], m.matchCaps[2*n+1]

@@ -141,11 +141,19 @@ func TestLinearSteps(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := re.get(2 * (re.numSubexp + 1))
-		m.match(tt.in, re.start, re.anchored, re.prefix)
-		bound := 2 * (len(tt.in) + 1) * len(re.prog)
-		if m.steps > bound || m.steps == 0 {
-			t.Errorf("%q on %d bytes: %d steps, bound %d", tt.expr, len(tt.in), m.steps, bound)
+		for _, how := range []matcher{pikeVM, backtracker} {
+			m := re.get(2 * (re.numSubexp + 1))
+			if how == pikeVM {
+				m.pike(tt.in, re.start, re.anchored, re.prefix)
+			} else {
+				m.backtrack(tt.in, re.start, re.anchored, re.prefix)
+			}
+			// Pike: per position, one closure visit per instruction and
+			// one step per thread; backtracker: one visit per bit.
+			bound := 2 * (len(tt.in) + 1) * len(re.prog)
+			if m.steps > bound || m.steps == 0 {
+				t.Errorf("%q on %d bytes (matcher %d): %d steps, bound %d", tt.expr, len(tt.in), how, m.steps, bound)
+			}
 		}
 	}
 }

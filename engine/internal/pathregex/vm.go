@@ -72,11 +72,12 @@ func (q *queue) has(pc uint32) bool {
 type machine struct {
 	prog         []inst
 	ncap         int
-	run, next    queue
+	queues       [2]queue
 	stack        []frame
 	matchCaps    []int
 	matched      bool
-	steps        int // instructions visited, for tests of the linear bound
+	steps        int      // instructions visited, for tests of the linear bound
+	visited      []uint32 // backtracker: one bit per (instruction, position)
 	startingCaps []int
 }
 
@@ -91,9 +92,9 @@ type frame struct {
 func newMachine(prog []inst) *machine {
 	n := len(prog)
 	m := &machine{prog: prog, stack: make([]frame, 0, n)}
-	for _, q := range []*queue{&m.run, &m.next} {
-		q.sparse = make([]uint32, n)
-		q.dense = make([]uint32, 0, n)
+	for i := range m.queues {
+		m.queues[i].sparse = make([]uint32, n)
+		m.queues[i].dense = make([]uint32, 0, n)
 	}
 	return m
 }
@@ -101,9 +102,9 @@ func newMachine(prog []inst) *machine {
 // reset prepares for a match tracking ncap capture slots.
 func (m *machine) reset(ncap int) {
 	m.ncap = ncap
-	if cap(m.run.caps) < len(m.prog)*ncap {
-		m.run.caps = make([]int, len(m.prog)*ncap)
-		m.next.caps = make([]int, len(m.prog)*ncap)
+	if cap(m.queues[0].caps) < len(m.prog)*ncap {
+		m.queues[0].caps = make([]int, len(m.prog)*ncap)
+		m.queues[1].caps = make([]int, len(m.prog)*ncap)
 		m.matchCaps = make([]int, ncap)
 		m.startingCaps = make([]int, ncap)
 	}
@@ -113,8 +114,8 @@ func (m *machine) reset(ncap int) {
 		m.matchCaps[i] = -1
 		m.startingCaps[i] = -1
 	}
-	m.run.dense = m.run.dense[:0]
-	m.next.dense = m.next.dense[:0]
+	m.queues[0].dense = m.queues[0].dense[:0]
+	m.queues[1].dense = m.queues[1].dense[:0]
 	m.matched = false
 	m.steps = 0
 }
@@ -168,8 +169,7 @@ func (m *machine) add(q *queue, pc uint32, pos int, caps []int, ctx assert) {
 // step advances every thread of run over rune r at pos (width w) into next,
 // where the conditions nextCtx hold. A thread reaching Match records its
 // captures and drops the lower-priority threads after it.
-func (m *machine) step(pos int, r rune, w int, nextCtx assert) {
-	run, next := &m.run, &m.next
+func (m *machine) step(run, next *queue, pos int, r rune, w int, nextCtx assert) {
 	for i, pc := range run.dense {
 		in := &m.prog[pc]
 		var ok bool
@@ -198,26 +198,27 @@ func (m *machine) step(pos int, r rune, w int, nextCtx assert) {
 	}
 }
 
-// match runs the leftmost-first search of s; on success m.matchCaps holds
+// pike runs the leftmost-first search of s; on success m.matchCaps holds
 // the positions of the tracked slots. anchored: matches can start only at
 // 0; prefix: every match starts with this literal.
-func (m *machine) match(s string, start uint32, anchored bool, prefix string) bool {
+func (m *machine) pike(s string, start uint32, anchored bool, prefix string) bool {
+	run, next := &m.queues[0], &m.queues[1]
 	pos := 0
 	r, w := decode(s, 0)
 	before := rune(-1)
 	for {
-		if len(m.run.dense) == 0 {
+		if len(run.dense) == 0 {
 			if m.matched || anchored && pos > 0 {
 				break
 			}
 			if prefix != "" && !anchored {
 				// No thread is alive: skip to where a match can start.
-				i := strings.Index(s[pos:], prefix)
+				i := indexFrom(s, pos, prefix)
 				if i < 0 {
 					break
 				}
-				if i > 0 {
-					pos += i
+				if i > pos {
+					pos = i
 					r, w = decode(s, pos)
 					before = runeBefore(s, pos)
 				}
@@ -226,19 +227,29 @@ func (m *machine) match(s string, start uint32, anchored bool, prefix string) bo
 		if !m.matched && (pos == 0 || !anchored) {
 			// A new thread starting here, lowest priority.
 			m.startingCaps[0] = pos
-			m.add(&m.run, start, pos, m.startingCaps, context(before, r))
+			m.add(run, start, pos, m.startingCaps, context(before, r))
 		}
 		r1, w1 := decode(s, pos+w)
-		m.step(pos, r, w, context(r, r1))
+		m.step(run, next, pos, r, w, context(r, r1))
 		if w == 0 {
 			break
 		}
 		pos += w
 		before, r, w = r, r1, w1
-		m.run, m.next = m.next, m.run
-		m.next.dense = m.next.dense[:0]
+		run, next = next, run
+		next.dense = next.dense[:0]
 	}
 	return m.matched
+}
+
+// indexFrom returns the first index at or after pos where lit occurs in s,
+// or -1.
+func indexFrom(s string, pos int, lit string) int {
+	i := strings.Index(s[pos:], lit)
+	if i < 0 {
+		return -1
+	}
+	return pos + i
 }
 
 // decode returns the rune at i, with invalid UTF-8 as U+FFFD of width 1

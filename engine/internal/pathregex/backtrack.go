@@ -9,16 +9,19 @@ package pathregex
 // rune. The first path to reach Match is the highest-priority one, the
 // Pike VM's answer.
 
-// maxBacktrackBits bounds the visited bitmap (4 KB): beyond it the Pike VM
-// runs instead.
-const maxBacktrackBits = 32 * 1024
+// maxBacktrackBits bounds the visited bitmap (8 KB; Go allows 32 KB) and so
+// the job stack, at most one 16-byte frame per bit (1 MB): beyond it the
+// Pike VM runs instead. A typical 30-instruction path regex backtracks over
+// paths up to about 2 KB.
+const maxBacktrackBits = 64 * 1024
 
 func canBacktrack(prog []inst, s string) bool {
 	return len(prog)*(len(s)+1) <= maxBacktrackBits
 }
 
 // backtrack searches s like match; the result is in m.matchCaps.
-func (m *machine) backtrack(s string, start uint32, anchored bool, prefix string) bool {
+func (m *machine) backtrack(s string, f *startFacts) bool {
+	anchored, prefix := f.anchored, f.prefix
 	bits := len(m.prog) * (len(s) + 1)
 	words := (bits + 31) / 32
 	if cap(m.visited) < words {
@@ -36,7 +39,7 @@ func (m *machine) backtrack(s string, start uint32, anchored bool, prefix string
 		}
 		copy(m.matchCaps, m.startingCaps)
 		m.matchCaps[0] = pos
-		if m.try(s, start, pos) {
+		if m.try(s, f.start, pos) {
 			return true
 		}
 		if anchored || pos == len(s) {

@@ -10,11 +10,17 @@ import (
 type Regexp struct {
 	expr      string
 	prog      []inst
-	start     uint32
 	numSubexp int
-	anchored  bool   // every match starts at 0 (a leading ^ or \A)
-	prefix    string // every match starts with this literal
+	facts     startFacts
 	machines  sync.Pool
+}
+
+// startFacts are what the matchers need to know besides the program.
+type startFacts struct {
+	start    uint32
+	anchored bool   // every match starts at 0 (a leading ^ or \A)
+	prefix   string // every match starts with this literal
+	asserts  bool   // the program has empty-width assertions
 }
 
 // Compile parses expr (RE2 syntax, the subset described in the package
@@ -29,22 +35,26 @@ func Compile(expr string) (*Regexp, error) {
 	if err != nil {
 		return nil, &Error{err.(*Error).Msg, expr}
 	}
-	re := &Regexp{expr: expr, prog: prog, start: start, numSubexp: groups}
-	re.anchored, re.prefix = startFacts(prog, start)
+	re := &Regexp{expr: expr, prog: prog, numSubexp: groups}
+	re.facts = analyze(prog, start)
 	return re, nil
 }
 
-// startFacts finds what every path from start goes through first: a
+// analyze finds what every path from start goes through first: a
 // begin-text assertion (anchored) and literal runes (prefix). Captures and
 // no-ops in between do not consume input.
-func startFacts(prog []inst, start uint32) (anchored bool, prefix string) {
+func analyze(prog []inst, start uint32) startFacts {
+	f := startFacts{start: start}
+	for i := range prog {
+		f.asserts = f.asserts || prog[i].op == instAssert
+	}
 	pc := start
 	for {
 		in := &prog[pc]
 		switch in.op {
 		case instNop, instSave:
 		case instAssert:
-			anchored = anchored || in.assert&assertBeginText != 0
+			f.anchored = f.anchored || in.assert&assertBeginText != 0
 		default:
 			var b strings.Builder
 			// U+FFFD is left out: it also stands for invalid bytes, which a
@@ -53,7 +63,8 @@ func startFacts(prog []inst, start uint32) (anchored bool, prefix string) {
 				b.WriteRune(in.r)
 				in = &prog[in.out]
 			}
-			return anchored, b.String()
+			f.prefix = b.String()
+			return f
 		}
 		pc = in.out
 	}
@@ -94,9 +105,9 @@ func (re *Regexp) index(s string, how matcher) []int {
 // VM; both give the same answer.
 func (re *Regexp) exec(m *machine, s string, how matcher) bool {
 	if how == backtracker || how == auto && canBacktrack(re.prog, s) {
-		return m.backtrack(s, re.start, re.anchored, re.prefix)
+		return m.backtrack(s, &re.facts)
 	}
-	return m.pike(s, re.start, re.anchored, re.prefix)
+	return m.pike(s, &re.facts)
 }
 
 // FindGroup returns the text of capture group n (0: the whole match) of the

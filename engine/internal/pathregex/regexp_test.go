@@ -144,9 +144,9 @@ func TestLinearSteps(t *testing.T) {
 		for _, how := range []matcher{pikeVM, backtracker} {
 			m := re.get(2 * (re.numSubexp + 1))
 			if how == pikeVM {
-				m.pike(tt.in, re.start, re.anchored, re.prefix)
+				m.pike(tt.in, &re.facts)
 			} else {
-				m.backtrack(tt.in, re.start, re.anchored, re.prefix)
+				m.backtrack(tt.in, &re.facts)
 			}
 			// Pike: per position, one closure visit per instruction and
 			// one step per thread; backtracker: one visit per bit.

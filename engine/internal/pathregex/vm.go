@@ -199,9 +199,9 @@ func (m *machine) step(run, next *queue, pos int, r rune, w int, nextCtx assert)
 }
 
 // pike runs the leftmost-first search of s; on success m.matchCaps holds
-// the positions of the tracked slots. anchored: matches can start only at
-// 0; prefix: every match starts with this literal.
-func (m *machine) pike(s string, start uint32, anchored bool, prefix string) bool {
+// the positions of the tracked slots.
+func (m *machine) pike(s string, f *startFacts) bool {
+	anchored, prefix := f.anchored, f.prefix
 	run, next := &m.queues[0], &m.queues[1]
 	pos := 0
 	r, w := decode(s, 0)
@@ -224,13 +224,14 @@ func (m *machine) pike(s string, start uint32, anchored bool, prefix string) boo
 				}
 			}
 		}
-		if !m.matched && (pos == 0 || !anchored) {
-			// A new thread starting here, lowest priority.
+		// A new thread starting here, lowest priority; none where the
+		// prefix cannot begin (it would die at its first rune).
+		if !m.matched && (pos == 0 || !anchored) && (prefix == "" || pos < len(s) && s[pos] == prefix[0]) {
 			m.startingCaps[0] = pos
-			m.add(run, start, pos, m.startingCaps, context(before, r))
+			m.add(run, f.start, pos, m.startingCaps, m.context(f, before, r))
 		}
 		r1, w1 := decode(s, pos+w)
-		m.step(run, next, pos, r, w, context(r, r1))
+		m.step(run, next, pos, r, w, m.context(f, r, r1))
 		if w == 0 {
 			break
 		}
@@ -250,6 +251,14 @@ func indexFrom(s string, pos int, lit string) int {
 		return -1
 	}
 	return pos + i
+}
+
+// context is the conditions between two runes, if the program tests any.
+func (m *machine) context(f *startFacts, before, after rune) assert {
+	if !f.asserts {
+		return 0
+	}
+	return context(before, after)
 }
 
 // decode returns the rune at i, with invalid UTF-8 as U+FFFD of width 1

@@ -17,6 +17,7 @@ var forbiddenDeps = []struct{ pkg, why string }{
 	{"reflect", "comes with fmt, encoding/json and encoding/binary: decode the policy by hand (policydecode.go)"},
 	{"encoding/json", "the engine reads JSON with its own decoder (jsonvalue.go)"},
 	{"crypto/", "crypto/sha256 links the FIPS 140 module (≈0.2 MB): use engine/internal/hmacsha256"},
+	{"regexp", "≈0.51 MB with regexp/syntax and the unicode tables: path tags use engine/internal/pathregex"},
 }
 
 func forbidden(pkg, rule string) bool {

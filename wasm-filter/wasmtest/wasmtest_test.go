@@ -1,6 +1,7 @@
 package wasmtest
 
 import (
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -242,5 +243,26 @@ func BenchmarkInstantiate(b *testing.B) {
 			b.Fatal(err)
 		}
 		vm.Close()
+	}
+}
+
+// maxModuleBytes is issue 3's size goal for the stripped module (3.5 MB).
+const maxModuleBytes = 3_500_000
+
+// TestModuleSize keeps the shipped module within the size goal: a new
+// dependency (fmt through an SDK wrapper, regexp, crypto) shows up here
+// before it ships. BENCHMARKS.md has what each dependency costs.
+func TestModuleSize(t *testing.T) {
+	path, err := EnsureModule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %d bytes", path, fi.Size())
+	if fi.Size() > maxModuleBytes {
+		t.Fatalf("module is %d bytes, over the %d-byte goal", fi.Size(), maxModuleBytes)
 	}
 }

@@ -138,6 +138,39 @@ func benchRequest(id string) (inbound, outbound [][2]string) {
 
 var benchResponse = [][2]string{{":status", "200"}, {"content-type", "application/json"}, {"content-length", "42"}}
 
+// guestChunk and guestWarmup: requests measured per fresh instance, after
+// warm-up requests that are not.
+const guestChunk, guestWarmup = 1000, 300
+
+// recordAndRestore runs n inbound (record) and n outbound (restore) requests
+// through a fresh instance of module ("" is the tracebridge module) after a
+// warm-up, and returns their costs.
+func recordAndRestore(b *testing.B, module string, o wasmtest.Options, done, n int) (record, restore cost) {
+	vm, host, release := benchHost(b, module, o)
+	defer release()
+	dir := func(d uint64) { host.SetProperty([]string{"xds", "listener_direction"}, directionProperty(d)) }
+	for i := 0; i < guestWarmup+n; i++ {
+		c1, c2 := &record, &restore
+		if i < guestWarmup {
+			c1, c2 = nil, nil
+		}
+		in, out := benchRequest("req-" + strconv.Itoa(done) + "-" + strconv.Itoa(i))
+		dir(1)
+		exchange(vm, host, c1, in, benchResponse)
+		dir(2)
+		id := exchange(vm, host, c2, out, benchResponse)
+		if i == 0 {
+			if v, ok := wasmtest.Header(host.GetCurrentRequestHeaders(id), "traceparent"); !ok || v[3:35] != tp[3:35] {
+				b.Fatalf("outbound request not restored: %v", host.GetCurrentRequestHeaders(id))
+			}
+		}
+	}
+	if got, _ := host.GetCounterMetric(plugin.CounterName(engine.DecisionRestored, engine.Outbound)); got != uint64(guestWarmup+n) {
+		b.Fatalf("restored %d of %d outbound requests", got, guestWarmup+n)
+	}
+	return record, restore
+}
+
 // BenchmarkGuestTime measures the guest's own time per request in the
 // compiled module, separated from the host's: the same requests go through
 // the tracebridge module and through a no-op module built with the same
@@ -153,6 +186,9 @@ var benchResponse = [][2]string{{":status", "200"}, {"content-type", "applicatio
 // the request-headers phase of each.
 //
 // GOGC for the guests: $TRACEBRIDGE_GUEST_GOGC (default: the Go default).
+// $TRACEBRIDGE_GUEST_BASELINE names another build of the module (e.g. an
+// earlier commit's) to run the same record/restore requests through in the
+// same chunks: reported as baseline-record and baseline-restore.
 func BenchmarkGuestTime(b *testing.B) {
 	noop, err := wasmtest.EnsurePackage(noopPackage)
 	if err != nil {
@@ -162,40 +198,24 @@ func BenchmarkGuestTime(b *testing.B) {
 	if v := os.Getenv("TRACEBRIDGE_GUEST_GOGC"); v != "" {
 		o.Env = map[string]string{"GOGC": v}
 	}
-	const chunk, warmup = 1000, 300
-	var allRecord, allRestore, allNone cost
+	// An earlier build of the module to compare with in the same run.
+	baseline := os.Getenv("TRACEBRIDGE_GUEST_BASELINE")
+	var allRecord, allRestore, allNone, allBaseRecord, allBaseRestore cost
 	b.ResetTimer()
 	for done := 0; done < b.N; {
-		n := min(chunk, b.N-done)
-		var record, restore, none cost // this chunk's
-
-		vm, host, release := benchHost(b, "", o)
-		dir := func(d uint64) { host.SetProperty([]string{"xds", "listener_direction"}, directionProperty(d)) }
-		for i := 0; i < warmup+n; i++ {
-			c1, c2 := &record, &restore
-			if i < warmup {
-				c1, c2 = nil, nil
-			}
-			in, out := benchRequest("req-" + strconv.Itoa(done) + "-" + strconv.Itoa(i))
-			dir(1)
-			exchange(vm, host, c1, in, benchResponse)
-			dir(2)
-			id := exchange(vm, host, c2, out, benchResponse)
-			if i == 0 {
-				if v, ok := wasmtest.Header(host.GetCurrentRequestHeaders(id), "traceparent"); !ok || v[3:35] != tp[3:35] {
-					b.Fatalf("outbound request not restored: %v", host.GetCurrentRequestHeaders(id))
-				}
-			}
+		n := min(guestChunk, b.N-done)
+		var none cost // this chunk's
+		record, restore := recordAndRestore(b, "", o, done, n)
+		if baseline != "" {
+			br, bs := recordAndRestore(b, baseline, o, done, n)
+			allBaseRecord.merge(&br)
+			allBaseRestore.merge(&bs)
 		}
-		if got, _ := host.GetCounterMetric(plugin.CounterName(engine.DecisionRestored, engine.Outbound)); got != uint64(warmup+n) {
-			b.Fatalf("restored %d of %d outbound requests", got, warmup+n)
-		}
-		release()
 
-		vm, host, release = benchHost(b, noop, o)
-		for i := 0; i < warmup+n; i++ {
+		vm, host, release := benchHost(b, noop, o)
+		for i := 0; i < guestWarmup+n; i++ {
 			c := &none
-			if i < warmup {
+			if i < guestWarmup {
 				c = nil
 			}
 			in, _ := benchRequest("req-" + strconv.Itoa(done) + "-" + strconv.Itoa(i))
@@ -218,7 +238,10 @@ func BenchmarkGuestTime(b *testing.B) {
 	for _, k := range []struct {
 		name string
 		c    *cost
-	}{{"record", &record}, {"restore", &restore}, {"noop", &none}} {
+	}{{"record", &record}, {"restore", &restore}, {"noop", &none}, {"baseline-record", &allBaseRecord}, {"baseline-restore", &allBaseRestore}} {
+		if len(k.c.chunks) == 0 {
+			continue
+		}
 		low, median := k.c.quiet()
 		b.ReportMetric(low, k.name+"-guest-lowest-chunk-ns/req")
 		b.ReportMetric(median, k.name+"-guest-median-chunk-ns/req")

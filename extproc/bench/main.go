@@ -1,8 +1,9 @@
 // Command bench is tracebridge-extproc's load benchmark. In one run it
-// starts two ext_proc servers as subprocesses on 127.0.0.1 — the real
-// tracebridge-extproc and a no-op server that answers CONTINUE to every
-// message (this same program with -noop) — and drives both with the same
-// load: every "request" is one ext_proc stream as Envoy opens it (request
+// starts three ext_proc servers as subprocesses on 127.0.0.1 — the real
+// tracebridge-extproc and two no-op servers that answer CONTINUE to every
+// message (this same program with -noop), one on gRPC's codec and one on
+// tracebridge-extproc's (-noop-codec) — and drives them with the same load:
+// every "request" is one ext_proc stream as Envoy opens it (request
 // headers, response headers, end of stream).
 //
 // Two phases per server:
@@ -13,12 +14,14 @@
 //
 // The load generator (h2load.go) is an event-driven HTTP/2 client of its
 // own, so that it costs a fraction of what the servers cost; -client grpc
-// uses grpc-go's client instead, for comparison. Both servers always get the
+// uses grpc-go's client instead, for comparison. All servers always get the
 // same generator.
 //
-// It prints a Markdown report with both servers and their ratios, the CPU
+// It prints a Markdown report with the servers and the ratios, the CPU
 // time of each server and of the generator, and the issue's goals:
-// throughput ≥ 0.9× no-op, p99 ≤ 1.2× no-op, p99 < 1 ms at the fixed rate.
+// throughput ≥ 0.9× no-op, p99 ≤ 1.2× no-op (against each no-op), p99 < 1 ms
+// at the fixed rate. Build it with -tags vtprotobuf (make bench-extproc
+// does) so that the codec baseline has the generated marshaller.
 //
 //	go run ./extproc/bench -bin bin/tracebridge-extproc [-duration 10s] [-concurrency 32] [-rate 5000]
 package main
@@ -62,6 +65,7 @@ func main() {
 		target      = flag.String("target", "", "only drive an ext_proc server already listening at this address (closed loop), e.g. to profile it")
 		noop        = flag.Bool("noop", false, "internal: serve the no-op ext_proc server on 127.0.0.1:0")
 		noopPprof   = flag.String("noop-pprof", "", "with -noop: serve Go's /debug/pprof/ at this address, to profile the baseline")
+		noopCodec   = flag.Bool("noop-codec", false, "with -noop: use tracebridge-extproc's codec (extproc.CodecOption) instead of gRPC's")
 		cpuProfile  = flag.String("cpuprofile", "", "with -target: write the load generator's CPU profile here")
 		openRate    = flag.Int("open", 0, "with -target: run the open loop at this rate instead of the closed loop")
 		client      = flag.String("client", "h2", "load generator: h2 (this program's event-driven HTTP/2 client) or grpc (grpc-go's client)")
@@ -71,7 +75,7 @@ func main() {
 		if *noopPprof != "" {
 			go http.ListenAndServe(*noopPprof, nil) // net/http/pprof registers on the default mux
 		}
-		serveNoop()
+		serveNoop(*noopCodec)
 		return
 	}
 	if *target != "" {
@@ -147,7 +151,7 @@ func (noopServer) Process(s extprocv3.ExternalProcessor_ProcessServer) error {
 	}
 }
 
-func serveNoop() {
+func serveNoop(codec bool) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -156,7 +160,11 @@ func serveNoop() {
 	fmt.Printf(`{"msg":"serving","listen":%q}`+"\n", lis.Addr().String())
 	// The same gRPC options as tracebridge-extproc (default message size
 	// limit): the baseline differs by the work only.
-	gs := grpc.NewServer(extproc.ServerOptions(8 << 20)...)
+	opts := extproc.ServerOptions(8 << 20)
+	if codec {
+		opts = append(opts, extproc.CodecOption())
+	}
+	gs := grpc.NewServer(opts...)
 	extprocv3.RegisterExternalProcessorServer(gs, noopServer{})
 	if err := gs.Serve(lis); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -313,11 +321,20 @@ func run(bin, config, client string, d time.Duration, concurrency, nconns, rate,
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("-bin: %w (run make build first)", err)
 	}
+	// Two baselines: the no-op on gRPC's own codec, and the no-op on the
+	// codec tracebridge-extproc uses (extproc.CodecOption), so that the
+	// ratios show both what tracebridge costs against a plain server and
+	// what its work costs with the codec's gain taken out.
 	noop, err := start("no-op", exec.Command(self, "-noop"), false)
 	if err != nil {
 		return err
 	}
 	defer noop.stop()
+	noopCodec, err := start("no-op, tracebridge's codec", exec.Command(self, "-noop", "-noop-codec"), false)
+	if err != nil {
+		return err
+	}
+	defer noopCodec.stop()
 	args := []string{"--listen", "127.0.0.1:0", "--admin-listen", "", "--log-level", "info"}
 	if config != "" {
 		args = append(args, "--config", config)
@@ -328,7 +345,8 @@ func run(bin, config, client string, d time.Duration, concurrency, nconns, rate,
 	}
 	defer tb.stop()
 
-	servers := []*server{noop, tb}
+	servers := []*server{noop, noopCodec, tb}
+	baselines := servers[:2]
 	loads := map[string]driver{}
 	for _, s := range servers {
 		l, err := newDriver(client, s.addr, nconns)
@@ -341,14 +359,14 @@ func run(bin, config, client string, d time.Duration, concurrency, nconns, rate,
 		l.closedLoop(concurrency, time.Second)
 	}
 	// The phases alternate between the servers in short slices, so that
-	// whatever else runs on the machine weighs on both alike.
+	// whatever else runs on the machine weighs on all alike.
 	closed := map[string]*result{}
 	open := map[string]*result{}
 	slice := d / time.Duration(rounds)
 	for r := 0; r < rounds; r++ {
-		order := servers
+		order := slices.Clone(servers)
 		if r%2 == 1 {
-			order = []*server{tb, noop}
+			slices.Reverse(order)
 		}
 		for _, s := range order {
 			fmt.Fprintf(os.Stderr, "bench: round %d/%d, %s: closed loop (%d in flight) then open loop (%d/s), %s each\n", r+1, rounds, s.name, concurrency, rate, slice)
@@ -366,7 +384,7 @@ func run(bin, config, client string, d time.Duration, concurrency, nconns, rate,
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# tracebridge-extproc load benchmark\n\n")
-	fmt.Fprintf(&b, "%s, %d CPUs (GOMAXPROCS %d), %s; both servers are subprocesses on 127.0.0.1, the load generator shares the CPUs.\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+	fmt.Fprintf(&b, "%s, %d CPUs (GOMAXPROCS %d), %s; the servers are subprocesses on 127.0.0.1, the load generator shares the CPUs.\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
 	fmt.Fprintf(&b, "One request = one ext_proc stream: request headers (12 headers, W3C context) → reply, response headers → reply, end of stream. %d connections, load generator %q.\n\n", nconns, client)
 	fmt.Fprintf(&b, "Each phase ran %s per server, in %d slices alternating between the servers.\n\n", d, rounds)
 	fmt.Fprintf(&b, "## Closed loop: %d streams in flight\n\n", concurrency)
@@ -375,18 +393,24 @@ func run(bin, config, client string, d time.Duration, concurrency, nconns, rate,
 		r := *closed[s.name]
 		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d | %.1f µs | %.1f µs |\n", s.name, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors, r.cpuPer(), r.genPer())
 	}
-	c0, c1 := *closed[noop.name], *closed[tb.name]
-	fmt.Fprintf(&b, "| ratio tracebridge / no-op | %.2f× | %.2f× | %.2f× | %.2f× | | %.2f× | |\n\n", c1.rps()/c0.rps(), ratio(c1.p50, c0.p50), ratio(c1.p99, c0.p99), ratio(c1.p999, c0.p999), c1.cpuPer()/c0.cpuPer())
-	fmt.Fprintf(&b, "Server CPU/request is the server process's user + system CPU time over the requests it served (from /proc; 0 where unavailable); the load generator's own CPU time is the last column.\n\n")
+	c1 := *closed[tb.name]
+	for _, base := range baselines {
+		c0 := *closed[base.name]
+		fmt.Fprintf(&b, "| ratio tracebridge / %s | %.2f× | %.2f× | %.2f× | %.2f× | | %.2f× | |\n", base.name, c1.rps()/c0.rps(), ratio(c1.p50, c0.p50), ratio(c1.p99, c0.p99), ratio(c1.p999, c0.p999), c1.cpuPer()/c0.cpuPer())
+	}
+	fmt.Fprintf(&b, "\nServer CPU/request is the server process's user + system CPU time over the requests it served (from /proc; 0 where unavailable); the load generator's own CPU time is the last column.\n\n")
 	fmt.Fprintf(&b, "## Open loop: %d streams/s (latency from the scheduled start)\n\n", rate)
 	fmt.Fprintf(&b, "| server | achieved/s | p50 | p99 | p99.9 | errors | server CPU/request | generator dispatch lag p99 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range servers {
 		r := *open[s.name]
 		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d | %.1f µs | %s |\n", s.name, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors, r.cpuPer(), us(r.lagP99))
 	}
-	o0, o1 := *open[noop.name], *open[tb.name]
-	fmt.Fprintf(&b, "| ratio tracebridge / no-op | %.2f× | %.2f× | %.2f× | %.2f× | | %.2f× | |\n\n", o1.rps()/o0.rps(), ratio(o1.p50, o0.p50), ratio(o1.p99, o0.p99), ratio(o1.p999, o0.p999), o1.cpuPer()/o0.cpuPer())
-	fmt.Fprintf(&b, "The dispatch lag is how late the generator started streams against their schedule (it is part of the latency above); a large one means the machine, not the server, made the tail.\n\n")
+	o1 := *open[tb.name]
+	for _, base := range baselines {
+		o0 := *open[base.name]
+		fmt.Fprintf(&b, "| ratio tracebridge / %s | %.2f× | %.2f× | %.2f× | %.2f× | | %.2f× | |\n", base.name, o1.rps()/o0.rps(), ratio(o1.p50, o0.p50), ratio(o1.p99, o0.p99), ratio(o1.p999, o0.p999), o1.cpuPer()/o0.cpuPer())
+	}
+	fmt.Fprintf(&b, "\nThe dispatch lag is how late the generator started streams against their schedule (it is part of the latency above); a large one means the machine, not the server, made the tail.\n\n")
 	fmt.Fprintf(&b, "## Goals (issue 4)\n\n")
 	goal := func(name string, ok bool, got string) {
 		mark := "met"
@@ -395,8 +419,11 @@ func run(bin, config, client string, d time.Duration, concurrency, nconns, rate,
 		}
 		fmt.Fprintf(&b, "- %s: %s (%s)\n", name, mark, got)
 	}
-	goal("throughput ≥ 0.9× no-op (closed loop)", c1.rps() >= 0.9*c0.rps(), fmt.Sprintf("%.2f×", c1.rps()/c0.rps()))
-	goal("p99 ≤ 1.2× no-op p99 (open loop)", ratio(o1.p99, o0.p99) <= 1.2, fmt.Sprintf("%.2f×", ratio(o1.p99, o0.p99)))
+	for _, base := range baselines {
+		c0, o0 := *closed[base.name], *open[base.name]
+		goal(fmt.Sprintf("throughput ≥ 0.9× %s (closed loop)", base.name), c1.rps() >= 0.9*c0.rps(), fmt.Sprintf("%.2f×", c1.rps()/c0.rps()))
+		goal(fmt.Sprintf("p99 ≤ 1.2× %s p99 (open loop)", base.name), ratio(o1.p99, o0.p99) <= 1.2, fmt.Sprintf("%.2f×", ratio(o1.p99, o0.p99)))
+	}
 	goal(fmt.Sprintf("p99 < 1 ms at %d requests/s", rate), o1.p99 < time.Millisecond, us(o1.p99))
 	fmt.Print(b.String())
 	if outPath != "" {

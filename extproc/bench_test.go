@@ -69,13 +69,19 @@ func (noopProcessor) Process(s extprocv3.ExternalProcessor_ProcessServer) error 
 }
 
 // BenchmarkStreams compares, in one process over bufconn, full ext_proc
-// streams against tracebridge and against a no-op server.
+// streams against tracebridge and against a no-op server, the latter on
+// gRPC's codec and on tracebridge's (which differ only with -tags
+// vtprotobuf).
 func BenchmarkStreams(b *testing.B) {
-	for _, name := range []string{"noop", "tracebridge"} {
+	for _, name := range []string{"noop", "noop-codec", "tracebridge"} {
 		b.Run(name, func(b *testing.B) {
-			// Both servers get tracebridge-extproc's gRPC options.
-			gs := grpc.NewServer(ServerOptions(8 << 20)...)
-			if name == "noop" {
+			// All servers get tracebridge-extproc's gRPC options.
+			opts := ServerOptions(8 << 20)
+			if name != "noop" {
+				opts = append(opts, CodecOption())
+			}
+			gs := grpc.NewServer(opts...)
+			if name != "tracebridge" {
 				extprocv3.RegisterExternalProcessorServer(gs, noopProcessor{})
 			} else {
 				srv, err := NewServer(nil, Options{})

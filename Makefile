@@ -23,8 +23,10 @@ wasm:
 		-o $(BIN)/tracebridge.wasm ./wasm-filter
 
 # The ext_proc service, static so that it runs in the distroless-style image.
+# The vtprotobuf tag compiles go-control-plane's generated marshallers, which
+# extproc's codec uses for the replies (extproc/codec.go).
 extproc:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/tracebridge-extproc ./extproc/cmd/tracebridge-extproc
+	CGO_ENABLED=0 $(GO) build -trimpath -tags vtprotobuf -o $(BIN)/tracebridge-extproc ./extproc/cmd/tracebridge-extproc
 
 # Container images without a Docker engine: the wasm module (oci-wasm format,
 # what istio-agent pulls) and the ext_proc service, as OCI layouts in bin/oci/.
@@ -46,9 +48,10 @@ bench:
 	@mkdir -p $(BIN)
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./engine/ | tee $(BIN)/bench-engine.txt
 
-# Load benchmark: tracebridge-extproc against a no-op ext_proc server, same run.
+# Load benchmark: tracebridge-extproc against two no-op ext_proc servers (gRPC's
+# codec, tracebridge's codec), same run.
 bench-extproc: extproc
-	$(GO) run ./extproc/bench -bin $(BIN)/tracebridge-extproc -duration 10s -out $(BIN)/bench-extproc.md
+	$(GO) run -tags vtprotobuf ./extproc/bench -bin $(BIN)/tracebridge-extproc -duration 10s -out $(BIN)/bench-extproc.md
 
 lint: tool-staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

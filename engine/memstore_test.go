@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"hash/maphash"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -144,5 +146,70 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 	}
 	if n, _, _, _ := s.Sole(nil); n != 0 {
 		t.Fatalf("in-flight = %d after balanced enter/leave", n)
+	}
+}
+
+// TestMemoryStoreAgainstModel drives the store and a plain model (a map and
+// a ring of keys in insertion order) with the same random operations, with
+// the real hash and with hashes that make keys collide, so that probing and
+// the removal of evicted entries are exercised on crowded tables.
+func TestMemoryStoreAgainstModel(t *testing.T) {
+	hashes := []struct {
+		name string
+		fn   func(maphash.Seed, string) uint64
+	}{
+		{"maphash", maphash.String},
+		{"all collide", func(maphash.Seed, string) uint64 { return 7 }},
+		{"by length", func(_ maphash.Seed, k string) uint64 { return uint64(len(k)) }},
+	}
+	for _, h := range hashes {
+		for _, capacity := range []int{1, 3, 8} {
+			t.Run(fmt.Sprintf("%s/capacity %d", h.name, capacity), func(t *testing.T) {
+				s := NewMemoryStore(capacity, time.Hour, nil)
+				s.hash = h.fn
+				model := map[string]string{}
+				var ring []string // keys in insertion order, oldest first
+				rng := rand.New(rand.NewPCG(uint64(capacity), 1))
+				for op := 0; op < 20000; op++ {
+					key := fmt.Sprintf("x-request-id=%d", rng.IntN(3*capacity+2))
+					if rng.IntN(2) == 0 {
+						rec := fmt.Sprintf("rec-%d", op)
+						s.Put(key, []byte(rec))
+						if _, ok := model[key]; !ok {
+							if len(ring) == capacity {
+								delete(model, ring[0])
+								ring = ring[1:]
+							}
+							ring = append(ring, key)
+						}
+						model[key] = rec
+					}
+					got, ok, _ := s.Get(nil, key)
+					want, wantOK := model[key]
+					if ok != wantOK || string(got) != want {
+						t.Fatalf("op %d: Get(%q) = %q %v, model %q %v", op, key, got, ok, want, wantOK)
+					}
+					if s.Len() != len(model) {
+						t.Fatalf("op %d: Len %d, model %d", op, s.Len(), len(model))
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkMemoryStorePut is the store's part of an ext_proc request: one
+// Put of a new x-request-id.
+func BenchmarkMemoryStorePut(b *testing.B) {
+	s := NewMemoryStore(4096, 30*time.Second, nil)
+	keys := make([]string, 1<<16)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("x-request-id=5f0c7b2e-%016x", i)
+	}
+	rec := []byte("\x0btraceparent\x00\x3700-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\x0atracestate\x00\x0avendor=abc")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.Put(keys[i&(len(keys)-1)], rec)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/test/bufconn"
 )
 
@@ -68,13 +69,19 @@ func (noopProcessor) Process(s extprocv3.ExternalProcessor_ProcessServer) error 
 }
 
 // BenchmarkStreams compares, in one process over bufconn, full ext_proc
-// streams against tracebridge and against a no-op server.
+// streams against tracebridge and against a no-op server, the latter on
+// gRPC's codec and on tracebridge's (which differ only with -tags
+// vtprotobuf).
 func BenchmarkStreams(b *testing.B) {
-	for _, name := range []string{"noop", "tracebridge"} {
+	for _, name := range []string{"noop", "noop-codec", "tracebridge"} {
 		b.Run(name, func(b *testing.B) {
-			// Both servers get tracebridge-extproc's gRPC options.
-			gs := grpc.NewServer(ServerOptions(8 << 20)...)
-			if name == "noop" {
+			// All servers get tracebridge-extproc's gRPC options.
+			opts := ServerOptions(8 << 20)
+			if name != "noop" {
+				opts = append(opts, CodecOption())
+			}
+			gs := grpc.NewServer(opts...)
+			if name != "tracebridge" {
 				extprocv3.RegisterExternalProcessorServer(gs, noopProcessor{})
 			} else {
 				srv, err := NewServer(nil, Options{})
@@ -114,6 +121,37 @@ func BenchmarkStreams(b *testing.B) {
 					s.Recv()
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkMarshalReply compares gRPC's proto codec with extproc's codec on
+// tracebridge's usual request headers reply (W3C and B3 set, metadata).
+// Without -tags vtprotobuf both take the same path.
+func BenchmarkMarshalReply(b *testing.B) {
+	srv, err := NewServer(nil, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ps := srv.pool.Get().(*procStream)
+	ps.begin(srv)
+	reply, _, err := ps.safeHandle(reqHeadersMsg(hmap(":method", "GET", ":path", "/", "x-request-id", "5f0c7b2e-1", "traceparent", validTP), nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		codec encoding.CodecV2
+	}{{"grpc-proto", encoding.GetCodecV2("proto")}, {"extproc", newCodec()}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				data, err := c.codec.Marshal(reply)
+				if err != nil {
+					b.Fatal(err)
+				}
+				data.Free()
+			}
 		})
 	}
 }

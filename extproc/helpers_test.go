@@ -75,7 +75,7 @@ func startServer(t testing.TB, transport, policy string, o Options) *testEnv {
 		t.Fatalf("NewServer: %v", err)
 	}
 	env.srv, env.m = srv, o.Metrics
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(8 << 20))
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(8<<20), CodecOption())
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	var target string
 	dialOpts := []grpc.DialOption{

@@ -214,6 +214,7 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	opts = append(opts, ServerOptions(c.MaxMessageBytes)...)
+	opts = append(opts, CodecOption())
 	gs := grpc.NewServer(opts...)
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	hs := health.NewServer()

@@ -31,6 +31,7 @@ type procStream struct {
 	st  engine.Stream
 	res engine.Result
 	h   engine.HeaderList
+	req engine.Request
 
 	started   bool // request headers processed
 	responded bool // response headers processed
@@ -86,6 +87,7 @@ func (ps *procStream) end() {
 		ps.res = engine.Result{}
 	}
 	ps.big = false
+	ps.req = engine.Request{}
 	ps.eng = nil
 	ps.peer = peerInfo{}
 	ps.st.Reset()
@@ -282,7 +284,11 @@ func (ps *procStream) requestHeaders(req *extprocv3.ProcessingRequest, hh *extpr
 	if dir == engine.DirectionUnknown {
 		dir = s.dir
 	}
-	ps.eng.OnRequest(&ps.st, &engine.Request{Headers: ps.h, Direction: dir, Source: ps.peer.source}, &ps.res)
+	// The request and the header view live in ps (pooled): a HeaderList
+	// slice or a fresh Request passed as an interface or pointer would
+	// each be a heap allocation per request; *HeaderList is not.
+	ps.req = engine.Request{Headers: &ps.h, Direction: dir, Source: ps.peer.source}
+	ps.eng.OnRequest(&ps.st, &ps.req, &ps.res)
 	s.m.countDecisions(ps.res.Decisions)
 	if s.debugEnabled() {
 		ps.logDecision("request", dir)
@@ -351,7 +357,7 @@ func (ps *procStream) fill(r *headersReply, buf mutationBuf) {
 func (ps *procStream) responseHeaders(hh *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	ps.responded = true
 	ps.loadHeaders(hh.GetHeaders())
-	ps.eng.OnResponse(&ps.st, ps.h, &ps.res)
+	ps.eng.OnResponse(&ps.st, &ps.h, &ps.res)
 	ps.s.m.countDecisions(ps.res.Decisions)
 	rr := new(responseReply)
 	r := &rr.headersReply

@@ -1,8 +1,9 @@
 // Command bench is tracebridge-extproc's load benchmark. In one run it
-// starts two ext_proc servers as subprocesses on 127.0.0.1 — the real
-// tracebridge-extproc and a no-op server that answers CONTINUE to every
-// message (this same program with -noop) — and drives both with the same
-// load: every "request" is one ext_proc stream as Envoy opens it (request
+// starts three ext_proc servers as subprocesses on 127.0.0.1 — the real
+// tracebridge-extproc and two no-op servers that answer CONTINUE to every
+// message (this same program with -noop), one on gRPC's codec and one on
+// tracebridge-extproc's (-noop-codec) — and drives them with the same load:
+// every "request" is one ext_proc stream as Envoy opens it (request
 // headers, response headers, end of stream).
 //
 // Two phases per server:
@@ -11,16 +12,22 @@
 //   - open loop: a fixed -rate of streams per second for -duration, latency
 //     measured from each stream's scheduled start (queueing included).
 //
-// It prints a Markdown report with both servers and their ratios, and the
-// issue's goals: throughput ≥ 0.9× no-op, p99 ≤ 1.2× no-op, p99 < 1 ms at
-// the fixed rate.
+// The load generator (h2load.go) is an event-driven HTTP/2 client of its
+// own, so that it costs a fraction of what the servers cost; -client grpc
+// uses grpc-go's client instead, for comparison. All servers always get the
+// same generator.
+//
+// It prints a Markdown report with the servers and the ratios, the CPU
+// time of each server and of the generator, and the issue's goals:
+// throughput ≥ 0.9× no-op, p99 ≤ 1.2× no-op (against each no-op), p99 < 1 ms
+// at the fixed rate. Build it with -tags vtprotobuf (make bench-extproc
+// does) so that the codec baseline has the generated marshaller.
 //
 //	go run ./extproc/bench -bin bin/tracebridge-extproc [-duration 10s] [-concurrency 32] [-rate 5000]
 package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -36,14 +43,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tracebridge/tracebridge/extproc"
 )
@@ -61,18 +65,21 @@ func main() {
 		target      = flag.String("target", "", "only drive an ext_proc server already listening at this address (closed loop), e.g. to profile it")
 		noop        = flag.Bool("noop", false, "internal: serve the no-op ext_proc server on 127.0.0.1:0")
 		noopPprof   = flag.String("noop-pprof", "", "with -noop: serve Go's /debug/pprof/ at this address, to profile the baseline")
+		noopCodec   = flag.Bool("noop-codec", false, "with -noop: use tracebridge-extproc's codec (extproc.CodecOption) instead of gRPC's")
 		cpuProfile  = flag.String("cpuprofile", "", "with -target: write the load generator's CPU profile here")
+		openRate    = flag.Int("open", 0, "with -target: run the open loop at this rate instead of the closed loop")
+		client      = flag.String("client", "h2", "load generator: h2 (this program's event-driven HTTP/2 client) or grpc (grpc-go's client)")
 	)
 	flag.Parse()
 	if *noop {
 		if *noopPprof != "" {
 			go http.ListenAndServe(*noopPprof, nil) // net/http/pprof registers on the default mux
 		}
-		serveNoop()
+		serveNoop(*noopCodec)
 		return
 	}
 	if *target != "" {
-		l, err := newLoad(*target, *conns)
+		l, err := newDriver(*client, *target, *conns)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
@@ -86,12 +93,22 @@ func main() {
 			pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()
 		}
-		r := l.closedLoop(*concurrency, *duration)
+		l.closedLoop(*concurrency, time.Second)
+		c0 := selfCPU()
+		var r result
+		if *openRate > 0 {
+			r = l.openLoop(*openRate, *duration)
+		} else {
+			r = l.closedLoop(*concurrency, *duration)
+		}
+		gen := selfCPU() - c0
 		r.p50, r.p99, r.p999 = percentiles(r.lat)
-		fmt.Printf("%s: %.0f streams/s, p50 %s, p99 %s, %d errors\n", *target, r.rps(), us(r.p50), us(r.p99), r.errors)
+		lp50, lp99, lp999 := percentiles(r.lag)
+		fmt.Printf("%s: %.0f streams/s, p50 %s, p99 %s, p99.9 %s, %d errors; generator CPU %.1f µs/req; dispatch lag p50 %s p99 %s p99.9 %s\n", *target, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors,
+			float64(gen)/float64(time.Microsecond)/float64(r.n), us(lp50), us(lp99), us(lp999))
 		return
 	}
-	if err := run(*bin, *config, *duration, *concurrency, *conns, *rate, *rounds, *out); err != nil {
+	if err := run(*bin, *config, *client, *duration, *concurrency, *conns, *rate, *rounds, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -134,7 +151,7 @@ func (noopServer) Process(s extprocv3.ExternalProcessor_ProcessServer) error {
 	}
 }
 
-func serveNoop() {
+func serveNoop(codec bool) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -143,7 +160,11 @@ func serveNoop() {
 	fmt.Printf(`{"msg":"serving","listen":%q}`+"\n", lis.Addr().String())
 	// The same gRPC options as tracebridge-extproc (default message size
 	// limit): the baseline differs by the work only.
-	gs := grpc.NewServer(extproc.ServerOptions(8 << 20)...)
+	opts := extproc.ServerOptions(8 << 20)
+	if codec {
+		opts = append(opts, extproc.CodecOption())
+	}
+	gs := grpc.NewServer(opts...)
 	extprocv3.RegisterExternalProcessorServer(gs, noopServer{})
 	if err := gs.Serve(lis); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -208,10 +229,13 @@ func (s *server) stop() {
 // result of one phase against one server.
 type result struct {
 	lat      []time.Duration
+	lag      []time.Duration // open loop: actual start - scheduled start
 	n        int
 	errors   int64
 	elapsed  time.Duration
 	cpu      time.Duration // the server process's CPU time (user + system) during the phase
+	gen      time.Duration // the load generator's CPU time during the phase
+	lagP99   time.Duration
 	p50, p99 time.Duration
 	p999     time.Duration
 }
@@ -224,6 +248,14 @@ func (r result) cpuPer() float64 {
 		return 0
 	}
 	return float64(r.cpu) / float64(time.Microsecond) / float64(r.n)
+}
+
+// genPer is the load generator's CPU time per request, in microseconds.
+func (r result) genPer() float64 {
+	if r.n == 0 {
+		return 0
+	}
+	return float64(r.gen) / float64(time.Microsecond) / float64(r.n)
 }
 
 // processCPU is a process's user + system CPU time from /proc/<pid>/stat
@@ -250,81 +282,24 @@ func processCPU(pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
-// load is the client side: connections and the request messages.
-type load struct {
-	clients []extprocv3.ExternalProcessorClient
-	conns   []*grpc.ClientConn
-	seq     atomic.Uint64
+// driver is a load generator: the same one drives both servers.
+type driver interface {
+	closedLoop(workers int, d time.Duration) result
+	openLoop(rate int, d time.Duration) result
+	close()
 }
 
-func newLoad(addr string, n int) (*load, error) {
-	l := &load{}
-	for i := 0; i < n; i++ {
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return nil, err
-		}
-		l.conns = append(l.conns, cc)
-		l.clients = append(l.clients, extprocv3.NewExternalProcessorClient(cc))
-	}
-	return l, nil
-}
+// seq numbers the requests (their x-request-id), unique across phases.
+var seq atomic.Uint64
 
-func (l *load) close() {
-	for _, c := range l.conns {
-		c.Close()
+func newDriver(kind, addr string, conns int) (driver, error) {
+	switch kind {
+	case "h2":
+		return newH2Load(addr, conns)
+	case "grpc":
+		return newGRPCLoad(addr, conns)
 	}
-}
-
-// requestHeaders is a typical request as an ingress gateway hands it over:
-// pseudo-headers, a few client headers, Envoy's x-request-id, a W3C context.
-func (l *load) requestHeaders() *extprocv3.ProcessingRequest {
-	n := l.seq.Add(1)
-	id := strconv.FormatUint(n, 16)
-	kv := []string{
-		":method", "GET", ":path", "/api/v1/orders/" + id, ":authority", "shop.example.com", ":scheme", "https",
-		"user-agent", "Mozilla/5.0 (X11; Linux x86_64)", "accept", "application/json", "accept-encoding", "gzip, br",
-		"x-forwarded-for", "203.0.113.9", "x-forwarded-proto", "https",
-		"x-request-id", "5f0c7b2e-" + id,
-		"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-		"tracestate", "vendor=abc",
-	}
-	hm := &corev3.HeaderMap{Headers: make([]*corev3.HeaderValue, 0, len(kv)/2)}
-	for i := 0; i < len(kv); i += 2 {
-		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: kv[i], RawValue: []byte(kv[i+1])})
-	}
-	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: hm}}}
-}
-
-var responseHeaders = &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
-	{Key: ":status", RawValue: []byte("200")}, {Key: "content-type", RawValue: []byte("application/json")}, {Key: "content-length", RawValue: []byte("512")},
-}}}}}
-
-// stream runs one ext_proc exchange the way Envoy does for one request.
-func (l *load) stream(ctx context.Context, c extprocv3.ExternalProcessorClient) error {
-	s, err := c.Process(ctx)
-	if err != nil {
-		return err
-	}
-	if err := s.Send(l.requestHeaders()); err != nil {
-		return err
-	}
-	if _, err := s.Recv(); err != nil {
-		return err
-	}
-	if err := s.Send(responseHeaders); err != nil {
-		return err
-	}
-	if _, err := s.Recv(); err != nil {
-		return err
-	}
-	if err := s.CloseSend(); err != nil {
-		return err
-	}
-	if _, err := s.Recv(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("end of stream: %v", err)
-	}
-	return nil
+	return nil, fmt.Errorf("-client %q: want h2 or grpc", kind)
 }
 
 func percentiles(lat []time.Duration) (p50, p99, p999 time.Duration) {
@@ -336,98 +311,9 @@ func percentiles(lat []time.Duration) (p50, p99, p999 time.Duration) {
 	return at(0.50), at(0.99), at(0.999)
 }
 
-// closedLoop: workers send back to back.
-func (l *load) closedLoop(workers int, d time.Duration) result {
-	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
-	defer cancel()
-	var errs atomic.Int64
-	lats := make([][]time.Duration, workers)
-	var wg sync.WaitGroup
-	start := time.Now()
-	deadline := start.Add(d)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			c := l.clients[w%len(l.clients)]
-			buf := make([]time.Duration, 0, 1<<16)
-			for {
-				t0 := time.Now()
-				if t0.After(deadline) {
-					break
-				}
-				if err := l.stream(ctx, c); err != nil {
-					errs.Add(1)
-					continue
-				}
-				buf = append(buf, time.Since(t0))
-			}
-			lats[w] = buf
-		}(w)
-	}
-	wg.Wait()
-	r := result{elapsed: time.Since(start), errors: errs.Load()}
-	var all []time.Duration
-	for _, b := range lats {
-		all = append(all, b...)
-	}
-	r.n = len(all)
-	r.lat = all
-	return r
-}
-
-// openLoop: streams start on a fixed schedule; latency counts from the
-// scheduled start, so a slow server cannot hide queueing.
-func (l *load) openLoop(rate int, d time.Duration) result {
-	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
-	defer cancel()
-	total := int(d.Seconds() * float64(rate))
-	interval := time.Second / time.Duration(rate)
-	lat := make([]time.Duration, total)
-	var errs atomic.Int64
-	var wg sync.WaitGroup
-	// A bounded pool of senders: enough to absorb latency spikes.
-	jobs := make(chan int, 4096)
-	start := time.Now()
-	for w := 0; w < 256; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			c := l.clients[w%len(l.clients)]
-			for i := range jobs {
-				sched := start.Add(time.Duration(i) * interval)
-				if err := l.stream(ctx, c); err != nil {
-					errs.Add(1)
-					lat[i] = -1
-					continue
-				}
-				lat[i] = time.Since(sched)
-			}
-		}(w)
-	}
-	for i := 0; i < total; i++ {
-		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
-			time.Sleep(wait)
-		}
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	r := result{elapsed: time.Since(start), errors: errs.Load()}
-	ok := lat[:0]
-	for _, v := range lat {
-		if v >= 0 {
-			ok = append(ok, v)
-		}
-	}
-	r.n = len(ok)
-	r.lat = ok
-	return r
-}
-
 func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
 
-func run(bin, config string, d time.Duration, concurrency, nconns, rate, rounds int, outPath string) error {
+func run(bin, config, client string, d time.Duration, concurrency, nconns, rate, rounds int, outPath string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -435,11 +321,20 @@ func run(bin, config string, d time.Duration, concurrency, nconns, rate, rounds 
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("-bin: %w (run make build first)", err)
 	}
+	// Two baselines: the no-op on gRPC's own codec, and the no-op on the
+	// codec tracebridge-extproc uses (extproc.CodecOption), so that the
+	// ratios show both what tracebridge costs against a plain server and
+	// what its work costs with the codec's gain taken out.
 	noop, err := start("no-op", exec.Command(self, "-noop"), false)
 	if err != nil {
 		return err
 	}
 	defer noop.stop()
+	noopCodec, err := start("no-op, tracebridge's codec", exec.Command(self, "-noop", "-noop-codec"), false)
+	if err != nil {
+		return err
+	}
+	defer noopCodec.stop()
 	args := []string{"--listen", "127.0.0.1:0", "--admin-listen", "", "--log-level", "info"}
 	if config != "" {
 		args = append(args, "--config", config)
@@ -450,10 +345,11 @@ func run(bin, config string, d time.Duration, concurrency, nconns, rate, rounds 
 	}
 	defer tb.stop()
 
-	servers := []*server{noop, tb}
-	loads := map[string]*load{}
+	servers := []*server{noop, noopCodec, tb}
+	baselines := servers[:2]
+	loads := map[string]driver{}
 	for _, s := range servers {
-		l, err := newLoad(s.addr, nconns)
+		l, err := newDriver(client, s.addr, nconns)
 		if err != nil {
 			return err
 		}
@@ -463,52 +359,58 @@ func run(bin, config string, d time.Duration, concurrency, nconns, rate, rounds 
 		l.closedLoop(concurrency, time.Second)
 	}
 	// The phases alternate between the servers in short slices, so that
-	// whatever else runs on the machine weighs on both alike.
+	// whatever else runs on the machine weighs on all alike.
 	closed := map[string]*result{}
 	open := map[string]*result{}
 	slice := d / time.Duration(rounds)
 	for r := 0; r < rounds; r++ {
-		order := servers
+		order := slices.Clone(servers)
 		if r%2 == 1 {
-			order = []*server{tb, noop}
+			slices.Reverse(order)
 		}
 		for _, s := range order {
 			fmt.Fprintf(os.Stderr, "bench: round %d/%d, %s: closed loop (%d in flight) then open loop (%d/s), %s each\n", r+1, rounds, s.name, concurrency, rate, slice)
-			c0 := processCPU(s.cmd.Process.Pid)
-			r := loads[s.name].closedLoop(concurrency, slice)
-			r.cpu = processCPU(s.cmd.Process.Pid) - c0
-			merge(closed, s.name, r)
-			merge(open, s.name, loads[s.name].openLoop(rate, slice))
+			l := loads[s.name]
+			merge(closed, s.name, measure(s, func() result { return l.closedLoop(concurrency, slice) }))
+			merge(open, s.name, measure(s, func() result { return l.openLoop(rate, slice) }))
 		}
 	}
 	for _, m := range []map[string]*result{closed, open} {
 		for _, r := range m {
 			r.p50, r.p99, r.p999 = percentiles(r.lat)
+			_, r.lagP99, _ = percentiles(r.lag)
 		}
 	}
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# tracebridge-extproc load benchmark\n\n")
-	fmt.Fprintf(&b, "%s, %d CPUs (GOMAXPROCS %d), %s; both servers are subprocesses on 127.0.0.1, the load generator shares the CPUs.\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
-	fmt.Fprintf(&b, "One request = one ext_proc stream: request headers (12 headers, W3C context) → reply, response headers → reply, end of stream. %d gRPC connections.\n\n", nconns)
+	fmt.Fprintf(&b, "%s, %d CPUs (GOMAXPROCS %d), %s; the servers are subprocesses on 127.0.0.1, the load generator shares the CPUs.\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+	fmt.Fprintf(&b, "One request = one ext_proc stream: request headers (12 headers, W3C context) → reply, response headers → reply, end of stream. %d connections, load generator %q.\n\n", nconns, client)
 	fmt.Fprintf(&b, "Each phase ran %s per server, in %d slices alternating between the servers.\n\n", d, rounds)
 	fmt.Fprintf(&b, "## Closed loop: %d streams in flight\n\n", concurrency)
-	fmt.Fprintf(&b, "| server | requests/s | p50 | p99 | p99.9 | errors | server CPU/request |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| server | requests/s | p50 | p99 | p99.9 | errors | server CPU/request | generator CPU/request |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range servers {
 		r := *closed[s.name]
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d | %.1f µs |\n", s.name, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors, r.cpuPer())
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d | %.1f µs | %.1f µs |\n", s.name, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors, r.cpuPer(), r.genPer())
 	}
-	c0, c1 := *closed[noop.name], *closed[tb.name]
-	fmt.Fprintf(&b, "| ratio tracebridge / no-op | %.2f× | %.2f× | %.2f× | %.2f× | | %.2f× |\n\n", c1.rps()/c0.rps(), ratio(c1.p50, c0.p50), ratio(c1.p99, c0.p99), ratio(c1.p999, c0.p999), c1.cpuPer()/c0.cpuPer())
-	fmt.Fprintf(&b, "Server CPU/request is the server process's user + system CPU time over the requests it served (from /proc; 0 where unavailable); the load generator's CPU is not in it.\n\n")
+	c1 := *closed[tb.name]
+	for _, base := range baselines {
+		c0 := *closed[base.name]
+		fmt.Fprintf(&b, "| ratio tracebridge / %s | %.2f× | %.2f× | %.2f× | %.2f× | | %.2f× | |\n", base.name, c1.rps()/c0.rps(), ratio(c1.p50, c0.p50), ratio(c1.p99, c0.p99), ratio(c1.p999, c0.p999), c1.cpuPer()/c0.cpuPer())
+	}
+	fmt.Fprintf(&b, "\nServer CPU/request is the server process's user + system CPU time over the requests it served (from /proc; 0 where unavailable); the load generator's own CPU time is the last column.\n\n")
 	fmt.Fprintf(&b, "## Open loop: %d streams/s (latency from the scheduled start)\n\n", rate)
-	fmt.Fprintf(&b, "| server | achieved/s | p50 | p99 | p99.9 | errors |\n|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| server | achieved/s | p50 | p99 | p99.9 | errors | server CPU/request | generator dispatch lag p99 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range servers {
 		r := *open[s.name]
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d |\n", s.name, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors)
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d | %.1f µs | %s |\n", s.name, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors, r.cpuPer(), us(r.lagP99))
 	}
-	o0, o1 := *open[noop.name], *open[tb.name]
-	fmt.Fprintf(&b, "| ratio tracebridge / no-op | %.2f× | %.2f× | %.2f× | %.2f× | |\n\n", o1.rps()/o0.rps(), ratio(o1.p50, o0.p50), ratio(o1.p99, o0.p99), ratio(o1.p999, o0.p999))
+	o1 := *open[tb.name]
+	for _, base := range baselines {
+		o0 := *open[base.name]
+		fmt.Fprintf(&b, "| ratio tracebridge / %s | %.2f× | %.2f× | %.2f× | %.2f× | | %.2f× | |\n", base.name, o1.rps()/o0.rps(), ratio(o1.p50, o0.p50), ratio(o1.p99, o0.p99), ratio(o1.p999, o0.p999), o1.cpuPer()/o0.cpuPer())
+	}
+	fmt.Fprintf(&b, "\nThe dispatch lag is how late the generator started streams against their schedule (it is part of the latency above); a large one means the machine, not the server, made the tail.\n\n")
 	fmt.Fprintf(&b, "## Goals (issue 4)\n\n")
 	goal := func(name string, ok bool, got string) {
 		mark := "met"
@@ -517,8 +419,11 @@ func run(bin, config string, d time.Duration, concurrency, nconns, rate, rounds 
 		}
 		fmt.Fprintf(&b, "- %s: %s (%s)\n", name, mark, got)
 	}
-	goal("throughput ≥ 0.9× no-op (closed loop)", c1.rps() >= 0.9*c0.rps(), fmt.Sprintf("%.2f×", c1.rps()/c0.rps()))
-	goal("p99 ≤ 1.2× no-op p99 (open loop)", ratio(o1.p99, o0.p99) <= 1.2, fmt.Sprintf("%.2f×", ratio(o1.p99, o0.p99)))
+	for _, base := range baselines {
+		c0, o0 := *closed[base.name], *open[base.name]
+		goal(fmt.Sprintf("throughput ≥ 0.9× %s (closed loop)", base.name), c1.rps() >= 0.9*c0.rps(), fmt.Sprintf("%.2f×", c1.rps()/c0.rps()))
+		goal(fmt.Sprintf("p99 ≤ 1.2× %s p99 (open loop)", base.name), ratio(o1.p99, o0.p99) <= 1.2, fmt.Sprintf("%.2f×", ratio(o1.p99, o0.p99)))
+	}
 	goal(fmt.Sprintf("p99 < 1 ms at %d requests/s", rate), o1.p99 < time.Millisecond, us(o1.p99))
 	fmt.Print(b.String())
 	if outPath != "" {
@@ -539,6 +444,17 @@ func merge(m map[string]*result, name string, r result) {
 	t.errors += r.errors
 	t.elapsed += r.elapsed
 	t.cpu += r.cpu
+	t.gen += r.gen
+	t.lag = append(t.lag, r.lag...)
+}
+
+// measure runs one phase against s and adds the CPU time that s and the
+// generator spent on it.
+func measure(s *server, phase func() result) result {
+	c0, g0 := processCPU(s.cmd.Process.Pid), selfCPU()
+	r := phase()
+	r.cpu, r.gen = processCPU(s.cmd.Process.Pid)-c0, selfCPU()-g0
+	return r
 }
 
 func ratio(a, b time.Duration) float64 {
@@ -547,3 +463,5 @@ func ratio(a, b time.Duration) float64 {
 	}
 	return float64(a) / float64(b)
 }
+
+func selfCPU() time.Duration { return processCPU(os.Getpid()) }

@@ -77,10 +77,13 @@ type Vector struct {
 // stream unless KeepOpen. A step with Response but no Request runs the
 // response phase of an open stream.
 type Step struct {
-	Stream    string   `json:"stream,omitempty"`
-	Direction string   `json:"direction,omitempty"`
-	Source    string   `json:"source,omitempty"`
-	Request   []Header `json:"request,omitempty"`
+	Stream    string `json:"stream,omitempty"`
+	Direction string `json:"direction,omitempty"`
+	Source    string `json:"source,omitempty"`
+	// PeerPrincipal is the downstream mTLS peer's URI SAN (Envoy's
+	// connection.uri_san_peer_certificate), or "" for no mTLS peer.
+	PeerPrincipal string   `json:"peerPrincipal,omitempty"`
+	Request       []Header `json:"request,omitempty"`
 	// Response, when non-nil (even empty: "response": []), runs the
 	// response phase with these headers.
 	Response []Header `json:"response,omitempty"`

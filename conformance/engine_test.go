@@ -81,7 +81,7 @@ var sinkNames = []struct {
 	{engine.SinkFilterState, "filterState"}, {engine.SinkMetadata, "metadata"},
 }
 
-func (h *engineHost) Request(stream, direction, source string, headers []conformance.Header) (conformance.RequestOutcome, error) {
+func (h *engineHost) Request(stream, direction string, peer conformance.Peer, headers []conformance.Header) (conformance.RequestOutcome, error) {
 	var out conformance.RequestOutcome
 	if _, ok := h.streams[stream]; ok {
 		return out, fmt.Errorf("stream %q already open", stream)
@@ -95,13 +95,14 @@ func (h *engineHost) Request(stream, direction, source string, headers []conform
 	case "outbound":
 		req.Direction = engine.Outbound
 	}
-	if source != "" {
-		a, err := netip.ParseAddr(source)
+	if peer.Address != "" {
+		a, err := netip.ParseAddr(peer.Address)
 		if err != nil {
 			return out, err
 		}
 		req.Source = a
 	}
+	req.PeerPrincipal = peer.Principal
 	var res engine.Result
 	h.e.OnRequest(st, req, &res)
 	res.Decisions.Each(func(d engine.Decision) { out.Decisions = append(out.Decisions, d.String()) })

@@ -15,16 +15,21 @@ import (
 type Host interface {
 	// Request runs the request phase of a new stream and returns what
 	// reaches upstream. direction is "inbound" or "outbound" (what the host
-	// reports; the policy may pin another), source the peer address or "".
-	// Header names may be in any case: the host lower-cases them as Envoy
-	// does.
-	Request(stream, direction, source string, headers []Header) (RequestOutcome, error)
+	// reports; the policy may pin another), peer what the host knows of the
+	// downstream peer. Header names may be in any case: the host lower-cases
+	// them as Envoy does.
+	Request(stream, direction string, peer Peer, headers []Header) (RequestOutcome, error)
 	// Response runs the response phase of a stream and returns the complete
 	// response header list sent downstream.
 	Response(stream string, headers []Header) ([]Header, error)
 	// End ends a stream (Envoy's stream done / ext_proc stream close).
 	End(stream string) error
 }
+
+// Peer is what a host knows of a request's downstream peer: its address
+// (Envoy's source.address, "" when unknown) and its mTLS URI SAN
+// (connection.uri_san_peer_certificate, "" without mTLS).
+type Peer struct{ Address, Principal string }
 
 // RequestOutcome is what a host observed for a request phase.
 type RequestOutcome struct {
@@ -102,7 +107,7 @@ func Check(v *Vector, h Host) []string {
 			ex = &Expect{}
 		}
 		if s.HasRequest() {
-			out, err := h.Request(stream, s.Direction, s.Source, s.Request)
+			out, err := h.Request(stream, s.Direction, Peer{Address: s.Source, Principal: s.PeerPrincipal}, s.Request)
 			if err != nil {
 				fail("request: %v", err)
 				continue

@@ -77,7 +77,7 @@ func pairsMap(in []pair) *extprocv3.HttpHeaders {
 	return &extprocv3.HttpHeaders{Headers: hmap(kv...)}
 }
 
-func (h *grpcHost) Request(stream, direction, source string, headers []conformance.Header) (conformance.RequestOutcome, error) {
+func (h *grpcHost) Request(stream, direction string, peer conformance.Peer, headers []conformance.Header) (conformance.RequestOutcome, error) {
 	var out conformance.RequestOutcome
 	if _, ok := h.streams[stream]; ok {
 		return out, fmt.Errorf("stream %q already open", stream)
@@ -96,8 +96,11 @@ func (h *grpcHost) Request(stream, direction, source string, headers []conforman
 	case "outbound":
 		a = append(a, attrListenerDirection, 2)
 	}
-	if source != "" {
-		a = append(a, attrSourceAddress, net.JoinHostPort(source, "40000"))
+	if peer.Address != "" {
+		a = append(a, attrSourceAddress, net.JoinHostPort(peer.Address, "40000"))
+	}
+	if peer.Principal != "" {
+		a = append(a, attrPeerURISAN, peer.Principal)
 	}
 	in := toPairs(headers)
 	before := decisionCounts(h.t, h.env.m)

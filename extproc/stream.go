@@ -287,7 +287,7 @@ func (ps *procStream) requestHeaders(req *extprocv3.ProcessingRequest, hh *extpr
 	// The request and the header view live in ps (pooled): a HeaderList
 	// slice or a fresh Request passed as an interface or pointer would
 	// each be a heap allocation per request; *HeaderList is not.
-	ps.req = engine.Request{Headers: &ps.h, Direction: dir, Source: ps.peer.source}
+	ps.req = engine.Request{Headers: &ps.h, Direction: dir, Source: ps.peer.source, PeerPrincipal: ps.peer.principal}
 	ps.eng.OnRequest(&ps.st, &ps.req, &ps.res)
 	s.m.countDecisions(ps.res.Decisions)
 	if s.debugEnabled() {

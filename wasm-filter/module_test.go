@@ -106,7 +106,7 @@ func (h *wasmHost) tagNames() []string {
 	return names
 }
 
-func (h *wasmHost) Request(stream, direction, source string, headers []conformance.Header) (conformance.RequestOutcome, error) {
+func (h *wasmHost) Request(stream, direction string, peer conformance.Peer, headers []conformance.Header) (conformance.RequestOutcome, error) {
 	var out conformance.RequestOutcome
 	dir := uint64(0)
 	switch direction {
@@ -116,10 +116,13 @@ func (h *wasmHost) Request(stream, direction, source string, headers []conforman
 		dir = 2
 	}
 	h.host.SetProperty([]string{"xds", "listener_direction"}, directionProperty(dir))
+	source := peer.Address
 	if source == "" {
 		source = unset
 	}
 	h.host.SetProperty([]string{"source", "address"}, []byte(source))
+	// No mTLS peer: Envoy has no value for the attribute; an empty one reads the same.
+	h.host.SetProperty([]string{"connection", "uri_san_peer_certificate"}, []byte(peer.Principal))
 	for _, n := range h.tagNames() {
 		h.host.SetProperty([]string{plugin.FilterStatePrefix + n}, []byte(unset))
 	}

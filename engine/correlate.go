@@ -2,6 +2,7 @@ package engine
 
 import (
 	"github.com/tracebridge/tracebridge/propagation"
+	"unsafe"
 )
 
 // A record is the restore headers of an inbound request as it left the
@@ -66,7 +67,7 @@ func (e *Engine) record(st *Stream, h Headers, res *Result, ctxValid bool) {
 	if c.byKey && len(rec) > 0 {
 		for _, kh := range c.keyHeaders {
 			if v, ok := finalValue(h, res, kh); ok && v != "" {
-				if err := e.store.Put(kh+"="+v, rec); err != nil {
+				if err := e.store.Put(res.storeKey(kh, v), rec); err != nil {
 					res.Decisions.add(DecisionError)
 					continue
 				}
@@ -138,7 +139,7 @@ func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
 			if n != 1 || v == "" {
 				continue
 			}
-			if rec, found, err = e.store.Get(scratch, kh+"="+v); err != nil {
+			if rec, found, err = e.store.Get(scratch, res.storeKey(kh, v)); err != nil {
 				res.Decisions.add(DecisionError)
 			}
 			if found {
@@ -190,4 +191,12 @@ func isTraceHeader(name string) bool {
 		}
 	}
 	return false
+}
+
+// storeKey returns "<header>=<value>", the correlation store key, built in
+// res's key buffer: a string per request would be the engine's only other
+// allocation. Stores copy keys they keep (Store).
+func (res *Result) storeKey(header, value string) string {
+	res.keyBuf = append(append(append(res.keyBuf[:0], header...), '='), value...)
+	return unsafe.String(unsafe.SliceData(res.keyBuf), len(res.keyBuf))
 }

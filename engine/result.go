@@ -113,6 +113,8 @@ type Result struct {
 	// scratch holds correlation records while they are built or read, so
 	// the store interface does not make a stack buffer escape per request.
 	scratch []byte
+	// keyBuf holds the correlation store key of the request ("name=value").
+	keyBuf []byte
 }
 
 // Reset clears the result, keeping its storage.

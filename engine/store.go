@@ -9,9 +9,11 @@ import "time"
 // service. Errors make the engine fail open.
 type Store interface {
 	// Put stores rec under key until the store's TTL passes. The store copies
-	// both; the caller reuses them.
+	// both; the caller reuses them (key may alias a buffer the engine
+	// rewrites for the next request).
 	Put(key string, rec []byte) error
-	// Get appends the record stored under key to dst.
+	// Get appends the record stored under key to dst. It keeps no reference
+	// to key after returning.
 	Get(dst []byte, key string) (rec []byte, found bool, err error)
 	// Enter counts an inbound request as in flight, with its record (which may
 	// be empty). owner is unique per stream and never zero.

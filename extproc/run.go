@@ -253,17 +253,6 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 		go adminSrv.Serve(al)
 	}
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- gs.Serve(lis) }()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(extprocv3.ExternalProcessor_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	ready503.Store(false)
-	log.Info("serving", "listen", lis.Addr().String(), "admin", adminAddr, "tls", c.TLSCert != "", "mtls", c.ClientCA != "",
-		"store", storeKind(c.Store), "config", c.ConfigFile, "direction", dir.String())
-	if ready != nil {
-		ready(lis.Addr().String(), adminAddr)
-	}
-
 	// Policy reloads: SIGHUP and file changes.
 	var reloadMu sync.Mutex
 	lastPolicy := policyBytes
@@ -301,7 +290,23 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 		watcher, err = watchFile(c.ConfigFile, func() { reload("file") }, log)
 		if err != nil {
 			log.Warn("cannot watch the policy file; reload with SIGHUP", "err", err.Error())
+		} else {
+			// A change between the first read and the watch is caught here
+			// (an unchanged file is a no-op).
+			reload("file")
 		}
+	}
+
+	// Ready only once reloads are wired: a change right after ready is seen.
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- gs.Serve(lis) }()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(extprocv3.ExternalProcessor_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	ready503.Store(false)
+	log.Info("serving", "listen", lis.Addr().String(), "admin", adminAddr, "tls", c.TLSCert != "", "mtls", c.ClientCA != "",
+		"store", storeKind(c.Store), "config", c.ConfigFile, "direction", dir.String())
+	if ready != nil {
+		ready(lis.Addr().String(), adminAddr)
 	}
 
 	var runErr error

@@ -58,7 +58,7 @@ func (e *Engine) debugTokenValid(v string, n int) bool {
 	if err != nil {
 		return false
 	}
-	now := e.now().Unix()
+	now := e.unixNow()
 	if unix <= now || unix-now > int64(c.debugMaxTTL.Seconds()) {
 		return false
 	}

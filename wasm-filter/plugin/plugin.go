@@ -34,8 +34,8 @@ type pluginContext struct {
 	res     engine.Result
 	headers engine.IndexedHeaders
 	panics  map[string]bool
-	// Which host properties the policy needs: each read is a host call
-	// (about 2 µs of guest time), so a request reads only those.
+	// Which host properties the policy needs: each read is a host call, so
+	// a request reads only those.
 	needDirection, needSource, needPeer bool
 }
 

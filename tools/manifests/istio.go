@@ -206,27 +206,19 @@ func (r *renderer) preciseParenting() ([]File, error) {
 		},
 	}}
 	opts := protocolOptions([]*hcmv3.HttpFilter{filter}, true, false)
-	ef := map[string]any{
-		"apiVersion": "networking.istio.io/v1alpha3",
-		"kind":       "EnvoyFilter",
-		"metadata":   r.meta("tracebridge-precise-parenting", ns),
-		"spec": map[string]any{
-			"workloadSelector": map[string]any{"labels": labelsAny(r.o.WorkloadLabels)},
-			"configPatches": []any{
-				map[string]any{
-					"applyTo": "EXTENSION_CONFIG",
-					"patch":   map[string]any{"operation": "ADD", "value": toMap(ext)},
-				},
-				map[string]any{
-					"applyTo": "CLUSTER",
-					"match":   map[string]any{"context": "SIDECAR_INBOUND"},
-					"patch": map[string]any{"operation": "MERGE", "value": map[string]any{
-						"typed_extension_protocol_options": map[string]any{nameHTTPProtocol: toMap(mustAny(opts))},
-					}},
-				},
-			},
+	ef := r.envoyFilter("tracebridge-precise-parenting", ns, r.o.WorkloadLabels, []any{
+		map[string]any{
+			"applyTo": "EXTENSION_CONFIG",
+			"patch":   map[string]any{"operation": "ADD", "value": toMap(ext)},
 		},
-	}
+		map[string]any{
+			"applyTo": "CLUSTER",
+			"match":   map[string]any{"context": "SIDECAR_INBOUND"},
+			"patch": map[string]any{"operation": "MERGE", "value": map[string]any{
+				"typed_extension_protocol_options": map[string]any{nameHTTPProtocol: toMap(mustAny(opts))},
+			}},
+		},
+	})
 	comment := `Precise parenting (DESIGN.md "Deployment modes" 2): the same module, also
 installed as an upstream HTTP filter of every inbound cluster. Upstream
 filters run after the router injected the server span's context
@@ -328,15 +320,7 @@ func (r *renderer) gatewayEnrichment() ([]File, error) {
 	if tagPatch != nil {
 		patches = append(patches, tagPatch)
 	}
-	ef := map[string]any{
-		"apiVersion": "networking.istio.io/v1alpha3",
-		"kind":       "EnvoyFilter",
-		"metadata":   r.meta("tracebridge-gateway-enrichment", ns),
-		"spec": map[string]any{
-			"workloadSelector": map[string]any{"labels": labelsAny(r.o.GatewayLabels)},
-			"configPatches":    patches,
-		},
-	}
+	ef := r.envoyFilter("tracebridge-gateway-enrichment", ns, r.o.GatewayLabels, patches)
 	comment := `Sidecar-free gateway enrichment (DESIGN.md "Deployment modes" 3): the
 ext_proc filter on the ingress gateway, inserted right before the router (so
 after Istio's authentication and authorization filters), and the span tags
@@ -398,15 +382,7 @@ func (r *renderer) gatewayEnrichmentUpstream() ([]File, error) {
 	if tagPatch != nil {
 		patches = append(patches, tagPatch)
 	}
-	ef := map[string]any{
-		"apiVersion": "networking.istio.io/v1alpha3",
-		"kind":       "EnvoyFilter",
-		"metadata":   r.meta("tracebridge-gateway-enrichment-upstream", ns),
-		"spec": map[string]any{
-			"workloadSelector": map[string]any{"labels": labelsAny(r.o.GatewayLabels)},
-			"configPatches":    patches,
-		},
-	}
+	ef := r.envoyFilter("tracebridge-gateway-enrichment-upstream", ns, r.o.GatewayLabels, patches)
 	comment := `Gateway enrichment, upstream-filter variant: the ext_proc filter on the
 gateway's clusters to the listed backends instead of on its listener. Upstream
 filters run after the router injected the gateway span's context
@@ -450,21 +426,13 @@ func (r *renderer) edgeTrust() ([]File, error) {
 	}
 	ns := r.o.gatewayNS()
 	hcm := &hcmv3.HttpConnectionManager{EarlyHeaderMutationExtensions: []*corev3.TypedExtensionConfig{earlyMutation(headers)}}
-	ef := map[string]any{
-		"apiVersion": "networking.istio.io/v1alpha3",
-		"kind":       "EnvoyFilter",
-		"metadata":   r.meta("tracebridge-edge-trust", ns),
-		"spec": map[string]any{
-			"workloadSelector": map[string]any{"labels": labelsAny(r.o.GatewayLabels)},
-			"configPatches": []any{map[string]any{
-				"applyTo": "NETWORK_FILTER",
-				"match":   gatewayListenerMatch(""),
-				"patch": map[string]any{"operation": "MERGE", "value": map[string]any{
-					"typed_config": toMap(mustAny(hcm)),
-				}},
-			}},
-		},
-	}
+	ef := r.envoyFilter("tracebridge-edge-trust", ns, r.o.GatewayLabels, []any{map[string]any{
+		"applyTo": "NETWORK_FILTER",
+		"match":   gatewayListenerMatch(""),
+		"patch": map[string]any{"operation": "MERGE", "value": map[string]any{
+			"typed_config": toMap(mustAny(hcm)),
+		}},
+	}})
 	comment := `Edge trust boundary (DESIGN.md "Deployment modes" 4): untrusted incoming
 trace headers are removed by the gateway's HTTP connection manager BEFORE
 Envoy creates its span. Envoy creates the span from the incoming headers
@@ -489,4 +457,18 @@ mutation has no condition), which is what trust.untrustedDirections
 		{dir + "kustomization.yaml", kustomization(`Edge trust boundary: the early header mutation on the ingress gateway.`, "envoyfilter.yaml")},
 		{dir + "envoyfilter.yaml", yamlFile(doc{comment: comment, obj: ef})},
 	}, nil
+}
+
+// envoyFilter is an EnvoyFilter resource: patches applied to the workloads
+// that carry labels.
+func (r *renderer) envoyFilter(name, ns string, labels map[string]string, patches []any) map[string]any {
+	return map[string]any{
+		"apiVersion": "networking.istio.io/v1alpha3",
+		"kind":       "EnvoyFilter",
+		"metadata":   r.meta(name, ns),
+		"spec": map[string]any{
+			"workloadSelector": map[string]any{"labels": labelsAny(labels)},
+			"configPatches":    patches,
+		},
+	}
 }

@@ -76,3 +76,15 @@ func presenceBit(name string) uint64 {
 	// engine looks up fall on bits that common request headers leave clear.
 	return 1 << ((uint(len(name))*2 + uint(name[len(name)-1]) + 3*uint(name[len(name)/2])) & 63)
 }
+
+// LowerName returns a header name lower-cased, as HeaderList requires,
+// allocating only when it has an upper-case letter (Envoy's maps are lower
+// case already; proxytest and older ext_proc clients are not).
+func LowerName(name string) string {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(name)
+		}
+	}
+	return name
+}

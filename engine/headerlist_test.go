@@ -67,3 +67,16 @@ func TestIndexedHeadersFilters(t *testing.T) {
 		t.Errorf("the filter answers only %d of %d absent trace headers", filtered, len(absent))
 	}
 }
+
+func TestLowerName(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"traceparent", "traceparent"}, {"X-Request-Id", "x-request-id"}, {":path", ":path"}, {"", ""}, {"B3", "b3"},
+	} {
+		if got := LowerName(c.in); got != c.want {
+			t.Errorf("LowerName(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { LowerName("x-request-id") }); n != 0 {
+		t.Errorf("a lower-case name costs %v allocations", n)
+	}
+}

@@ -31,6 +31,7 @@ type procStream struct {
 	st  engine.Stream
 	res engine.Result
 	h   engine.HeaderList
+	hi  engine.IndexedHeaders // h with the engine's presence filter
 	req engine.Request
 
 	started   bool // request headers processed
@@ -82,6 +83,7 @@ func (ps *procStream) end() {
 	// with large headers gives its buffers back to the GC altogether (the
 	// engine's result may hold strings that point into them).
 	clear(ps.h[:cap(ps.h)])
+	ps.hi = engine.IndexedHeaders{}
 	if ps.big || cap(ps.h) > 1024 {
 		ps.h = nil
 		ps.res = engine.Result{}
@@ -210,10 +212,7 @@ func (ps *procStream) loadHeaders(hm *corev3.HeaderMap) {
 		if hv == nil {
 			continue
 		}
-		name := hv.Key
-		if hasUpper(name) {
-			name = strings.ToLower(name)
-		}
+		name := engine.LowerName(hv.Key)
 		var v string
 		if len(hv.RawValue) > 0 {
 			v = unsafe.String(unsafe.SliceData(hv.RawValue), len(hv.RawValue))
@@ -225,17 +224,9 @@ func (ps *procStream) loadHeaders(hm *corev3.HeaderMap) {
 		size += len(name) + len(v)
 		ps.h = append(ps.h, engine.HeaderPair{Name: name, Value: v})
 	}
+	ps.hi.Reset(ps.h)
 	ps.valueField = plain && !raw
 	ps.big = ps.big || size > 64<<10
-}
-
-func hasUpper(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			return true
-		}
-	}
-	return false
 }
 
 // readPeer reads the request attributes Envoy was asked to send. They are
@@ -287,7 +278,7 @@ func (ps *procStream) requestHeaders(req *extprocv3.ProcessingRequest, hh *extpr
 	// The request and the header view live in ps (pooled): a HeaderList
 	// slice or a fresh Request passed as an interface or pointer would
 	// each be a heap allocation per request; *HeaderList is not.
-	ps.req = engine.Request{Headers: &ps.h, Direction: dir, Source: ps.peer.source, PeerPrincipal: ps.peer.principal}
+	ps.req = engine.Request{Headers: &ps.hi, Direction: dir, Source: ps.peer.source, PeerPrincipal: ps.peer.principal}
 	ps.eng.OnRequest(&ps.st, &ps.req, &ps.res)
 	s.m.countDecisions(ps.res.Decisions)
 	if s.debugEnabled() {
@@ -357,7 +348,7 @@ func (ps *procStream) fill(r *headersReply, buf mutationBuf) {
 func (ps *procStream) responseHeaders(hh *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	ps.responded = true
 	ps.loadHeaders(hh.GetHeaders())
-	ps.eng.OnResponse(&ps.st, &ps.h, &ps.res)
+	ps.eng.OnResponse(&ps.st, &ps.hi, &ps.res)
 	ps.s.m.countDecisions(ps.res.Decisions)
 	rr := new(responseReply)
 	r := &rr.headersReply

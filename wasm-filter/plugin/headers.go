@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"encoding/binary"
-	"strings"
 	"unsafe"
 
 	"github.com/tracebridge/tracebridge/engine"
@@ -42,7 +41,7 @@ func parseHeaderPairs(dst engine.HeaderList, buf []byte) (engine.HeaderList, boo
 		name := bytesString(data[:nl])
 		value := bytesString(data[nl+1 : nl+1+vl])
 		data = data[nl+vl+2:]
-		dst = append(dst, engine.HeaderPair{Name: lowerName(name), Value: value})
+		dst = append(dst, engine.HeaderPair{Name: engine.LowerName(name), Value: value})
 	}
 	return dst, true
 }
@@ -53,17 +52,6 @@ func bytesString(b []byte) string {
 		return ""
 	}
 	return unsafe.String(&b[0], len(b))
-}
-
-// lowerName returns name lower-cased, allocating only when it has an upper
-// case letter.
-func lowerName(name string) string {
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c >= 'A' && c <= 'Z' {
-			return strings.ToLower(name)
-		}
-	}
-	return name
 }
 
 // propertyPath is a host property path, kept both as segments (the SDK's

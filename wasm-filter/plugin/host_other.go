@@ -18,7 +18,7 @@ func requestHeaders(dst engine.HeaderList) (engine.HeaderList, bool) {
 		return dst, false
 	}
 	for _, kv := range pairs {
-		dst = append(dst, engine.HeaderPair{Name: lowerName(kv[0]), Value: kv[1]})
+		dst = append(dst, engine.HeaderPair{Name: engine.LowerName(kv[0]), Value: kv[1]})
 	}
 	return dst, true
 }

@@ -16,10 +16,15 @@ import "unsafe"
 // and is never reused by the bridge, so the caller may keep strings that
 // alias it. status is the proxy-wasm status (0 ok).
 func HeaderMapPairs(mapType uint32) (buf []byte, status uint32) {
+	resetSlots()
+	return sliceResult(proxyGetHeaderMapPairs(mapType, &slot.ptr, &slot.size))
+}
+
+// sliceResult ends a host call that returned a buffer in slot.ptr/slot.size
+// and gives it as a slice (nil when empty or on error).
+func sliceResult(st uint32) ([]byte, uint32) {
 	var p *byte
 	var n int
-	resetSlots()
-	st := proxyGetHeaderMapPairs(mapType, &slot.ptr, &slot.size)
 	st = takeResult(st, &p, &n)
 	if st != statusOK || n == 0 {
 		return nil, st
@@ -48,13 +53,7 @@ func withScratch(call func() uint32) ([]byte, uint32) {
 	mem = &scratch
 	defer func() { mem = pinned }()
 	resetSlots()
-	var p *byte
-	var n int
-	st := takeResult(call(), &p, &n)
-	if st != statusOK || n == 0 {
-		return nil, st
-	}
-	return unsafe.Slice(p, n), st
+	return sliceResult(call())
 }
 
 // Property returns a host property; path is the serialized path (segments

@@ -309,6 +309,18 @@ func (p *WasmProxy) Close() {
 	}
 }
 
+// withMetric runs fn on the metric the guest named by id under the metrics
+// lock; an id never defined is NotFound.
+func (p *WasmProxy) withMetric(raw uint64, fn func(p *WasmProxy, id int) uint32) uint32 {
+	p.metricsMu.Lock()
+	defer p.metricsMu.Unlock()
+	id := int(uint32(raw))
+	if id >= len(p.metricVals) {
+		return wasmNotFound
+	}
+	return fn(p, id)
+}
+
 // PollOneoffCalls is how often the guest called WASI poll_oneoff.
 func (p *WasmProxy) PollOneoffCalls() int64 { return p.pollCalls.Load() }
 
@@ -866,40 +878,25 @@ var envFuncs = []hostFunc{
 		return wasmOK
 	}},
 	{"proxy_increment_metric", ps(vi32, vi64), ps(vi32), func(_ context.Context, hc *hostCall, _ api.Module, s []uint64) uint32 {
-		p := hc.w.proxy
-		p.metricsMu.Lock()
-		defer p.metricsMu.Unlock()
-		id := int(uint32(s[0]))
-		if id >= len(p.metricVals) {
-			return wasmNotFound
-		}
-		p.metricVals[id] += int64(s[1])
-		hc.incremented = append(hc.incremented, p.metricNames[id])
-		return wasmOK
+		return hc.w.proxy.withMetric(s[0], func(p *WasmProxy, id int) uint32 {
+			p.metricVals[id] += int64(s[1])
+			hc.incremented = append(hc.incremented, p.metricNames[id])
+			return wasmOK
+		})
 	}},
 	{"proxy_record_metric", ps(vi32, vi64), ps(vi32), func(_ context.Context, hc *hostCall, _ api.Module, s []uint64) uint32 {
-		p := hc.w.proxy
-		p.metricsMu.Lock()
-		defer p.metricsMu.Unlock()
-		id := int(uint32(s[0]))
-		if id >= len(p.metricVals) {
-			return wasmNotFound
-		}
-		p.metricVals[id] = int64(s[1])
-		return wasmOK
+		return hc.w.proxy.withMetric(s[0], func(p *WasmProxy, id int) uint32 {
+			p.metricVals[id] = int64(s[1])
+			return wasmOK
+		})
 	}},
 	{"proxy_get_metric", ps(vi32, vi32), ps(vi32), func(_ context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
-		p := hc.w.proxy
-		p.metricsMu.Lock()
-		defer p.metricsMu.Unlock()
-		id := int(uint32(s[0]))
-		if id >= len(p.metricVals) {
-			return wasmNotFound
-		}
-		if !m.Memory().WriteUint64Le(uint32(s[1]), uint64(p.metricVals[id])) {
-			return wasmBadArgument
-		}
-		return wasmOK
+		return hc.w.proxy.withMetric(s[0], func(p *WasmProxy, id int) uint32 {
+			if !m.Memory().WriteUint64Le(uint32(s[1]), uint64(p.metricVals[id])) {
+				return wasmBadArgument
+			}
+			return wasmOK
+		})
 	}},
 }
 

@@ -48,7 +48,8 @@ var decodeCases = []struct {
 	}, false},
 	{"nested attribute value", reqHeadersMsg(hmap("a", "b"), attrs("list", []any{"x"})), false},
 	{"deprecated HttpHeaders.attributes", &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{
-		Headers:    hmap("a", "b"),
+		Headers: hmap("a", "b"),
+		//lint:ignore SA1019 Envoy before 1.29 sent the attributes here.
 		Attributes: attrs(attrSourceAddress, "10.0.0.7"),
 	}}}, false},
 	{"flow control only", &extprocv3.ProcessingRequest{ClientWindowUpdate: &extprocv3.ProcessingRequest_ClientWindowUpdate{}}, false},

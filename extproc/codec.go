@@ -5,6 +5,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	// Registers the proto codec this one falls back to.
@@ -68,7 +69,7 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
-	if m, ok := v.(*extprocv3.ProcessingRequest); ok {
+	if m, ok := v.(*extprocv3.ProcessingRequest); ok && notBodyOrTrailers(data) {
 		// The message's own copy (gRPC reuses data's buffers), which the
 		// decoded strings and bytes point into. Like proto.Unmarshal,
 		// decoding replaces whatever m held.
@@ -80,4 +81,20 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 		proto.Reset(m)
 	}
 	return c.proto.Unmarshal(data, v)
+}
+
+// notBodyOrTrailers: the message does not start with a body or trailers
+// (fields 4 to 7). Envoy writes fields in field-number order, so its body
+// messages (which may be megabytes) and trailers are not copied for a
+// decoder that would hand them to proto.Unmarshal anyway. (Go's protobuf
+// writes oneof fields after the others, so the first field of a headers
+// message may also be attributes or protocol_config.)
+func notBodyOrTrailers(data mem.BufferSlice) bool {
+	for _, buf := range data {
+		if b := buf.ReadOnlyData(); len(b) > 0 {
+			num, typ := protowire.DecodeTag(uint64(b[0]))
+			return !(num >= 4 && num <= 7 && typ == protowire.BytesType)
+		}
+	}
+	return false
 }

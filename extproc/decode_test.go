@@ -72,6 +72,9 @@ func TestDecodeRequest(t *testing.T) {
 			} else if fast && !proto.Equal(&got, tc.msg) {
 				t.Fatalf("decodeRequest:\n got %v\nwant %v", &got, tc.msg)
 			}
+			if tc.fast && !notBodyOrTrailers(mem.BufferSlice{mem.SliceBuffer(b[:1]), mem.SliceBuffer(b[1:])}) {
+				t.Fatal("the codec would not try decodeRequest on this message")
+			}
 			var viaCodec extprocv3.ProcessingRequest
 			if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &viaCodec); err != nil {
 				t.Fatal(err)
@@ -166,4 +169,31 @@ func FuzzDecodeRequest(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(checkDecode)
+}
+
+// TestNotBodyOrTrailers: the codec does not copy bodies and trailers for
+// the headers decoder.
+func TestNotBodyOrTrailers(t *testing.T) {
+	cases := []struct {
+		name string
+		msg  *extprocv3.ProcessingRequest
+		want bool
+	}{
+		{"request headers", reqHeadersMsg(hmap("a", "b"), nil), true},
+		{"response headers", respHeadersMsg(hmap(":status", "200")), true},
+		{"request body", &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte("x")}}}, false},
+		{"response body", &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{}}}, false},
+		{"request trailers", &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestTrailers{RequestTrailers: &extprocv3.HttpTrailers{}}}, false},
+		{"response trailers", &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseTrailers{ResponseTrailers: &extprocv3.HttpTrailers{}}}, false},
+		{"empty", &extprocv3.ProcessingRequest{}, false},
+	}
+	for _, tc := range cases {
+		b, err := proto.Marshal(tc.msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := notBodyOrTrailers(mem.BufferSlice{mem.SliceBuffer(b)}); got != tc.want {
+			t.Errorf("%s: notBodyOrTrailers = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }

@@ -159,10 +159,10 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		_, n := p.headers.Get(m.Name)
 		var err error
 		for i := 0; i < n && err == nil && (m.Op == engine.OpRemove || n > 1); i++ {
-			err = proxywasm.RemoveHttpRequestHeader(m.Name)
+			err = removeRequestHeader(m.Name)
 		}
 		if m.Op == engine.OpSet && err == nil {
-			err = proxywasm.ReplaceHttpRequestHeader(m.Name, m.Value)
+			err = replaceRequestHeader(m.Name, m.Value)
 		}
 		if err != nil {
 			p.counters.count(h.stream.Direction, 1<<engine.DecisionError)
@@ -172,7 +172,7 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		// Dynamic metadata has no proxy-wasm ABI (ENVOY-FACTS 5): in the wasm
 		// filter the metadata sink degrades to filter state.
 		if t.Sinks&(engine.SinkFilterState|engine.SinkMetadata) != 0 {
-			if err := proxywasm.SetProperty([]string{FilterStatePrefix + t.Name}, []byte(t.Value)); err != nil {
+			if err := setFilterState(FilterStatePrefix+t.Name, t.Value); err != nil {
 				p.counters.count(h.stream.Direction, 1<<engine.DecisionError)
 			}
 		}
@@ -192,7 +192,7 @@ func (h *httpContext) OnHttpResponseHeaders(int, bool) (action types.Action) {
 	p.engine.OnResponse(&h.stream, responseHeaders{}, res)
 	for _, m := range res.Mutations {
 		if m.Op == engine.OpSet {
-			if err := proxywasm.ReplaceHttpResponseHeader(m.Name, m.Value); err != nil {
+			if err := replaceResponseHeader(m.Name, m.Value); err != nil {
 				p.counters.count(h.stream.Direction, 1<<engine.DecisionError)
 			}
 		}

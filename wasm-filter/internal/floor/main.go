@@ -41,6 +41,9 @@ type pluginContext struct {
 	types.DefaultPluginContext
 	recorded, restored uint32 // metric ids
 	key, val           []byte // reused buffers
+	// The floor keeps no per-stream state, so every stream shares one
+	// context: no allocation per request.
+	http httpContext
 }
 
 func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
@@ -54,7 +57,10 @@ func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
 	return types.OnPluginStartStatusOK
 }
 
-func (p *pluginContext) NewHttpContext(uint32) types.HttpContext { return &httpContext{p: p} }
+func (p *pluginContext) NewHttpContext(uint32) types.HttpContext {
+	p.http.p = p
+	return &p.http
+}
 
 type httpContext struct {
 	types.DefaultHttpContext
@@ -83,8 +89,9 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) types.Action {
 		if !found || len(v) < 1 || len(v) < 1+int(v[0]) || string(v[1:1+int(v[0])]) != rid {
 			return types.ActionContinue
 		}
-		p.val = append(p.val[:0], v[1+int(v[0]):]...) // v is valid until the next host call
-		if replaceRequestHeader("traceparent", string(p.val)) {
+		// v is valid until the next host call; the host copies the value it sets.
+		p.val = append(p.val[:0], v[1+int(v[0]):]...)
+		if replaceRequestHeader("traceparent", unsafe.String(unsafe.SliceData(p.val), len(p.val))) {
 			incrementCounter(p.restored)
 		}
 	}

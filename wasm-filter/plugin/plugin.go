@@ -77,6 +77,10 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 		}
 	}
 	p.engine = engine.New(cfg, engine.Options{Store: store, Now: func() time.Time { return now() }})
+	// Each callback applies the result's mutations before it returns, so
+	// their values may alias the result's buffer (one allocation less per
+	// callback that writes a header).
+	p.res.BorrowValues = true
 	p.needDirection, p.needSource, p.needPeer = cfg.ReadsDirection(), cfg.ReadsSource(), cfg.ReadsPeerPrincipal()
 	for _, t := range cfg.Policy.Tags {
 		for _, s := range t.To {

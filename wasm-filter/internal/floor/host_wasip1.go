@@ -4,7 +4,6 @@ package main
 
 import (
 	"encoding/binary"
-	"unsafe"
 
 	"github.com/tracebridge/tracebridge/wasm-filter/abi"
 )
@@ -16,36 +15,14 @@ const mapTypeHttpRequestHeaders = 0 // proxy-wasm ABI MapType
 
 var listenerDirection = []byte("xds\x00listener_direction")
 
-// traceHeaders reads the request's header map (ABI 0.2.x encoding: count,
-// name and value lengths, then NUL-terminated names and values) and returns
-// x-request-id and traceparent, aliasing the host's buffer.
+// traceHeaders reads the request's header map and returns x-request-id and
+// traceparent, aliasing the host's buffer.
 func traceHeaders() (rid, tp string, ok bool) {
 	buf, st := abi.HeaderMapPairs(mapTypeHttpRequestHeaders)
-	if st != 0 || len(buf) < 4 {
-		return "", "", st == 0
-	}
-	n := uint64(binary.LittleEndian.Uint32(buf))
-	if n > uint64(len(buf)-4)/8 {
+	if st != 0 {
 		return "", "", false
 	}
-	sizes, data := buf[4:4+8*n], buf[4+8*n:]
-	for i := uint64(0); i < n; i++ {
-		nl := uint64(binary.LittleEndian.Uint32(sizes[8*i:]))
-		vl := uint64(binary.LittleEndian.Uint32(sizes[8*i+4:]))
-		if nl+vl+2 > uint64(len(data)) {
-			return "", "", false
-		}
-		name := unsafe.String(unsafe.SliceData(data), nl)
-		value := unsafe.String(unsafe.SliceData(data[nl+1:]), vl)
-		switch name {
-		case "x-request-id":
-			rid = value
-		case "traceparent":
-			tp = value
-		}
-		data = data[nl+vl+2:]
-	}
-	return rid, tp, true
+	return findTraceHeaders(buf)
 }
 
 func direction() int {

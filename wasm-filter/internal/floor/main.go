@@ -17,6 +17,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"unsafe"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
@@ -110,6 +111,42 @@ func (p *pluginContext) slotKey(rid string) string {
 	p.key = append(p.key[:0], slotKeyPrefix...)
 	p.key = appendUint(p.key, v%slots)
 	return unsafe.String(unsafe.SliceData(p.key), len(p.key)) // the host copies keys it keeps
+}
+
+// findTraceHeaders finds x-request-id and traceparent in a serialized header
+// map (ABI 0.2.x encoding, as plugin/headers.go decodes it: a little-endian
+// u32 pair count, u32 name and value lengths per pair, then each name and
+// value followed by a NUL byte). The strings alias buf; ok is false for a
+// malformed map. An empty buffer is an empty map.
+func findTraceHeaders(buf []byte) (rid, tp string, ok bool) {
+	if len(buf) == 0 {
+		return "", "", true
+	}
+	if len(buf) < 4 {
+		return "", "", false
+	}
+	n := uint64(binary.LittleEndian.Uint32(buf))
+	if n > uint64(len(buf)-4)/8 {
+		return "", "", false
+	}
+	sizes, data := buf[4:4+8*n], buf[4+8*n:]
+	for i := uint64(0); i < n; i++ {
+		nl := uint64(binary.LittleEndian.Uint32(sizes[8*i:]))
+		vl := uint64(binary.LittleEndian.Uint32(sizes[8*i+4:]))
+		if nl+vl+2 > uint64(len(data)) {
+			return "", "", false
+		}
+		name := unsafe.String(unsafe.SliceData(data), nl)
+		value := unsafe.String(unsafe.SliceData(data[nl+1:]), vl)
+		switch name {
+		case "x-request-id":
+			rid = value
+		case "traceparent":
+			tp = value
+		}
+		data = data[nl+vl+2:]
+	}
+	return rid, tp, true
 }
 
 func appendUint(dst []byte, n uint64) []byte {

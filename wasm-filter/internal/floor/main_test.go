@@ -62,3 +62,61 @@ func TestRecordRestore(t *testing.T) {
 		})
 	}
 }
+
+// serialize encodes pairs as the ABI's header map.
+func serialize(pairs [][2]string) []byte {
+	buf := binary.LittleEndian.AppendUint32(nil, uint32(len(pairs)))
+	for _, p := range pairs {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(p[0])))
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(p[1])))
+	}
+	for _, p := range pairs {
+		buf = append(append(append(append(buf, p[0]...), 0), p[1]...), 0)
+	}
+	return buf
+}
+
+func TestFindTraceHeaders(t *testing.T) {
+	tests := []struct {
+		name      string
+		buf       []byte
+		rid, tp   string
+		wantValid bool
+	}{
+		{"both", serialize([][2]string{{":path", "/"}, {"traceparent", tp}, {"x-request-id", "r-1"}}), "r-1", tp, true},
+		{"none", serialize([][2]string{{":path", "/"}}), "", "", true},
+		{"empty buffer", nil, "", "", true},
+		{"short", []byte{1, 0}, "", "", false},
+		{"count beyond buffer", []byte{9, 0, 0, 0, 1, 0, 0, 0}, "", "", false},
+		{"lengths beyond data", serialize([][2]string{{"x-request-id", "r-1"}})[:20], "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rid, tp, ok := findTraceHeaders(tt.buf)
+			if rid != tt.rid || tp != tt.tp || ok != tt.wantValid {
+				t.Errorf("got %q %q %v, want %q %q %v", rid, tp, ok, tt.rid, tt.tp, tt.wantValid)
+			}
+		})
+	}
+}
+
+// FuzzFindTraceHeaders: any buffer decodes without panicking, and a
+// serialized map yields the values it carries.
+func FuzzFindTraceHeaders(f *testing.F) {
+	f.Add([]byte{}, "r-1", tp)
+	f.Add(serialize([][2]string{{"a", "b"}}), "", "")
+	f.Fuzz(func(t *testing.T, raw []byte, rid, tparent string) {
+		findTraceHeaders(raw)
+		pairs := [][2]string{{":path", "/"}}
+		if rid != "" {
+			pairs = append(pairs, [2]string{"x-request-id", rid})
+		}
+		if tparent != "" {
+			pairs = append(pairs, [2]string{"traceparent", tparent})
+		}
+		gotRID, gotTP, ok := findTraceHeaders(serialize(pairs))
+		if !ok || gotRID != rid || gotTP != tparent {
+			t.Fatalf("serialized %q: got %q %q %v", pairs, gotRID, gotTP, ok)
+		}
+	})
+}

@@ -79,7 +79,7 @@ func TestDrivers(t *testing.T) {
 		addr := serve(t, s.srv)
 		for _, client := range []string{"h2", "grpc"} {
 			t.Run(s.name+"/"+client, func(t *testing.T) {
-				d, err := newDriver(client, addr, 2)
+				d, err := newDriver(client, addr, 2, true)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -69,6 +69,7 @@ func main() {
 		cpuProfile  = flag.String("cpuprofile", "", "with -target: write the load generator's CPU profile here")
 		openRate    = flag.Int("open", 0, "with -target: run the open loop at this rate instead of the closed loop")
 		client      = flag.String("client", "h2", "load generator: h2 (this program's event-driven HTTP/2 client) or grpc (grpc-go's client)")
+		rt          = flag.Bool("rt", true, "h2 client: run its event loop thread at real-time priority (SCHED_FIFO 1) where the system allows it")
 	)
 	flag.Parse()
 	if *noop {
@@ -79,7 +80,7 @@ func main() {
 		return
 	}
 	if *target != "" {
-		l, err := newDriver(*client, *target, *conns)
+		l, err := newDriver(*client, *target, *conns, *rt)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
@@ -108,7 +109,7 @@ func main() {
 			float64(gen)/float64(time.Microsecond)/float64(r.n), us(lp50), us(lp99), us(lp999))
 		return
 	}
-	if err := run(*bin, *config, *client, *duration, *concurrency, *conns, *rate, *rounds, *out); err != nil {
+	if err := run(*bin, *config, *client, *rt, *duration, *concurrency, *conns, *rate, *rounds, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -292,10 +293,15 @@ type driver interface {
 // seq numbers the requests (their x-request-id), unique across phases.
 var seq atomic.Uint64
 
-func newDriver(kind, addr string, conns int) (driver, error) {
+func newDriver(kind, addr string, conns int, rt bool) (driver, error) {
 	switch kind {
 	case "h2":
-		return newH2Load(addr, conns)
+		l, err := newH2Load(addr, conns)
+		if err != nil {
+			return nil, err
+		}
+		l.realtime = rt
+		return l, nil
 	case "grpc":
 		return newGRPCLoad(addr, conns)
 	}
@@ -313,7 +319,7 @@ func percentiles(lat []time.Duration) (p50, p99, p999 time.Duration) {
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
 
-func run(bin, config, client string, d time.Duration, concurrency, nconns, rate, rounds int, outPath string) error {
+func run(bin, config, client string, rt bool, d time.Duration, concurrency, nconns, rate, rounds int, outPath string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -349,7 +355,7 @@ func run(bin, config, client string, d time.Duration, concurrency, nconns, rate,
 	baselines := servers[:2]
 	loads := map[string]driver{}
 	for _, s := range servers {
-		l, err := newDriver(client, s.addr, nconns)
+		l, err := newDriver(client, s.addr, nconns, rt)
 		if err != nil {
 			return err
 		}

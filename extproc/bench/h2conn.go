@@ -18,8 +18,8 @@ import (
 // through bw, so that no lock and no goroutine handoff sits on a stream's
 // path.
 type h2conn struct {
-	sock  io.WriteCloser // the socket (sock_linux.go, sock_other.go)
-	rb    frameBuf       // bytes read from the socket, not yet framed
+	sock  *sock    // sock_linux.go, sock_other.go
+	rb    frameBuf // bytes read from the socket, not yet framed
 	bw    *bufio.Writer
 	fr    *http2.Framer
 	block []byte
@@ -55,7 +55,7 @@ type h2stream struct {
 }
 
 // newH2Conn sends the client preface and settings on sock.
-func newH2Conn(sock io.WriteCloser, block []byte, ci int) (*h2conn, error) {
+func newH2Conn(sock *sock, block []byte, ci int) (*h2conn, error) {
 	c := &h2conn{sock: sock, bw: bufio.NewWriterSize(sock, 64<<10), block: block, ci: ci,
 		streams: map[uint32]*h2stream{}, nextID: 1, sendWin: 65535}
 	c.fr = http2.NewFramer(c.bw, &c.rb)
@@ -134,28 +134,19 @@ func (c *h2conn) fail(err error) {
 	c.blocked = nil
 }
 
+func (c *h2conn) socket() *sock      { return c.sock }
+func (c *h2conn) setPhase(ph *phase) { c.ph = ph }
+
 // finishLocked records a finished stream and, in a closed loop before the
 // deadline, starts the next one.
 func (c *h2conn) finishLocked(ph *phase, s *h2stream) {
 	if ph == nil {
 		return
 	}
-	now := time.Now()
-	switch {
-	case ph.open && s.fail:
-		ph.openLat[s.index] = -1
-	case ph.open:
-		ph.openLat[s.index] = now.Sub(s.start)
-	case s.fail:
-		ph.errs[c.ci]++
-	default:
-		ph.lat[c.ci] = append(ph.lat[c.ci], now.Sub(s.start))
-	}
 	if s.id != 0 {
 		c.free = append(c.free, s)
 	}
-	ph.inflight--
-	if !ph.open && now.Before(ph.deadline) && c.err == nil {
+	if now, again := ph.finish(c.ci, s.index, s.start, s.fail); again && c.err == nil {
 		c.startStream(ph, 0, now, seq.Add(1))
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// h2Load is the default load generator: a minimal gRPC-over-HTTP/2 client
+// loadGen is the default load generator: a minimal gRPC-over-HTTP/2 client
 // written for this benchmark, event-driven like Envoy's own client: one
 // thread waits on all its connections and the pacing timer at once (one
 // epoll instance on Linux, like an Envoy worker) and, from the replies,
@@ -23,8 +23,8 @@ import (
 // reader goroutine per connection and a pacer goroutine, cost about 100 µs
 // of CPU per stream at 5,000 streams/s, most of it in the Go scheduler
 // waking threads for the handoffs between those goroutines.
-type h2Load struct {
-	conns    []*h2conn
+type loadGen struct {
+	conns    []loadConn
 	poll     *poller
 	realtime bool // run the event loop at real-time priority (-rt)
 	rtOK     bool // the last phase did
@@ -82,12 +82,12 @@ const (
 	connRecvRefill   = 1 << 28
 )
 
-func newH2Load(addr string, n int) (*h2Load, error) {
+func newH2Load(addr string, n int) (*loadGen, error) {
 	block, err := requestHeaderBlock(addr)
 	if err != nil {
 		return nil, err
 	}
-	l := &h2Load{}
+	l := &loadGen{}
 	for i := 0; i < n; i++ {
 		s, err := dialSock(addr)
 		if err != nil {
@@ -108,9 +108,22 @@ func newH2Load(addr string, n int) (*h2Load, error) {
 	return l, nil
 }
 
-func (l *h2Load) close() {
+// loadConn is one connection the event loop drives: gRPC over HTTP/2
+// (h2conn) or, for the floor, plain TCP to an echo server (tcpconn).
+type loadConn interface {
+	socket() *sock
+	setPhase(ph *phase)
+	// startStream starts request index (open loop; 0 in a closed loop)
+	// scheduled at sched; seq is unique across phases.
+	startStream(ph *phase, index int, sched time.Time, seq uint64)
+	feed(p []byte) // bytes the socket delivered
+	flush()
+	fail(err error)
+}
+
+func (l *loadGen) close() {
 	for _, c := range l.conns {
-		c.sock.Close()
+		c.socket().Close()
 	}
 	if l.poll != nil {
 		l.poll.close()
@@ -151,7 +164,7 @@ type phase struct {
 // begin makes ph the phase every connection reports to. The generator's
 // garbage collector is off until drive returns (a phase allocates little),
 // so that no collection delays a stream.
-func (l *h2Load) begin(ph *phase) {
+func (l *loadGen) begin(ph *phase) {
 	runtime.GC()
 	ph.gcPercent = debug.SetGCPercent(-1)
 	ph.lat = make([][]time.Duration, len(l.conns))
@@ -160,8 +173,26 @@ func (l *h2Load) begin(ph *phase) {
 		if !ph.open {
 			ph.lat[i] = make([]time.Duration, 0, 1<<16)
 		}
-		c.ph = ph
+		c.setPhase(ph)
 	}
+}
+
+// finish records a finished stream of connection ci; again reports whether
+// a closed loop goes on (its deadline has not passed).
+func (ph *phase) finish(ci, index int, start time.Time, failed bool) (now time.Time, again bool) {
+	now = time.Now()
+	switch {
+	case ph.open && failed:
+		ph.openLat[index] = -1
+	case ph.open:
+		ph.openLat[index] = now.Sub(start)
+	case failed:
+		ph.errs[ci]++
+	default:
+		ph.lat[ci] = append(ph.lat[ci], now.Sub(start))
+	}
+	ph.inflight--
+	return now, !ph.open && now.Before(ph.deadline)
 }
 
 // drive runs the event loop on this goroutine's thread until the phase is
@@ -169,7 +200,7 @@ func (l *h2Load) begin(ph *phase) {
 // flight. more is called after every wake-up, so the open loop starts its
 // streams from the same loop; streams still open at giveUp fail with their
 // connection.
-func (l *h2Load) drive(ph *phase, more func() bool, giveUp time.Time) {
+func (l *loadGen) drive(ph *phase, more func() bool, giveUp time.Time) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer debug.SetGCPercent(ph.gcPercent)
@@ -196,7 +227,7 @@ func (l *h2Load) drive(ph *phase, more func() bool, giveUp time.Time) {
 
 // closedLoop keeps workers streams in flight for d: each finished stream
 // starts the next on its connection.
-func (l *h2Load) closedLoop(workers int, d time.Duration) result {
+func (l *loadGen) closedLoop(workers int, d time.Duration) result {
 	start := time.Now()
 	ph := &phase{deadline: start.Add(d)}
 	l.begin(ph)
@@ -219,7 +250,7 @@ func (l *h2Load) closedLoop(workers int, d time.Duration) result {
 // (round-robin over the connections); latency counts from each stream's
 // scheduled start, so the generator's own lateness counts against it too,
 // and is reported apart as the dispatch lag.
-func (l *h2Load) openLoop(rate int, d time.Duration) result {
+func (l *loadGen) openLoop(rate int, d time.Duration) result {
 	total := int(d.Seconds() * float64(rate))
 	interval := time.Second / time.Duration(rate)
 	ph := &phase{open: true, openLat: make([]time.Duration, total)}

@@ -66,12 +66,17 @@ func main() {
 		noop        = flag.Bool("noop", false, "internal: serve the no-op ext_proc server on 127.0.0.1:0")
 		noopPprof   = flag.String("noop-pprof", "", "with -noop: serve Go's /debug/pprof/ at this address, to profile the baseline")
 		noopCodec   = flag.Bool("noop-codec", false, "with -noop: use tracebridge-extproc's codec (extproc.CodecOption) instead of gRPC's")
+		echo        = flag.Bool("echo", false, "internal: serve the floor's TCP echo server on 127.0.0.1:0")
 		cpuProfile  = flag.String("cpuprofile", "", "with -target: write the load generator's CPU profile here")
 		openRate    = flag.Int("open", 0, "with -target: run the open loop at this rate instead of the closed loop")
-		client      = flag.String("client", "h2", "load generator: h2 (this program's event-driven HTTP/2 client) or grpc (grpc-go's client)")
+		client      = flag.String("client", "h2", "load generator: h2 (this program's event-driven HTTP/2 client) or grpc (grpc-go's client); with -target also tcp (the floor's client, for an echo server)")
 		rt          = flag.Bool("rt", true, "h2 client: run its event loop thread at real-time priority (SCHED_FIFO 1) where the system allows it")
 	)
 	flag.Parse()
+	if *echo {
+		serveEcho()
+		return
+	}
 	if *noop {
 		if *noopPprof != "" {
 			go http.ListenAndServe(*noopPprof, nil) // net/http/pprof registers on the default mux
@@ -227,6 +232,9 @@ func (s *server) stop() {
 	}
 }
 
+// floorName names the floor's echo server in the report.
+const floorName = "floor: TCP echo, no gRPC"
+
 // result of one phase against one server.
 type result struct {
 	lat      []time.Duration
@@ -304,6 +312,13 @@ func newDriver(kind, addr string, conns int, rt bool) (driver, error) {
 		return l, nil
 	case "grpc":
 		return newGRPCLoad(addr, conns)
+	case "tcp":
+		l, err := newTCPLoad(addr, conns)
+		if err != nil {
+			return nil, err
+		}
+		l.realtime = rt
+		return l, nil
 	}
 	return nil, fmt.Errorf("-client %q: want h2 or grpc", kind)
 }
@@ -351,11 +366,21 @@ func run(bin, config, client string, rt bool, d time.Duration, concurrency, ncon
 	}
 	defer tb.stop()
 
+	floor, err := start(floorName, exec.Command(self, "-echo"), false)
+	if err != nil {
+		return err
+	}
+	defer floor.stop()
+
 	servers := []*server{noop, noopCodec, tb}
 	baselines := servers[:2]
 	loads := map[string]driver{}
-	for _, s := range servers {
-		l, err := newDriver(client, s.addr, nconns, rt)
+	for _, s := range append(servers, floor) {
+		kind := client
+		if s == floor {
+			kind = "tcp"
+		}
+		l, err := newDriver(kind, s.addr, nconns, rt)
 		if err != nil {
 			return err
 		}
@@ -380,6 +405,9 @@ func run(bin, config, client string, rt bool, d time.Duration, concurrency, ncon
 			merge(closed, s.name, measure(s, func() result { return l.closedLoop(concurrency, slice) }))
 			merge(open, s.name, measure(s, func() result { return l.openLoop(rate, slice) }))
 		}
+		// The floor's open loop, in the same round.
+		fl := loads[floor.name]
+		merge(open, floor.name, measure(floor, func() result { return fl.openLoop(rate, slice) }))
 	}
 	for _, m := range []map[string]*result{closed, open} {
 		for _, r := range m {
@@ -407,7 +435,7 @@ func run(bin, config, client string, rt bool, d time.Duration, concurrency, ncon
 	fmt.Fprintf(&b, "\nServer CPU/request is the server process's user + system CPU time over the requests it served (from /proc; 0 where unavailable); the load generator's own CPU time is the last column.\n\n")
 	fmt.Fprintf(&b, "## Open loop: %d streams/s (latency from the scheduled start)\n\n", rate)
 	fmt.Fprintf(&b, "| server | achieved/s | p50 | p99 | p99.9 | errors | server CPU/request | generator dispatch lag p99 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, s := range servers {
+	for _, s := range append(servers, floor) {
 		r := *open[s.name]
 		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d | %.1f µs | %s |\n", s.name, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors, r.cpuPer(), us(r.lagP99))
 	}
@@ -416,7 +444,16 @@ func run(bin, config, client string, rt bool, d time.Duration, concurrency, ncon
 		o0 := *open[base.name]
 		fmt.Fprintf(&b, "| ratio tracebridge / %s | %.2f× | %.2f× | %.2f× | %.2f× | | %.2f× | |\n", base.name, o1.rps()/o0.rps(), ratio(o1.p50, o0.p50), ratio(o1.p99, o0.p99), ratio(o1.p999, o0.p999), o1.cpuPer()/o0.cpuPer())
 	}
-	fmt.Fprintf(&b, "\nThe dispatch lag is how late the generator started streams against their schedule (it is part of the latency above); a large one means the machine, not the server, made the tail.\n\n")
+	fmt.Fprintf(&b, "\nThe dispatch lag is how late the generator started streams against their schedule (it is part of the latency above); a large one means the machine, not the server, made the tail. ")
+	fmt.Fprintf(&b, "The %s row is the floor: the same generator and schedule, three round trips of %d bytes per request over plain TCP to a Go echo server (one goroutine per connection), no gRPC; no ext_proc server can beat it in the same run.", floor.name, floorMsgSize)
+	if g, ok := loads[tb.name].(*loadGen); ok {
+		prio := "at normal priority (-rt=false, or the system refused SCHED_FIFO)"
+		if g.rtOK {
+			prio = "at real-time priority (SCHED_FIFO 1)"
+		}
+		fmt.Fprintf(&b, " The generator's event loop ran %s.", prio)
+	}
+	fmt.Fprintf(&b, "\n\n")
 	fmt.Fprintf(&b, "## Goals (issue 4)\n\n")
 	goal := func(name string, ok bool, got string) {
 		mark := "met"

@@ -16,7 +16,7 @@ import (
 type poller struct {
 	epfd   int
 	tfd    int // pacing timer, -1 when not pacing
-	conns  []*h2conn
+	conns  []loadConn
 	events []unix.EpollEvent
 	buf    []byte
 }
@@ -24,7 +24,7 @@ type poller struct {
 // timerTag marks the timer's events; connections are tagged by index.
 const timerTag = -1
 
-func newPoller(conns []*h2conn) (*poller, error) {
+func newPoller(conns []loadConn) (*poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -32,7 +32,7 @@ func newPoller(conns []*h2conn) (*poller, error) {
 	p := &poller{epfd: epfd, tfd: -1, conns: conns, events: make([]unix.EpollEvent, len(conns)+1), buf: make([]byte, 64<<10)}
 	for i, c := range conns {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(i)}
-		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, c.sock.(*sock).fd, &ev); err != nil {
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, c.socket().fd, &ev); err != nil {
 			unix.Close(epfd)
 			return nil, err
 		}
@@ -84,7 +84,7 @@ func (p *poller) wait(timeout time.Duration) error {
 			continue
 		}
 		c := p.conns[ev.Fd]
-		fd := c.sock.(*sock).fd
+		fd := c.socket().fd
 		if fd < 0 {
 			continue
 		}

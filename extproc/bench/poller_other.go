@@ -11,7 +11,7 @@ import (
 // the open loop (coarser than Linux's timerfd: sub-millisecond ticks may
 // come a millisecond late).
 type poller struct {
-	conns  []*h2conn
+	conns  []loadConn
 	chunks chan chunk
 	ticker *time.Ticker
 	tick   <-chan time.Time
@@ -26,10 +26,10 @@ type chunk struct {
 	done chan struct{}
 }
 
-func newPoller(conns []*h2conn) (*poller, error) {
+func newPoller(conns []loadConn) (*poller, error) {
 	p := &poller{conns: conns, chunks: make(chan chunk, len(conns))}
 	for i, c := range conns {
-		go p.read(i, c.sock.(*sock))
+		go p.read(i, c.socket())
 	}
 	return p, nil
 }

@@ -24,10 +24,8 @@ import (
 // of CPU per stream at 5,000 streams/s, most of it in the Go scheduler
 // waking threads for the handoffs between those goroutines.
 type loadGen struct {
-	conns    []loadConn
-	poll     *poller
-	realtime bool // run the event loop at real-time priority (-rt)
-	rtOK     bool // the last phase did
+	conns []loadConn
+	poll  *poller
 }
 
 // The two messages of a stream, framed for gRPC (RFC-less gRPC framing:
@@ -195,20 +193,13 @@ func (ph *phase) finish(ci, index int, start time.Time, failed bool) (now time.T
 	return now, !ph.open && now.Before(ph.deadline)
 }
 
-// drive runs the event loop on this goroutine's thread until the phase is
+// drive runs the event loop on this goroutine until the phase is
 // over: more returns false (no stream left to start) and no stream is in
 // flight. more is called after every wake-up, so the open loop starts its
 // streams from the same loop; streams still open at giveUp fail with their
 // connection.
 func (l *loadGen) drive(ph *phase, more func() bool, giveUp time.Time) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	defer debug.SetGCPercent(ph.gcPercent)
-	if l.realtime {
-		restore, ok := realtime()
-		defer restore()
-		l.rtOK = ok
-	}
 	for more() || ph.inflight > 0 {
 		if time.Now().After(giveUp) {
 			for _, c := range l.conns {

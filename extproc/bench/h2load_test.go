@@ -80,7 +80,7 @@ func TestDrivers(t *testing.T) {
 		addr := serve(t, s.srv)
 		for _, client := range []string{"h2", "grpc"} {
 			t.Run(s.name+"/"+client, func(t *testing.T) {
-				d, err := newDriver(client, addr, 2, true)
+				d, err := newDriver(client, addr, 2)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -198,7 +198,7 @@ func TestFloor(t *testing.T) {
 					}
 				}()
 			}
-			d, err := newDriver("tcp", lis.Addr().String(), 2, true)
+			d, err := newDriver("tcp", lis.Addr().String(), 2)
 			if err != nil {
 				t.Fatal(err)
 			}

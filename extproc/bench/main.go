@@ -70,7 +70,7 @@ func main() {
 		cpuProfile  = flag.String("cpuprofile", "", "with -target: write the load generator's CPU profile here")
 		openRate    = flag.Int("open", 0, "with -target: run the open loop at this rate instead of the closed loop")
 		client      = flag.String("client", "h2", "load generator: h2 (this program's event-driven HTTP/2 client) or grpc (grpc-go's client); with -target also tcp (the floor's client, for an echo server)")
-		rt          = flag.Bool("rt", true, "h2 client: run its event loop thread at real-time priority (SCHED_FIFO 1) where the system allows it")
+		rt          = flag.Bool("rt", true, "run the load generator at real-time priority (SCHED_FIFO 1, after starting the servers) where the system allows it")
 	)
 	flag.Parse()
 	if *echo {
@@ -85,7 +85,10 @@ func main() {
 		return
 	}
 	if *target != "" {
-		l, err := newDriver(*client, *target, *conns, *rt)
+		if *rt && !realtime() {
+			fmt.Fprintln(os.Stderr, "bench: real-time priority refused; the generator runs at normal priority")
+		}
+		l, err := newDriver(*client, *target, *conns)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
@@ -110,8 +113,12 @@ func main() {
 		gen := selfCPU() - c0
 		r.p50, r.p99, r.p999 = percentiles(r.lat)
 		lp50, lp99, lp999 := percentiles(r.lag)
-		fmt.Printf("%s: %.0f streams/s, p50 %s, p99 %s, p99.9 %s, %d errors; generator CPU %.1f µs/req; dispatch lag p50 %s p99 %s p99.9 %s\n", *target, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors,
-			float64(gen)/float64(time.Microsecond)/float64(r.n), us(lp50), us(lp99), us(lp999))
+		stalls := 0
+		if g, ok := l.(*loadGen); ok {
+			stalls = g.poll.stalls()
+		}
+		fmt.Printf("%s: %.0f streams/s, p50 %s, p99 %s, p99.9 %s, %d errors; generator CPU %.1f µs/req; dispatch lag p50 %s p99 %s p99.9 %s; %d write stalls\n", *target, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors,
+			float64(gen)/float64(time.Microsecond)/float64(r.n), us(lp50), us(lp99), us(lp999), stalls)
 		return
 	}
 	if err := run(*bin, *config, *client, *rt, *duration, *concurrency, *conns, *rate, *rounds, *out); err != nil {
@@ -301,14 +308,13 @@ type driver interface {
 // seq numbers the requests (their x-request-id), unique across phases.
 var seq atomic.Uint64
 
-func newDriver(kind, addr string, conns int, rt bool) (driver, error) {
+func newDriver(kind, addr string, conns int) (driver, error) {
 	switch kind {
 	case "h2":
 		l, err := newH2Load(addr, conns)
 		if err != nil {
 			return nil, err
 		}
-		l.realtime = rt
 		return l, nil
 	case "grpc":
 		return newGRPCLoad(addr, conns)
@@ -317,7 +323,6 @@ func newDriver(kind, addr string, conns int, rt bool) (driver, error) {
 		if err != nil {
 			return nil, err
 		}
-		l.realtime = rt
 		return l, nil
 	}
 	return nil, fmt.Errorf("-client %q: want h2 or grpc", kind)
@@ -372,6 +377,7 @@ func run(bin, config, client string, rt bool, d time.Duration, concurrency, ncon
 	}
 	defer floor.stop()
 
+	rtOK := rt && realtime() // after starting the servers, which must not inherit it
 	servers := []*server{noop, noopCodec, tb}
 	baselines := servers[:2]
 	loads := map[string]driver{}
@@ -380,7 +386,7 @@ func run(bin, config, client string, rt bool, d time.Duration, concurrency, ncon
 		if s == floor {
 			kind = "tcp"
 		}
-		l, err := newDriver(kind, s.addr, nconns, rt)
+		l, err := newDriver(kind, s.addr, nconns)
 		if err != nil {
 			return err
 		}
@@ -446,12 +452,19 @@ func run(bin, config, client string, rt bool, d time.Duration, concurrency, ncon
 	}
 	fmt.Fprintf(&b, "\nThe dispatch lag is how late the generator started streams against their schedule (it is part of the latency above); a large one means the machine, not the server, made the tail. ")
 	fmt.Fprintf(&b, "The %s row is the floor: the same generator and schedule, three round trips of %d bytes per request over plain TCP to a Go echo server (one goroutine per connection), no gRPC; no ext_proc server can beat it in the same run.", floor.name, floorMsgSize)
-	if g, ok := loads[tb.name].(*loadGen); ok {
-		prio := "at normal priority (-rt=false, or the system refused SCHED_FIFO)"
-		if g.rtOK {
-			prio = "at real-time priority (SCHED_FIFO 1)"
+	prio := "at normal priority (-rt=false, or the system refused SCHED_FIFO)"
+	if rtOK {
+		prio = "at real-time priority (SCHED_FIFO 1; the servers at normal priority)"
+	}
+	fmt.Fprintf(&b, " The generator ran %s.", prio)
+	var stalls []string
+	for _, s := range append(servers, floor) {
+		if g, ok := loads[s.name].(*loadGen); ok {
+			stalls = append(stalls, fmt.Sprintf("%s %d", s.name, g.poll.stalls()))
 		}
-		fmt.Fprintf(&b, " The generator's event loop ran %s.", prio)
+	}
+	if len(stalls) > 0 {
+		fmt.Fprintf(&b, " Writes that found the socket buffer full (the generator keeps the bytes and goes on with the other connections; a server that stops reading causes them): %s.", strings.Join(stalls, ", "))
 	}
 	fmt.Fprintf(&b, "\n\n")
 	fmt.Fprintf(&b, "## Goals (issue 4)\n\n")

@@ -31,8 +31,10 @@ func newPoller(conns []loadConn) (*poller, error) {
 	}
 	p := &poller{epfd: epfd, tfd: -1, conns: conns, events: make([]unix.EpollEvent, len(conns)+1), buf: make([]byte, 64<<10)}
 	for i, c := range conns {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(i)}
-		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, c.socket().fd, &ev); err != nil {
+		s := c.socket()
+		s.epfd, s.tag = epfd, int32(i)
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: s.tag}
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
 			unix.Close(epfd)
 			return nil, err
 		}
@@ -88,6 +90,15 @@ func (p *poller) wait(timeout time.Duration) error {
 		if fd < 0 {
 			continue
 		}
+		if ev.Events&unix.EPOLLOUT != 0 {
+			if err := c.socket().drain(); err != nil {
+				c.fail(err)
+				continue
+			}
+		}
+		if ev.Events&(unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+			continue
+		}
 		// One read per wake-up: the set is level-triggered, so what does
 		// not fit comes at the next wait, without a read that finds nothing.
 		m, err := unix.Read(fd, p.buf)
@@ -106,28 +117,16 @@ func (p *poller) wait(timeout time.Duration) error {
 	return nil
 }
 
+// stalls counts the writes that found a socket's buffer full.
+func (p *poller) stalls() int {
+	n := 0
+	for _, c := range p.conns {
+		n += c.socket().stalls
+	}
+	return n
+}
+
 func (p *poller) close() {
 	p.pace(0)
 	unix.Close(p.epfd)
-}
-
-// realtime gives the calling thread (locked to its goroutine) the lowest
-// real-time priority, SCHED_FIFO 1, so that the event loop runs as soon as
-// its timer or a reply wakes it instead of queueing behind whatever else
-// the shared CPUs run: the generator must not be the tail it measures. It
-// blocks in epoll_wait between events, so it takes the CPU only for its own
-// work. The returned function restores the thread's policy; ok is false
-// when the system refused (without CAP_SYS_NICE), and the loop then runs at
-// normal priority.
-func realtime() (restore func(), ok bool) {
-	tid := unix.Gettid()
-	old, err := unix.SchedGetAttr(tid, 0)
-	if err != nil {
-		return func() {}, false
-	}
-	rt := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}
-	if unix.SchedSetAttr(tid, &rt, 0) != nil {
-		return func() {}, false
-	}
-	return func() { unix.SchedSetAttr(tid, old, 0) }, true
 }

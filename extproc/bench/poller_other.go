@@ -85,7 +85,7 @@ func (p *poller) wait(timeout time.Duration) error {
 	return nil
 }
 
-func (p *poller) close() { p.pace(0) }
+// stalls is not counted here: net.Conn's Write blocks.
+func (p *poller) stalls() int { return 0 }
 
-// realtime is Linux only: the loop runs at normal priority here.
-func realtime() (restore func(), ok bool) { return func() {}, false }
+func (p *poller) close() { p.pace(0) }

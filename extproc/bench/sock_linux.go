@@ -14,6 +14,13 @@ import (
 // runtime's epoll_wait for every reply as well.)
 type sock struct {
 	fd int // -1 once closed
+	// Bytes the kernel would not take yet: the loop never blocks on one
+	// connection (a stalled server must not delay the others' schedule);
+	// the poller writes them when the socket is writable again.
+	pending []byte
+	epfd    int   // the poller's, to ask for EPOLLOUT meanwhile
+	tag     int32 // the socket's tag in that epoll set
+	stalls  int   // writes that found the socket buffer full
 }
 
 func dialSock(addr string) (*sock, error) {
@@ -61,19 +68,23 @@ func dialSock(addr string) (*sock, error) {
 	return s, nil
 }
 
-// Write writes all of p, waiting for room in the socket buffer if needed.
+// Write writes p, or keeps what the kernel would not take for drain.
 func (s *sock) Write(p []byte) (int, error) {
+	if s.fd < 0 {
+		return 0, net.ErrClosed
+	}
+	if len(s.pending) > 0 {
+		s.pending = append(s.pending, p...)
+		return len(p), nil
+	}
 	n := 0
 	for n < len(p) {
-		if s.fd < 0 {
-			return n, net.ErrClosed
-		}
 		m, err := unix.Write(s.fd, p[n:])
 		switch {
 		case errors.Is(err, unix.EAGAIN):
-			if _, err := unix.Poll([]unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLOUT}}, 5000); err != nil && !errors.Is(err, unix.EINTR) {
-				return n, err
-			}
+			s.stalls++
+			s.pending = append(s.pending, p[n:]...)
+			return len(p), s.watchOut(true)
 		case errors.Is(err, unix.EINTR):
 		case err != nil:
 			return n, err
@@ -82,6 +93,32 @@ func (s *sock) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// drain writes the pending bytes once the socket is writable.
+func (s *sock) drain() error {
+	for len(s.pending) > 0 {
+		m, err := unix.Write(s.fd, s.pending)
+		switch {
+		case errors.Is(err, unix.EAGAIN):
+			return nil
+		case errors.Is(err, unix.EINTR):
+		case err != nil:
+			return err
+		default:
+			s.pending = s.pending[:copy(s.pending, s.pending[m:])]
+		}
+	}
+	return s.watchOut(false)
+}
+
+// watchOut asks the poller to report the socket writable, or stops.
+func (s *sock) watchOut(on bool) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: s.tag}
+	if on {
+		ev.Events |= unix.EPOLLOUT
+	}
+	return unix.EpollCtl(s.epfd, unix.EPOLL_CTL_MOD, s.fd, &ev)
 }
 
 func (s *sock) Close() error {

@@ -171,8 +171,10 @@ func serveNoop(codec bool) {
 		os.Exit(1)
 	}
 	fmt.Printf(`{"msg":"serving","listen":%q}`+"\n", lis.Addr().String())
-	// The same gRPC options as tracebridge-extproc (default message size
-	// limit): the baseline differs by the work only.
+	// The same gRPC options and garbage collector target as
+	// tracebridge-extproc (default message size limit): the baseline
+	// differs by the work only.
+	extproc.ApplyGCPercent(extproc.DefaultGCPercent, false)
 	opts := extproc.ServerOptions(8 << 20)
 	if codec {
 		opts = append(opts, extproc.CodecOption())

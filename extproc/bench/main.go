@@ -253,6 +253,7 @@ type result struct {
 	elapsed  time.Duration
 	cpu      time.Duration // the server process's CPU time (user + system) during the phase
 	gen      time.Duration // the load generator's CPU time during the phase
+	steal    time.Duration // the VM's steal time (all CPUs) during the phase
 	lagP99   time.Duration
 	p50, p99 time.Duration
 	p999     time.Duration
@@ -442,17 +443,17 @@ func run(bin, config, client string, rt bool, d time.Duration, concurrency, ncon
 	}
 	fmt.Fprintf(&b, "\nServer CPU/request is the server process's user + system CPU time over the requests it served (from /proc; 0 where unavailable); the load generator's own CPU time is the last column.\n\n")
 	fmt.Fprintf(&b, "## Open loop: %d streams/s (latency from the scheduled start)\n\n", rate)
-	fmt.Fprintf(&b, "| server | achieved/s | p50 | p99 | p99.9 | errors | server CPU/request | generator dispatch lag p99 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| server | achieved/s | p50 | p99 | p99.9 | errors | server CPU/request | generator dispatch lag p99 | VM steal time |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range append(servers, floor) {
 		r := *open[s.name]
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d | %.1f µs | %s |\n", s.name, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors, r.cpuPer(), us(r.lagP99))
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d | %.1f µs | %s | %d ms |\n", s.name, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors, r.cpuPer(), us(r.lagP99), r.steal.Milliseconds())
 	}
 	o1 := *open[tb.name]
 	for _, base := range baselines {
 		o0 := *open[base.name]
-		fmt.Fprintf(&b, "| ratio tracebridge / %s | %.2f× | %.2f× | %.2f× | %.2f× | | %.2f× | |\n", base.name, o1.rps()/o0.rps(), ratio(o1.p50, o0.p50), ratio(o1.p99, o0.p99), ratio(o1.p999, o0.p999), o1.cpuPer()/o0.cpuPer())
+		fmt.Fprintf(&b, "| ratio tracebridge / %s | %.2f× | %.2f× | %.2f× | %.2f× | | %.2f× | | |\n", base.name, o1.rps()/o0.rps(), ratio(o1.p50, o0.p50), ratio(o1.p99, o0.p99), ratio(o1.p999, o0.p999), o1.cpuPer()/o0.cpuPer())
 	}
-	fmt.Fprintf(&b, "\nThe dispatch lag is how late the generator started streams against their schedule (it is part of the latency above); a large one means the machine, not the server, made the tail. ")
+	fmt.Fprintf(&b, "\nThe dispatch lag is how late the generator started streams against their schedule (it is part of the latency above); a large one means the machine, not the server, made the tail. The VM steal time is how long the hypervisor held this VM's CPUs (summed over them) during the server's phase: 10 ms of it can stall a few dozen streams, which at this rate and length can be the whole p99. ")
 	fmt.Fprintf(&b, "The %s row is the floor: the same generator and schedule, three round trips of %d bytes per request over plain TCP to a Go echo server (one goroutine per connection), no gRPC; no ext_proc server can beat it in the same run.", floor.name, floorMsgSize)
 	prio := "at normal priority (-rt=false, or the system refused SCHED_FIFO)"
 	if rtOK {
@@ -503,16 +504,38 @@ func merge(m map[string]*result, name string, r result) {
 	t.elapsed += r.elapsed
 	t.cpu += r.cpu
 	t.gen += r.gen
+	t.steal += r.steal
 	t.lag = append(t.lag, r.lag...)
 }
 
 // measure runs one phase against s and adds the CPU time that s and the
 // generator spent on it.
 func measure(s *server, phase func() result) result {
-	c0, g0 := processCPU(s.cmd.Process.Pid), selfCPU()
+	c0, g0, s0 := processCPU(s.cmd.Process.Pid), selfCPU(), stealTime()
 	r := phase()
-	r.cpu, r.gen = processCPU(s.cmd.Process.Pid)-c0, selfCPU()-g0
+	r.cpu, r.gen, r.steal = processCPU(s.cmd.Process.Pid)-c0, selfCPU()-g0, stealTime()-s0
 	return r
+}
+
+// stealTime is the time the hypervisor kept this VM's CPUs from running
+// while they had work, summed over the CPUs (/proc/stat, the "cpu" line's
+// 8th value, proc(5); 0 where unavailable): no process in the VM, however
+// urgent, runs meanwhile.
+func stealTime() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	t, err := strconv.ParseInt(f[8], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(t) * time.Second / 100 // USER_HZ
 }
 
 func ratio(a, b time.Duration) float64 {

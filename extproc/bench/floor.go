@@ -33,13 +33,12 @@ func serveEcho() {
 		os.Exit(1)
 	}
 	fmt.Printf(`{"msg":"serving","listen":%q}`+"\n", lis.Addr().String())
-	if err := echoServe(lis); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	fmt.Fprintln(os.Stderr, echoServe(lis))
+	os.Exit(1)
 }
 
-// echoServe echoes every connection lis accepts until lis fails.
+// echoServe echoes every connection lis accepts until lis fails, and
+// returns why.
 func echoServe(lis net.Listener) error {
 	for {
 		nc, err := lis.Accept()

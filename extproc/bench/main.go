@@ -257,6 +257,18 @@ type result struct {
 	lagP99   time.Duration
 	p50, p99 time.Duration
 	p999     time.Duration
+	sliceP99 []time.Duration // each slice's own p99
+}
+
+// medianSliceP99 is the median of the slices' p99s: a stall of the machine
+// during one slice moves the pooled p99 of a server but not this.
+func (r result) medianSliceP99() time.Duration {
+	if len(r.sliceP99) == 0 {
+		return 0
+	}
+	v := slices.Clone(r.sliceP99)
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 func (r result) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
@@ -443,17 +455,17 @@ func run(bin, config, client string, rt bool, d time.Duration, concurrency, ncon
 	}
 	fmt.Fprintf(&b, "\nServer CPU/request is the server process's user + system CPU time over the requests it served (from /proc; 0 where unavailable); the load generator's own CPU time is the last column.\n\n")
 	fmt.Fprintf(&b, "## Open loop: %d streams/s (latency from the scheduled start)\n\n", rate)
-	fmt.Fprintf(&b, "| server | achieved/s | p50 | p99 | p99.9 | errors | server CPU/request | generator dispatch lag p99 | VM steal time |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| server | achieved/s | p50 | p99 | p99.9 | p99, median over slices | errors | server CPU/request | generator dispatch lag p99 | VM steal time |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range append(servers, floor) {
 		r := *open[s.name]
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d | %.1f µs | %s | %d ms |\n", s.name, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors, r.cpuPer(), us(r.lagP99), r.steal.Milliseconds())
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %d | %.1f µs | %s | %d ms |\n", s.name, r.rps(), us(r.p50), us(r.p99), us(r.p999), us(r.medianSliceP99()), r.errors, r.cpuPer(), us(r.lagP99), r.steal.Milliseconds())
 	}
 	o1 := *open[tb.name]
 	for _, base := range baselines {
 		o0 := *open[base.name]
-		fmt.Fprintf(&b, "| ratio tracebridge / %s | %.2f× | %.2f× | %.2f× | %.2f× | | %.2f× | | |\n", base.name, o1.rps()/o0.rps(), ratio(o1.p50, o0.p50), ratio(o1.p99, o0.p99), ratio(o1.p999, o0.p999), o1.cpuPer()/o0.cpuPer())
+		fmt.Fprintf(&b, "| ratio tracebridge / %s | %.2f× | %.2f× | %.2f× | %.2f× | %.2f× | | %.2f× | | |\n", base.name, o1.rps()/o0.rps(), ratio(o1.p50, o0.p50), ratio(o1.p99, o0.p99), ratio(o1.p999, o0.p999), ratio(o1.medianSliceP99(), o0.medianSliceP99()), o1.cpuPer()/o0.cpuPer())
 	}
-	fmt.Fprintf(&b, "\nThe dispatch lag is how late the generator started streams against their schedule (it is part of the latency above); a large one means the machine, not the server, made the tail. The VM steal time is how long the hypervisor held this VM's CPUs (summed over them) during the server's phase: 10 ms of it can stall a few dozen streams, which at this rate and length can be the whole p99. ")
+	fmt.Fprintf(&b, "\nThe dispatch lag is how late the generator started streams against their schedule (it is part of the latency above); a large one means the machine, not the server, made the tail. The median over slices of each slice's p99 (%d slices per server) is not moved by a stall during one slice, as the pooled p99 is. The VM steal time is how long the hypervisor held this VM's CPUs (summed over them) during the server's phase: 10 ms of it can stall a few dozen streams, which at this rate and length can be the whole p99. ", rounds)
 	fmt.Fprintf(&b, "The %s row is the floor: the same generator and schedule, three round trips of %d bytes per request over plain TCP to a Go echo server (one goroutine per connection), no gRPC; no ext_proc server can beat it in the same run.", floor.name, floorMsgSize)
 	prio := "at normal priority (-rt=false, or the system refused SCHED_FIFO)"
 	if rtOK {
@@ -499,6 +511,8 @@ func merge(m map[string]*result, name string, r result) {
 		m[name] = t
 	}
 	t.lat = append(t.lat, r.lat...)
+	_, p99, _ := percentiles(slices.Clone(r.lat))
+	t.sliceP99 = append(t.sliceP99, p99)
 	t.n += r.n
 	t.errors += r.errors
 	t.elapsed += r.elapsed

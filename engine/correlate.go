@@ -164,7 +164,8 @@ func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
 	if !found || len(rec) == 0 {
 		return nil, false
 	}
-	ov := &overlay{base: h}
+	ov := &res.restored // valid until the next restore with res: OnRequest uses it only while it runs
+	*ov = overlay{base: h}
 	decodeRecord(string(rec), func(name, value string) {
 		if ov.n == len(ov.names) {
 			return

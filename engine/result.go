@@ -1,6 +1,10 @@
 package engine
 
-import "github.com/tracebridge/tracebridge/propagation"
+import (
+	"unsafe"
+
+	"github.com/tracebridge/tracebridge/propagation"
+)
 
 // Decision is one kind of thing the engine did; adapters count each as a
 // metric (tracebridge_decisions_total{decision=...}).
@@ -99,6 +103,14 @@ type HeaderProblem struct {
 // Result is what the engine decided for one request or response. Adapters
 // keep one per stream (or pool them) and call Reset before reuse.
 type Result struct {
+	// BorrowValues, set by the adapter, makes the mutation values the engine
+	// formats (trace headers it writes) alias the result's own buffer instead
+	// of a copy made per call: they are then valid only until the result is
+	// used again (Reset, OnRequest, OnResponse). For adapters that apply the
+	// mutations before that (the wasm filter, where an allocation costs about
+	// a microsecond of guest time).
+	BorrowValues bool
+
 	Mutations []Mutation
 	Tags      []Tag
 	Decisions Decisions
@@ -115,6 +127,10 @@ type Result struct {
 	scratch []byte
 	// keyBuf holds the correlation store key of the request ("name=value").
 	keyBuf []byte
+	// restored is the header view of a restored request (restore), kept here
+	// so that it is not allocated per restore: in the wasm module an
+	// allocation costs about a microsecond.
+	restored overlay
 }
 
 // Reset clears the result, keeping its storage.
@@ -167,12 +183,20 @@ func (r *Result) dropMutation(name string) {
 	}
 }
 
-// finish converts buffered values into strings with a single allocation.
+// finish converts buffered values into strings with a single allocation,
+// or none when the values are borrowed.
 func (r *Result) finish() {
 	if len(r.buf) == 0 {
 		return
 	}
-	s := string(r.buf)
+	var s string
+	if r.BorrowValues {
+		// The buffer is left as it is until Reset, so later appends in the
+		// same call never write under these strings.
+		s = unsafe.String(&r.buf[0], len(r.buf))
+	} else {
+		s = string(r.buf)
+	}
 	for i := range r.Mutations {
 		m := &r.Mutations[i]
 		if m.inBuf {
@@ -180,7 +204,9 @@ func (r *Result) finish() {
 			m.inBuf = false
 		}
 	}
-	r.buf = r.buf[:0]
+	if !r.BorrowValues {
+		r.buf = r.buf[:0]
+	}
 }
 
 func (r *Result) problem(h string, p propagation.Problem) {

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -223,8 +224,11 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "127.0.0.1:9002" || c.AdminListen != "127.0.0.1:9003" || c.Store != "memory" || c.Direction != "inbound" {
+	if c.Listen != "127.0.0.1:9002" || c.AdminListen != "127.0.0.1:9003" || c.Store != "memory" || c.Direction != "inbound" || c.GCPercent != DefaultGCPercent || c.gcPercentSet {
 		t.Errorf("defaults %+v", c)
+	}
+	if c, err := ParseFlags([]string{"--gc-percent", "50"}, io.Discard); err != nil || c.GCPercent != 50 || !c.gcPercentSet {
+		t.Errorf("--gc-percent 50: %+v, %v", c, err)
 	}
 	for _, tc := range []struct {
 		args []string
@@ -236,10 +240,36 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--direction", "sideways"}, "--direction"},
 		{[]string{"--log-level", "loud"}, "--log-level"},
 		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"--gc-percent", "-2"}, "--gc-percent"},
 	} {
 		if _, err := ParseFlags(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error about %s", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestApplyGCPercent: an explicit --gc-percent wins, then GOGC from the
+// environment, then the default.
+func TestApplyGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	for _, tc := range []struct {
+		name     string
+		env      string
+		explicit bool
+		want     int
+	}{
+		{"default", "", false, 400},
+		{"GOGC set", "150", false, 123},
+		{"flag over GOGC", "150", true, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GOGC", tc.env)
+			debug.SetGCPercent(123) // GOGC is read at start-up: stands for it
+			ApplyGCPercent(400, tc.explicit)
+			if got := debug.SetGCPercent(100); got != tc.want {
+				t.Errorf("GC percent %d, want %d", got, tc.want)
+			}
+		})
 	}
 }
 

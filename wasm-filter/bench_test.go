@@ -19,6 +19,10 @@ import (
 // baseline for the guest time of a request.
 const noopPackage = "./wasm-filter/internal/noop"
 
+// floorPackage records and restores with only the essential host calls and
+// no engine, with the same bridge and SDK: the floor for any such plugin.
+const floorPackage = "./wasm-filter/internal/floor"
+
 // phases of one request, as Envoy drives them.
 const (
 	phaseCreate   = iota // proxy_on_context_create
@@ -179,9 +183,12 @@ func recordAndRestore(b *testing.B, module string, o wasmtest.Options, done, n i
 // load. Per iteration: the tracebridge module records an inbound request
 // (traceparent + x-request-id: extract, emit, record in shared data) and
 // restores an outbound one by its x-request-id; the no-op module sees the
-// inbound request. Each chunk runs on fresh instances after a warm-up.
+// inbound request; the floor module (wasm-filter/internal/floor: the same
+// host calls' essentials without the engine) records and restores the same
+// requests as the tracebridge module. Each chunk runs on fresh instances
+// after a warm-up.
 //
-// Metrics (ns per request unless noted): record/restore/noop guest time,
+// Metrics (ns per request unless noted): record/restore/noop/floor guest time,
 // their differences to the no-op, host time, host calls per request, and
 // the request-headers phase of each.
 //
@@ -194,13 +201,17 @@ func BenchmarkGuestTime(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	floor, err := wasmtest.EnsurePackage(floorPackage)
+	if err != nil {
+		b.Fatal(err)
+	}
 	var o wasmtest.Options
 	if v := os.Getenv("TRACEBRIDGE_GUEST_GOGC"); v != "" {
 		o.Env = map[string]string{"GOGC": v}
 	}
 	// An earlier build of the module to compare with in the same run.
 	baseline := os.Getenv("TRACEBRIDGE_GUEST_BASELINE")
-	var allRecord, allRestore, allNone, allBaseRecord, allBaseRestore cost
+	var allRecord, allRestore, allNone, allBaseRecord, allBaseRestore, allFloorRecord, allFloorRestore cost
 	b.ResetTimer()
 	for done := 0; done < b.N; {
 		n := min(guestChunk, b.N-done)
@@ -211,6 +222,9 @@ func BenchmarkGuestTime(b *testing.B) {
 			allBaseRecord.merge(&br)
 			allBaseRestore.merge(&bs)
 		}
+		fr, fs := recordAndRestore(b, floor, o, done, n)
+		allFloorRecord.merge(&fr)
+		allFloorRestore.merge(&fs)
 
 		vm, host, release := benchHost(b, noop, o)
 		for i := 0; i < guestWarmup+n; i++ {
@@ -238,7 +252,7 @@ func BenchmarkGuestTime(b *testing.B) {
 	for _, k := range []struct {
 		name string
 		c    *cost
-	}{{"record", &record}, {"restore", &restore}, {"noop", &none}, {"baseline-record", &allBaseRecord}, {"baseline-restore", &allBaseRestore}} {
+	}{{"record", &record}, {"restore", &restore}, {"noop", &none}, {"floor-record", &allFloorRecord}, {"floor-restore", &allFloorRestore}, {"baseline-record", &allBaseRecord}, {"baseline-restore", &allBaseRestore}} {
 		if len(k.c.chunks) == 0 {
 			continue
 		}
@@ -252,10 +266,12 @@ func BenchmarkGuestTime(b *testing.B) {
 	b.ReportMetric(float64(rec.HostCalls)/float64(record.n), "record-hostcalls/req")
 	b.ReportMetric(float64(res.HostCalls)/float64(restore.n), "restore-hostcalls/req")
 	b.ReportMetric(float64(nop.HostCalls)/float64(none.n), "noop-hostcalls/req")
+	b.ReportMetric(float64(allFloorRecord.sum().HostCalls)/float64(allFloorRecord.n), "floor-record-hostcalls/req")
+	b.ReportMetric(float64(allFloorRestore.sum().HostCalls)/float64(allFloorRestore.n), "floor-restore-hostcalls/req")
 	for _, k := range []struct {
 		name string
 		c    *cost
-	}{{"record", &record}, {"restore", &restore}, {"noop", &none}} {
+	}{{"record", &record}, {"restore", &restore}, {"noop", &none}, {"floor-record", &allFloorRecord}, {"floor-restore", &allFloorRestore}} {
 		line := k.name + " guest ns/req by phase:"
 		for p := range numPhases {
 			line += " " + phaseNames[p] + " " + strconv.FormatFloat(perReq(k.c.phase[p].Guest(), k.c.n), 'f', 0, 64) +

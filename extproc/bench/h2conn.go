@@ -5,8 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
-	"sync"
+	"io"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -14,18 +13,18 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// h2conn is one client connection. Its reader goroutine owns the reading
-// side; mu guards the writing side and the stream table, which the reader
-// and the open loop's pacer share.
+// h2conn is one client connection. Only the event loop (loop.go) touches
+// it: the loop feeds it the bytes the socket delivered and it answers
+// through bw, so that no lock and no goroutine handoff sits on a stream's
+// path.
 type h2conn struct {
-	nc    net.Conn
-	br    *bufio.Reader
+	sock  *sock    // sock_linux.go, sock_other.go
+	rb    frameBuf // bytes read from the socket, not yet framed
 	bw    *bufio.Writer
 	fr    *http2.Framer
 	block []byte
 	ci    int // position in a phase's per-connection results
 
-	mu       sync.Mutex
 	streams  map[uint32]*h2stream
 	free     []*h2stream
 	nextID   uint32
@@ -55,32 +54,26 @@ type h2stream struct {
 	fail  bool
 }
 
-func dialH2(addr string, block []byte, ci int) (*h2conn, error) {
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	c := &h2conn{nc: nc, br: bufio.NewReaderSize(nc, 64<<10), bw: bufio.NewWriterSize(nc, 64<<10), block: block, ci: ci,
+// newH2Conn sends the client preface and settings on sock.
+func newH2Conn(sock *sock, block []byte, ci int) (*h2conn, error) {
+	c := &h2conn{sock: sock, bw: bufio.NewWriterSize(sock, 64<<10), block: block, ci: ci,
 		streams: map[uint32]*h2stream{}, nextID: 1, sendWin: 65535}
-	c.fr = http2.NewFramer(c.bw, c.br)
+	c.fr = http2.NewFramer(c.bw, &c.rb)
+	c.fr.SetReuseFrames() // a frame is done with before the next is read
 	c.dec = hpack.NewDecoder(4096, c.onField)
-	if _, err := c.bw.WriteString(http2.ClientPreface); err != nil {
-		nc.Close()
-		return nil, err
-	}
+	c.bw.WriteString(http2.ClientPreface)
 	c.fr.WriteSettings(http2.Setting{ID: http2.SettingEnablePush, Val: 0}, http2.Setting{ID: http2.SettingInitialWindowSize, Val: streamRecvWindow})
 	c.fr.WriteWindowUpdate(0, connRecvWindow)
 	if err := c.bw.Flush(); err != nil {
-		nc.Close()
+		sock.Close()
 		return nil, err
 	}
-	go c.readLoop()
 	return c, nil
 }
 
-// startStream opens a stream and sends its first message. mu is held.
+// startStream opens a stream and sends its first message.
 func (c *h2conn) startStream(ph *phase, index int, sched time.Time, seq uint64) {
-	ph.wg.Add(1)
+	ph.inflight++
 	if c.err != nil {
 		c.finishLocked(ph, &h2stream{index: index, start: sched, fail: true})
 		return
@@ -114,7 +107,7 @@ func putHex(dst []byte, v uint64) {
 }
 
 // sendMsg sends one gRPC message on s, or queues it until the connection's
-// send window allows it. mu is held.
+// send window allows it.
 func (c *h2conn) sendMsg(s *h2stream, msg []byte) {
 	if len(c.blocked) > 0 || c.sendWin < int64(len(msg)) {
 		s.out = msg
@@ -127,11 +120,11 @@ func (c *h2conn) sendMsg(s *h2stream, msg []byte) {
 	}
 }
 
-// fail ends the connection: every open stream counts as an error. mu is held.
+// fail ends the connection: every open stream counts as an error.
 func (c *h2conn) fail(err error) {
 	if c.err == nil {
 		c.err = err
-		c.nc.Close()
+		c.sock.Close()
 	}
 	for id, s := range c.streams {
 		delete(c.streams, id)
@@ -141,67 +134,70 @@ func (c *h2conn) fail(err error) {
 	c.blocked = nil
 }
 
+func (c *h2conn) socket() *sock      { return c.sock }
+func (c *h2conn) setPhase(ph *phase) { c.ph = ph }
+
 // finishLocked records a finished stream and, in a closed loop before the
-// deadline, starts the next one. mu is held.
+// deadline, starts the next one.
 func (c *h2conn) finishLocked(ph *phase, s *h2stream) {
 	if ph == nil {
 		return
 	}
-	now := time.Now()
-	switch {
-	case ph.open && s.fail:
-		ph.openLat[s.index] = -1
-	case ph.open:
-		ph.openLat[s.index] = now.Sub(s.start)
-	case s.fail:
-		ph.errs[c.ci]++
-	default:
-		ph.lat[c.ci] = append(ph.lat[c.ci], now.Sub(s.start))
-	}
 	if s.id != 0 {
 		c.free = append(c.free, s)
 	}
-	if !ph.open && now.Before(ph.deadline) && c.err == nil {
+	if now, again := ph.finish(c.ci, s.index, s.start, s.fail); again && c.err == nil {
 		c.startStream(ph, 0, now, seq.Add(1))
 	}
-	ph.wg.Done()
 }
 
 var errProtocol = errors.New("bench: unexpected HTTP/2 frame from the server")
 
-// readLoop reads the server's frames until the connection fails.
-func (c *h2conn) readLoop() {
-	for {
+// feed takes the bytes the socket delivered: it handles every whole
+// frame among them and writes the replies out in one write.
+func (c *h2conn) feed(p []byte) {
+	c.rb.buf = append(c.rb.buf, p...)
+	for c.err == nil && c.rb.frameReady() {
 		f, err := c.fr.ReadFrame()
-		c.mu.Lock()
 		if err != nil {
 			c.fail(err)
-			c.mu.Unlock()
-			return
+			break
 		}
 		c.handle(f)
-		// Flush before the next read could block: replies written while
-		// handling the frames at hand go out in one write.
-		if c.err == nil && c.bw.Buffered() > 0 && !c.frameBuffered() {
-			if err := c.bw.Flush(); err != nil {
-				c.fail(err)
-			}
-		}
-		c.mu.Unlock()
 	}
+	c.rb.compact()
+	c.flush()
 }
 
-// frameBuffered reports whether a whole frame is already in the read buffer.
-func (c *h2conn) frameBuffered() bool {
-	n := c.br.Buffered()
-	if n < 9 {
-		return false
-	}
-	h, _ := c.br.Peek(3)
-	return n >= 9+int(h[0])<<16|int(h[1])<<8|int(h[2])
+// frameBuf is the read side of the framer: the bytes received so far. The
+// framer only reads from it when a whole frame is there, so it never waits.
+type frameBuf struct {
+	buf []byte
+	off int
 }
 
-// handle processes one frame. mu is held.
+func (b *frameBuf) Read(p []byte) (int, error) {
+	if b.off == len(b.buf) {
+		return 0, io.ErrUnexpectedEOF // unreachable: frameReady comes first
+	}
+	n := copy(p, b.buf[b.off:])
+	b.off += n
+	return n, nil
+}
+
+// frameReady reports whether a whole frame is buffered (RFC 9113 §4.1: a
+// 9-byte header whose first 3 bytes are the payload length).
+func (b *frameBuf) frameReady() bool {
+	p := b.buf[b.off:]
+	return len(p) >= 9 && len(p) >= 9+int(p[0])<<16|int(p[1])<<8|int(p[2])
+}
+
+func (b *frameBuf) compact() {
+	n := copy(b.buf, b.buf[b.off:])
+	b.buf, b.off = b.buf[:n], 0
+}
+
+// handle processes one frame.
 func (c *h2conn) handle(f http2.Frame) {
 	ph := c.ph
 	switch f := f.(type) {
@@ -256,7 +252,7 @@ func (c *h2conn) handle(f http2.Frame) {
 	}
 }
 
-// unblock sends the messages that waited for send window. mu is held.
+// unblock sends the messages that waited for send window.
 func (c *h2conn) unblock() {
 	for len(c.blocked) > 0 && c.err == nil {
 		s := c.blocked[0]
@@ -352,7 +348,7 @@ func (c *h2conn) onMessage(s *h2stream, msg []byte) bool {
 }
 
 // abort cancels a stream the server answered wrongly (RFC 9113 §8.4: the
-// server must not wait for more from it). mu is held.
+// server must not wait for more from it).
 func (c *h2conn) abort(ph *phase, s *h2stream) {
 	if err := c.fr.WriteRSTStream(s.id, http2.ErrCodeCancel); err != nil {
 		c.fail(err)
@@ -384,13 +380,13 @@ func hasField(b []byte, num protowire.Number) bool {
 	return false
 }
 
-// end removes a finished stream. mu is held.
+// end removes a finished stream.
 func (c *h2conn) end(ph *phase, s *h2stream) {
 	delete(c.streams, s.id)
 	c.finishLocked(ph, s)
 }
 
-// flush writes out what is buffered. mu is held.
+// flush writes out what is buffered.
 func (c *h2conn) flush() {
 	if c.err == nil && c.bw.Buffered() > 0 {
 		if err := c.bw.Flush(); err != nil {

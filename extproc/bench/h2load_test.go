@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -154,4 +155,65 @@ func FuzzHasField(f *testing.F) {
 			t.Fatalf("%x: decoded %T, hasField 1=%v 2=%v", b, m.Response, h1, h2)
 		}
 	})
+}
+
+// TestFloor drives the floor's echo server: every request completes; a
+// server that answers with bytes nobody asked for fails them all.
+func TestFloor(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		handler func(net.Conn)
+		ok      bool
+	}{
+		{"echo", nil, true},
+		{"garbage", func(nc net.Conn) {
+			buf := make([]byte, floorMsgSize)
+			for {
+				if _, err := io.ReadFull(nc, buf); err != nil {
+					return
+				}
+				clear(buf)
+				if _, err := nc.Write(buf); err != nil {
+					return
+				}
+			}
+		}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lis.Close()
+			if c.handler == nil {
+				go echoServe(lis)
+			} else {
+				go func() {
+					for {
+						nc, err := lis.Accept()
+						if err != nil {
+							return
+						}
+						go func() { defer nc.Close(); c.handler(nc) }()
+					}
+				}()
+			}
+			d, err := newDriver("tcp", lis.Addr().String(), 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.close()
+			closed := d.closedLoop(4, 200*time.Millisecond)
+			open := d.openLoop(500, 200*time.Millisecond)
+			if c.ok {
+				if closed.errors != 0 || closed.n == 0 || open.errors != 0 || open.n != 100 {
+					t.Errorf("closed loop %d ok, %d errors; open loop %d ok, %d errors (want 100, 0)", closed.n, closed.errors, open.n, open.errors)
+				}
+				return
+			}
+			if closed.n != 0 || closed.errors == 0 || open.n != 0 || open.errors != 100 {
+				t.Errorf("against a broken server: closed loop %d ok, %d errors; open loop %d ok, %d errors (want 0, 100)", closed.n, closed.errors, open.n, open.errors)
+			}
+		})
+	}
 }

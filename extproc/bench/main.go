@@ -66,11 +66,17 @@ func main() {
 		noop        = flag.Bool("noop", false, "internal: serve the no-op ext_proc server on 127.0.0.1:0")
 		noopPprof   = flag.String("noop-pprof", "", "with -noop: serve Go's /debug/pprof/ at this address, to profile the baseline")
 		noopCodec   = flag.Bool("noop-codec", false, "with -noop: use tracebridge-extproc's codec (extproc.CodecOption) instead of gRPC's")
+		echo        = flag.Bool("echo", false, "internal: serve the floor's TCP echo server on 127.0.0.1:0")
 		cpuProfile  = flag.String("cpuprofile", "", "with -target: write the load generator's CPU profile here")
 		openRate    = flag.Int("open", 0, "with -target: run the open loop at this rate instead of the closed loop")
-		client      = flag.String("client", "h2", "load generator: h2 (this program's event-driven HTTP/2 client) or grpc (grpc-go's client)")
+		client      = flag.String("client", "h2", "load generator: h2 (this program's event-driven HTTP/2 client) or grpc (grpc-go's client); with -target also tcp (the floor's client, for an echo server)")
+		rt          = flag.Bool("rt", true, "run the load generator at real-time priority (SCHED_FIFO 1, after starting the servers) where the system allows it")
 	)
 	flag.Parse()
+	if *echo {
+		serveEcho()
+		return
+	}
 	if *noop {
 		if *noopPprof != "" {
 			go http.ListenAndServe(*noopPprof, nil) // net/http/pprof registers on the default mux
@@ -79,6 +85,9 @@ func main() {
 		return
 	}
 	if *target != "" {
+		if *rt && !realtime() {
+			fmt.Fprintln(os.Stderr, "bench: real-time priority refused; the generator runs at normal priority")
+		}
 		l, err := newDriver(*client, *target, *conns)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -104,11 +113,15 @@ func main() {
 		gen := selfCPU() - c0
 		r.p50, r.p99, r.p999 = percentiles(r.lat)
 		lp50, lp99, lp999 := percentiles(r.lag)
-		fmt.Printf("%s: %.0f streams/s, p50 %s, p99 %s, p99.9 %s, %d errors; generator CPU %.1f µs/req; dispatch lag p50 %s p99 %s p99.9 %s\n", *target, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors,
-			float64(gen)/float64(time.Microsecond)/float64(r.n), us(lp50), us(lp99), us(lp999))
+		stalls := 0
+		if g, ok := l.(*loadGen); ok {
+			stalls = g.poll.stalls()
+		}
+		fmt.Printf("%s: %.0f streams/s, p50 %s, p99 %s, p99.9 %s, %d errors; generator CPU %.1f µs/req; dispatch lag p50 %s p99 %s p99.9 %s; %d write stalls\n", *target, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors,
+			float64(gen)/float64(time.Microsecond)/float64(r.n), us(lp50), us(lp99), us(lp999), stalls)
 		return
 	}
-	if err := run(*bin, *config, *client, *duration, *concurrency, *conns, *rate, *rounds, *out); err != nil {
+	if err := run(*bin, *config, *client, *rt, *duration, *concurrency, *conns, *rate, *rounds, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -158,8 +171,10 @@ func serveNoop(codec bool) {
 		os.Exit(1)
 	}
 	fmt.Printf(`{"msg":"serving","listen":%q}`+"\n", lis.Addr().String())
-	// The same gRPC options as tracebridge-extproc (default message size
-	// limit): the baseline differs by the work only.
+	// The same gRPC options and garbage collector target as
+	// tracebridge-extproc (default message size limit): the baseline
+	// differs by the work only.
+	extproc.ApplyGCPercent(extproc.DefaultGCPercent, false)
 	opts := extproc.ServerOptions(8 << 20)
 	if codec {
 		opts = append(opts, extproc.CodecOption())
@@ -226,6 +241,9 @@ func (s *server) stop() {
 	}
 }
 
+// floorName names the floor's echo server in the report.
+const floorName = "floor: TCP echo, no gRPC"
+
 // result of one phase against one server.
 type result struct {
 	lat      []time.Duration
@@ -235,9 +253,22 @@ type result struct {
 	elapsed  time.Duration
 	cpu      time.Duration // the server process's CPU time (user + system) during the phase
 	gen      time.Duration // the load generator's CPU time during the phase
+	steal    time.Duration // the VM's steal time (all CPUs) during the phase
 	lagP99   time.Duration
 	p50, p99 time.Duration
 	p999     time.Duration
+	sliceP99 []time.Duration // each slice's own p99
+}
+
+// medianSliceP99 is the median of the slices' p99s: a stall of the machine
+// during one slice moves the pooled p99 of a server but not this.
+func (r result) medianSliceP99() time.Duration {
+	if len(r.sliceP99) == 0 {
+		return 0
+	}
+	v := slices.Clone(r.sliceP99)
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 func (r result) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
@@ -295,9 +326,19 @@ var seq atomic.Uint64
 func newDriver(kind, addr string, conns int) (driver, error) {
 	switch kind {
 	case "h2":
-		return newH2Load(addr, conns)
+		l, err := newH2Load(addr, conns)
+		if err != nil {
+			return nil, err
+		}
+		return l, nil
 	case "grpc":
 		return newGRPCLoad(addr, conns)
+	case "tcp":
+		l, err := newTCPLoad(addr, conns)
+		if err != nil {
+			return nil, err
+		}
+		return l, nil
 	}
 	return nil, fmt.Errorf("-client %q: want h2 or grpc", kind)
 }
@@ -313,7 +354,7 @@ func percentiles(lat []time.Duration) (p50, p99, p999 time.Duration) {
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
 
-func run(bin, config, client string, d time.Duration, concurrency, nconns, rate, rounds int, outPath string) error {
+func run(bin, config, client string, rt bool, d time.Duration, concurrency, nconns, rate, rounds int, outPath string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -345,11 +386,22 @@ func run(bin, config, client string, d time.Duration, concurrency, nconns, rate,
 	}
 	defer tb.stop()
 
+	floor, err := start(floorName, exec.Command(self, "-echo"), false)
+	if err != nil {
+		return err
+	}
+	defer floor.stop()
+
+	rtOK := rt && realtime() // after starting the servers, which must not inherit it
 	servers := []*server{noop, noopCodec, tb}
 	baselines := servers[:2]
 	loads := map[string]driver{}
-	for _, s := range servers {
-		l, err := newDriver(client, s.addr, nconns)
+	for _, s := range append(servers, floor) {
+		kind := client
+		if s == floor {
+			kind = "tcp"
+		}
+		l, err := newDriver(kind, s.addr, nconns)
 		if err != nil {
 			return err
 		}
@@ -374,6 +426,9 @@ func run(bin, config, client string, d time.Duration, concurrency, nconns, rate,
 			merge(closed, s.name, measure(s, func() result { return l.closedLoop(concurrency, slice) }))
 			merge(open, s.name, measure(s, func() result { return l.openLoop(rate, slice) }))
 		}
+		// The floor's open loop, in the same round.
+		fl := loads[floor.name]
+		merge(open, floor.name, measure(floor, func() result { return fl.openLoop(rate, slice) }))
 	}
 	for _, m := range []map[string]*result{closed, open} {
 		for _, r := range m {
@@ -400,17 +455,33 @@ func run(bin, config, client string, d time.Duration, concurrency, nconns, rate,
 	}
 	fmt.Fprintf(&b, "\nServer CPU/request is the server process's user + system CPU time over the requests it served (from /proc; 0 where unavailable); the load generator's own CPU time is the last column.\n\n")
 	fmt.Fprintf(&b, "## Open loop: %d streams/s (latency from the scheduled start)\n\n", rate)
-	fmt.Fprintf(&b, "| server | achieved/s | p50 | p99 | p99.9 | errors | server CPU/request | generator dispatch lag p99 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, s := range servers {
+	fmt.Fprintf(&b, "| server | achieved/s | p50 | p99 | p99.9 | p99, median over slices | errors | server CPU/request | generator dispatch lag p99 | VM steal time |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range append(servers, floor) {
 		r := *open[s.name]
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d | %.1f µs | %s |\n", s.name, r.rps(), us(r.p50), us(r.p99), us(r.p999), r.errors, r.cpuPer(), us(r.lagP99))
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %d | %.1f µs | %s | %d ms |\n", s.name, r.rps(), us(r.p50), us(r.p99), us(r.p999), us(r.medianSliceP99()), r.errors, r.cpuPer(), us(r.lagP99), r.steal.Milliseconds())
 	}
 	o1 := *open[tb.name]
 	for _, base := range baselines {
 		o0 := *open[base.name]
-		fmt.Fprintf(&b, "| ratio tracebridge / %s | %.2f× | %.2f× | %.2f× | %.2f× | | %.2f× | |\n", base.name, o1.rps()/o0.rps(), ratio(o1.p50, o0.p50), ratio(o1.p99, o0.p99), ratio(o1.p999, o0.p999), o1.cpuPer()/o0.cpuPer())
+		fmt.Fprintf(&b, "| ratio tracebridge / %s | %.2f× | %.2f× | %.2f× | %.2f× | %.2f× | | %.2f× | | |\n", base.name, o1.rps()/o0.rps(), ratio(o1.p50, o0.p50), ratio(o1.p99, o0.p99), ratio(o1.p999, o0.p999), ratio(o1.medianSliceP99(), o0.medianSliceP99()), o1.cpuPer()/o0.cpuPer())
 	}
-	fmt.Fprintf(&b, "\nThe dispatch lag is how late the generator started streams against their schedule (it is part of the latency above); a large one means the machine, not the server, made the tail.\n\n")
+	fmt.Fprintf(&b, "\nThe dispatch lag is how late the generator started streams against their schedule (it is part of the latency above); a large one means the machine, not the server, made the tail. The median over slices of each slice's p99 (%d slices per server) is not moved by a stall during one slice, as the pooled p99 is. The VM steal time is how long the hypervisor held this VM's CPUs (summed over them) during the server's phase: 10 ms of it can stall a few dozen streams, which at this rate and length can be the whole p99. ", rounds)
+	fmt.Fprintf(&b, "The %s row is the floor: the same generator and schedule, three round trips of %d bytes per request over plain TCP to a Go echo server (one goroutine per connection), no gRPC; no ext_proc server can beat it in the same run.", floor.name, floorMsgSize)
+	prio := "at normal priority (-rt=false, or the system refused SCHED_FIFO)"
+	if rtOK {
+		prio = "at real-time priority (SCHED_FIFO 1; the servers at normal priority)"
+	}
+	fmt.Fprintf(&b, " The generator ran %s.", prio)
+	var stalls []string
+	for _, s := range append(servers, floor) {
+		if g, ok := loads[s.name].(*loadGen); ok {
+			stalls = append(stalls, fmt.Sprintf("%s %d", s.name, g.poll.stalls()))
+		}
+	}
+	if len(stalls) > 0 {
+		fmt.Fprintf(&b, " Writes that found the socket buffer full (the generator keeps the bytes and goes on with the other connections; a server that stops reading causes them): %s.", strings.Join(stalls, ", "))
+	}
+	fmt.Fprintf(&b, "\n\n")
 	fmt.Fprintf(&b, "## Goals (issue 4)\n\n")
 	goal := func(name string, ok bool, got string) {
 		mark := "met"
@@ -440,21 +511,45 @@ func merge(m map[string]*result, name string, r result) {
 		m[name] = t
 	}
 	t.lat = append(t.lat, r.lat...)
+	_, p99, _ := percentiles(slices.Clone(r.lat))
+	t.sliceP99 = append(t.sliceP99, p99)
 	t.n += r.n
 	t.errors += r.errors
 	t.elapsed += r.elapsed
 	t.cpu += r.cpu
 	t.gen += r.gen
+	t.steal += r.steal
 	t.lag = append(t.lag, r.lag...)
 }
 
 // measure runs one phase against s and adds the CPU time that s and the
 // generator spent on it.
 func measure(s *server, phase func() result) result {
-	c0, g0 := processCPU(s.cmd.Process.Pid), selfCPU()
+	c0, g0, s0 := processCPU(s.cmd.Process.Pid), selfCPU(), stealTime()
 	r := phase()
-	r.cpu, r.gen = processCPU(s.cmd.Process.Pid)-c0, selfCPU()-g0
+	r.cpu, r.gen, r.steal = processCPU(s.cmd.Process.Pid)-c0, selfCPU()-g0, stealTime()-s0
 	return r
+}
+
+// stealTime is the time the hypervisor kept this VM's CPUs from running
+// while they had work, summed over the CPUs (/proc/stat, the "cpu" line's
+// 8th value, proc(5); 0 where unavailable): no process in the VM, however
+// urgent, runs meanwhile.
+func stealTime() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	t, err := strconv.ParseInt(f[8], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(t) * time.Second / 100 // USER_HZ
 }
 
 func ratio(a, b time.Duration) float64 {

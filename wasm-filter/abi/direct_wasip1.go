@@ -82,3 +82,27 @@ func SharedData(key string) (value []byte, cas, status uint32) {
 	})
 	return value, slot.cas, status
 }
+
+// Direct writes. The SDK's wrappers for these convert strings to byte slices
+// (a copy each) and map the status through its error table; these pass the
+// caller's bytes to the host as they are and return the proxy-wasm status.
+
+// ReplaceHeaderMapValue sets one header of mapType, replacing any value.
+func ReplaceHeaderMapValue(mapType uint32, name, value string) uint32 {
+	return proxyReplaceHeaderMapValue(mapType, unsafe.StringData(name), uint32(len(name)), unsafe.StringData(value), uint32(len(value)))
+}
+
+// RemoveHeaderMapValue removes a header of mapType.
+func RemoveHeaderMapValue(mapType uint32, name string) uint32 {
+	return proxyRemoveHeaderMapValue(mapType, unsafe.StringData(name), uint32(len(name)))
+}
+
+// SetSharedData writes a shared-data value; cas 0 writes unconditionally.
+func SetSharedData(key string, value []byte, cas uint32) uint32 {
+	return proxySetSharedData(unsafe.StringData(key), uint32(len(key)), unsafe.SliceData(value), uint32(len(value)), cas)
+}
+
+// SetProperty writes a host property; path is serialized as for Property.
+func SetProperty(path, value []byte) uint32 {
+	return proxySetProperty(unsafe.SliceData(path), uint32(len(path)), unsafe.SliceData(value), uint32(len(value)))
+}

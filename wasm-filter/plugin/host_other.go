@@ -39,3 +39,26 @@ func responseHeader(name string) (string, error) { return proxywasm.GetHttpRespo
 
 // getSharedData reads a shared-data value and its cas.
 func getSharedData(key string) ([]byte, uint32, error) { return proxywasm.GetSharedData(key) }
+
+// replaceRequestHeader sets a request header, replacing any value.
+func replaceRequestHeader(name, value string) error {
+	return proxywasm.ReplaceHttpRequestHeader(name, value)
+}
+
+// removeRequestHeader removes a request header.
+func removeRequestHeader(name string) error { return proxywasm.RemoveHttpRequestHeader(name) }
+
+// replaceResponseHeader sets a response header, replacing any value.
+func replaceResponseHeader(name, value string) error {
+	return proxywasm.ReplaceHttpResponseHeader(name, value)
+}
+
+// setSharedData writes a shared-data value under cas (0: unconditionally).
+func setSharedData(key string, value []byte, cas uint32) error {
+	return proxywasm.SetSharedData(key, value, cas)
+}
+
+// setFilterState sets the one-segment host property name.
+func setFilterState(name, value string) error {
+	return proxywasm.SetProperty([]string{name}, []byte(value))
+}

@@ -5,6 +5,7 @@ package plugin
 import (
 	"errors"
 	"strconv"
+	"unsafe"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
 
@@ -60,6 +61,32 @@ func responseHeader(name string) (string, error) {
 func getSharedData(key string) ([]byte, uint32, error) {
 	v, cas, st := abi.SharedData(key)
 	return v, cas, statusError(st)
+}
+
+// replaceRequestHeader sets a request header, replacing any value.
+func replaceRequestHeader(name, value string) error {
+	return statusError(abi.ReplaceHeaderMapValue(mapTypeHttpRequestHeaders, name, value))
+}
+
+// removeRequestHeader removes a request header.
+func removeRequestHeader(name string) error {
+	return statusError(abi.RemoveHeaderMapValue(mapTypeHttpRequestHeaders, name))
+}
+
+// replaceResponseHeader sets a response header, replacing any value.
+func replaceResponseHeader(name, value string) error {
+	return statusError(abi.ReplaceHeaderMapValue(mapTypeHttpResponseHeaders, name, value))
+}
+
+// setSharedData writes a shared-data value under cas (0: unconditionally).
+func setSharedData(key string, value []byte, cas uint32) error {
+	return statusError(abi.SetSharedData(key, value, cas))
+}
+
+// setFilterState sets the one-segment host property name (Envoy keeps it as
+// filter state "wasm.<name>").
+func setFilterState(name, value string) error {
+	return statusError(abi.SetProperty(unsafe.Slice(unsafe.StringData(name), len(name)), unsafe.Slice(unsafe.StringData(value), len(value))))
 }
 
 // statusError maps a proxy-wasm status to the SDK's error values, which the

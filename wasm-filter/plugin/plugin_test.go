@@ -237,3 +237,35 @@ func TestInFlightSetCreatedAtStart(t *testing.T) {
 		t.Fatalf("in-flight set after plugin start: %q cas=%d err=%v", v, cas, err)
 	}
 }
+
+// TestRecycledContextsStartClean checks that a stream's context, reused
+// after the stream is done, carries nothing into the next stream, and that
+// the pool of finished contexts stays bounded.
+func TestRecycledContextsStartClean(t *testing.T) {
+	s := newSidecar(t, `{}`)
+	a, _ := s.request(engine.Inbound, [][2]string{{"traceparent", tpA}, {"x-request-id", "r-a"}})
+	s.host.CallOnResponseHeaders(a, [][2]string{{":status", "200"}}, false)
+	s.host.CompleteHttpContext(a)
+	b, _ := s.request(engine.Inbound, [][2]string{{":path", "/"}})
+	s.host.CallOnResponseHeaders(b, [][2]string{{":status", "200"}}, false)
+	for _, kv := range s.host.GetCurrentResponseHeaders(b) {
+		if strings.Contains(kv[1], "4bf92f3577b34da6a3ce929d0e0e4736") {
+			t.Fatalf("the next stream's response carries the previous stream's context: %v", kv)
+		}
+	}
+	s.host.CompleteHttpContext(b)
+
+	p := &pluginContext{}
+	first := p.NewHttpContext(1).(*httpContext)
+	first.stream.Direction = engine.Inbound
+	p.recycle(first)
+	if again := p.NewHttpContext(2).(*httpContext); again != first || again.stream != (engine.Stream{}) {
+		t.Fatalf("recycled context not reused clean: %+v", again.stream)
+	}
+	for i := 0; i < 2*maxFreeContexts; i++ {
+		p.recycle(&httpContext{p: p})
+	}
+	if len(p.free) != maxFreeContexts {
+		t.Fatalf("%d contexts kept, want at most %d", len(p.free), maxFreeContexts)
+	}
+}

@@ -144,7 +144,7 @@ func (s *sharedStore) Put(key string, rec []byte) error {
 		val = append(val, key...)
 		val = append(val, rec...)
 		s.valBuf = val
-		err := proxywasm.SetSharedData(s.slotKey(bestSlot), val, bestCas)
+		err := setSharedData(s.slotKey(bestSlot), val, bestCas)
 		if err == nil {
 			return nil
 		}
@@ -206,7 +206,7 @@ func (s *sharedStore) updateInFlight(fn func(set *engine.InFlightSet, t int64)) 
 		set.Expire(t, s.inFlightTimeout)
 		fn(&set, t)
 		s.valBuf = set.AppendBinary(s.valBuf[:0])
-		err = proxywasm.SetSharedData(inFlightKey, s.valBuf, cas)
+		err = setSharedData(inFlightKey, s.valBuf, cas)
 		if err == nil {
 			return nil
 		}

@@ -67,6 +67,10 @@ func (ps *procStream) begin(s *Server) {
 	ps.eng = nil
 	ps.st.Reset()
 	ps.res.Reset()
+	// The mutation values may alias the result's buffer (reused by the
+	// next message): mutationInto copies them into each reply, so the
+	// engine need not copy them into a new string first.
+	ps.res.BorrowValues = true
 	ps.h = ps.h[:0]
 	ps.started, ps.responded, ps.done, ps.valueField, ps.big = false, false, false, false, false
 	ps.duplex = [2]bool{}
@@ -474,8 +478,9 @@ func (ps *procStream) mutationInto(hm *extprocv3.HeaderMutation, muts []engine.M
 		hv.Key = m.Name
 		if ps.valueField {
 			// value is a proto3 string: invalid UTF-8 would fail the
-			// whole reply's marshalling.
-			hv.Value = strings.ToValidUTF8(m.Value, "\uFFFD")
+			// whole reply's marshalling. A copy: m.Value may be borrowed
+			// from the result, which the next message reuses.
+			hv.Value = strings.Clone(strings.ToValidUTF8(m.Value, "\uFFFD"))
 		} else {
 			off := len(raw)
 			raw = append(raw, m.Value...)

@@ -10,7 +10,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
 )
 
 // BenchmarkHandle measures the server's own work for one stream (request
@@ -151,6 +153,36 @@ func BenchmarkMarshalReply(b *testing.B) {
 					b.Fatal(err)
 				}
 				data.Free()
+			}
+		})
+	}
+}
+
+// BenchmarkUnmarshalRequest compares gRPC's proto codec with extproc's
+// codec on a request headers message like the load benchmark's (12
+// headers, W3C context).
+func BenchmarkUnmarshalRequest(b *testing.B) {
+	msg := reqHeadersMsg(hmap(
+		":method", "GET", ":path", "/api/v1/orders/1", ":authority", "shop.example.com", ":scheme", "https",
+		"user-agent", "Mozilla/5.0 (X11; Linux x86_64)", "accept", "application/json", "accept-encoding", "gzip, br",
+		"x-forwarded-for", "203.0.113.9", "x-forwarded-proto", "https",
+		"x-request-id", "5f0c7b2e-1", "traceparent", validTP, "tracestate", "vendor=abc",
+	), nil)
+	wire, err := proto.Marshal(msg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		codec encoding.CodecV2
+	}{{"grpc-proto", encoding.GetCodecV2("proto")}, {"extproc", newCodec()}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				var m extprocv3.ProcessingRequest
+				if err := c.codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(wire)}, &m); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

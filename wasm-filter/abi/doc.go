@@ -12,8 +12,8 @@
 //   - host imports: a host value whose methods call the real env.proxy_* imports
 //     is installed as the SDK's host, so proxywasm.* calls reach Envoy.
 //
-// A plugin imports this package for its side effect, under the wasip1 build tag
-// only, so the same plugin code still builds natively for proxytest. On other
-// targets the package is empty. See wasm-filter/README.md for the pitfalls the
-// design works around.
+// The exports and imports build for wasip1 only, so the same plugin code
+// still builds natively for proxytest; natively the package holds only its
+// portable parts (allocator, host interface, the header-map wire format).
+// See wasm-filter/README.md for the pitfalls the design works around.
 package abi

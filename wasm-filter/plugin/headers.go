@@ -1,49 +1,25 @@
 package plugin
 
 import (
-	"encoding/binary"
 	"unsafe"
 
 	"github.com/tracebridge/tracebridge/engine"
+	"github.com/tracebridge/tracebridge/wasm-filter/abi"
 )
 
 // parseHeaderPairs appends the header lines of a serialized proxy-wasm header
-// map to dst, without copying: names and values are strings over buf, which
-// must stay unmodified for as long as they are used (the bridge hands out a
-// fresh buffer per host call). Names are lower-cased (Envoy's maps are lower
-// case already; proxytest and some hosts are not), which copies only then.
-//
-// Encoding (proxy-wasm ABI 0.2.x, the SDK's proxywasm/internal
-// SerializeMap and cpp-host src/pairs_util.cc): a little-endian u32 pair
-// count, then a u32 name length and a u32 value length per pair, then each
-// name and each value followed by a NUL byte. A malformed map yields ok false
-// and dst as it was.
+// map (abi.ParseHeaderMap) to dst, without copying: names and values are
+// strings over buf, which must stay unmodified for as long as they are used
+// (the bridge hands out a fresh buffer per host call). Names are lower-cased
+// (Envoy's maps are lower case already; proxytest and some hosts are not),
+// which copies only then. A malformed map yields ok false and dst as it was.
 func parseHeaderPairs(dst engine.HeaderList, buf []byte) (engine.HeaderList, bool) {
-	if len(buf) == 0 {
-		return dst, true // an empty map may come as no buffer at all
-	}
-	if len(buf) < 4 {
-		return dst, false
-	}
-	n := uint64(binary.LittleEndian.Uint32(buf))
-	if n > uint64(len(buf)-4)/8 {
-		return dst, false
-	}
-	sizes := buf[4 : 4+8*n]
-	data := buf[4+8*n:]
 	start := len(dst)
-	for i := uint64(0); i < n; i++ {
-		nl := uint64(binary.LittleEndian.Uint32(sizes[8*i:]))
-		vl := uint64(binary.LittleEndian.Uint32(sizes[8*i+4:]))
-		if nl+vl+2 > uint64(len(data)) || data[nl] != 0 || data[nl+1+vl] != 0 {
-			return dst[:start], false
-		}
-		name := bytesString(data[:nl])
-		value := bytesString(data[nl+1 : nl+1+vl])
-		data = data[nl+vl+2:]
-		dst = append(dst, engine.HeaderPair{Name: engine.LowerName(name), Value: value})
+	dst, ok := abi.ParseHeaderMap(dst, buf)
+	for i := start; i < len(dst); i++ {
+		dst[i].Name = engine.LowerName(dst[i].Name)
 	}
-	return dst, true
+	return dst, ok
 }
 
 // bytesString makes a string that aliases b.

@@ -1,28 +1,15 @@
 package plugin
 
 import (
-	"encoding/binary"
 	"slices"
 	"testing"
 
 	"github.com/tracebridge/tracebridge/engine"
+	"github.com/tracebridge/tracebridge/wasm-filter/abi"
 )
 
-// serializePairs encodes header pairs as the proxy-wasm ABI does (count,
-// sizes, then NUL-terminated names and values), written from the ABI
-// description independently of parseHeaderPairs.
-func serializePairs(pairs [][2]string) []byte {
-	b := binary.LittleEndian.AppendUint32(nil, uint32(len(pairs)))
-	for _, p := range pairs {
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(p[0])))
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(p[1])))
-	}
-	for _, p := range pairs {
-		b = append(append(b, p[0]...), 0)
-		b = append(append(b, p[1]...), 0)
-	}
-	return b
-}
+// serializePairs encodes header pairs as a host does.
+func serializePairs(pairs [][2]string) []byte { return abi.AppendHeaderMap(nil, pairs) }
 
 func TestParseHeaderPairs(t *testing.T) {
 	for _, c := range []struct {
@@ -38,7 +25,7 @@ func TestParseHeaderPairs(t *testing.T) {
 		{"upper-case names lowered", serializePairs([][2]string{{"X-Request-Id", "R1"}}),
 			engine.HeaderList{{Name: "x-request-id", Value: "R1"}}, true},
 		{"short count", []byte{1, 0}, nil, false},
-		{"count past the buffer", binary.LittleEndian.AppendUint32(nil, 1_000_000), nil, false},
+		{"count past the buffer", []byte{0x40, 0x42, 0x0f, 0x00} /* 1,000,000 pairs */, nil, false},
 		{"truncated data", serializePairs([][2]string{{"a", "b"}})[:15], nil, false},
 		{"missing NUL", func() []byte { b := serializePairs([][2]string{{"a", "b"}}); b[13] = 'x'; return b }(), nil, false},
 	} {

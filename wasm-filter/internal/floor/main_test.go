@@ -6,6 +6,8 @@ import (
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/proxytest"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/tracebridge/tracebridge/wasm-filter/abi"
 )
 
 const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -64,17 +66,7 @@ func TestRecordRestore(t *testing.T) {
 }
 
 // serialize encodes pairs as the ABI's header map.
-func serialize(pairs [][2]string) []byte {
-	buf := binary.LittleEndian.AppendUint32(nil, uint32(len(pairs)))
-	for _, p := range pairs {
-		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(p[0])))
-		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(p[1])))
-	}
-	for _, p := range pairs {
-		buf = append(append(append(append(buf, p[0]...), 0), p[1]...), 0)
-	}
-	return buf
-}
+func serialize(pairs [][2]string) []byte { return abi.AppendHeaderMap(nil, pairs) }
 
 func TestFindTraceHeaders(t *testing.T) {
 	tests := []struct {

@@ -30,59 +30,39 @@ import (
 func decodeRequest(b []byte, m *extprocv3.ProcessingRequest) bool {
 	var oneof, protocol bool
 	for len(b) > 0 {
-		num, typ, n := next(b)
-		if n < 0 {
+		f, rest, ok := nextField(b)
+		if !ok {
 			return false
 		}
-		b = b[n:]
+		b = rest
 		switch {
-		case (num == 2 || num == 3) && typ == protowire.BytesType && !oneof:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return false
-			}
+		case (f.num == 2 || f.num == 3) && f.typ == protowire.BytesType && !oneof:
 			hh := new(extprocv3.HttpHeaders)
-			if !httpHeaders(v, hh) {
+			if !httpHeaders(f.v, hh) {
 				return false
 			}
-			if num == 2 {
+			if f.num == 2 {
 				m.Request = &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: hh}
 			} else {
 				m.Request = &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: hh}
 			}
 			oneof = true
-			b = b[n:]
-		case num == 9 && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return false
-			}
+		case f.num == 9 && f.typ == protowire.BytesType:
 			if m.Attributes == nil {
 				m.Attributes = map[string]*structpb.Struct{}
 			}
-			if !attributeEntry(v, m.Attributes) {
+			if !attributeEntry(f.v, m.Attributes) {
 				return false
 			}
-			b = b[n:]
-		case num == 10 && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return false
-			}
-			m.ObservabilityMode = v != 0
-			b = b[n:]
-		case num == 11 && typ == protowire.BytesType && !protocol:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return false
-			}
+		case f.num == 10 && f.typ == protowire.VarintType:
+			m.ObservabilityMode = f.x != 0
+		case f.num == 11 && f.typ == protowire.BytesType && !protocol:
 			pc := new(extprocv3.ProtocolConfiguration)
-			if !protocolConfig(v, pc) {
+			if !protocolConfig(f.v, pc) {
 				return false
 			}
 			m.ProtocolConfig = pc
 			protocol = true
-			b = b[n:]
 		default:
 			// Other fields, a message field seen twice (protobuf merges
 			// them) or an unexpected wire type: the generic decoder.
@@ -100,45 +80,74 @@ func str(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-// next reads one field's tag; typ is -1 at a malformed tag.
-func next(b []byte) (num protowire.Number, typ protowire.Type, n int) {
-	num, typ, n = protowire.ConsumeTag(b)
+// field is one field of a message: its number and wire type, and its
+// payload: v for length-delimited fields, x for varint and fixed64 ones.
+type field struct {
+	num protowire.Number
+	typ protowire.Type
+	v   []byte
+	x   uint64
+}
+
+// nextField reads the field at the start of b and returns what follows it.
+// ok is false for a malformed field and for the wire types no message here
+// uses (fixed32, groups): those go to the generic decoder.
+func nextField(b []byte) (f field, rest []byte, ok bool) {
+	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 {
-		return 0, -1, n
+		return f, nil, false
 	}
-	return num, typ, n
+	b = b[n:]
+	f.num, f.typ = num, typ
+	switch typ {
+	case protowire.BytesType:
+		f.v, n = protowire.ConsumeBytes(b)
+	case protowire.VarintType:
+		f.x, n = protowire.ConsumeVarint(b)
+	case protowire.Fixed64Type:
+		f.x, n = protowire.ConsumeFixed64(b)
+	default:
+		return f, nil, false
+	}
+	if n < 0 {
+		return f, nil, false
+	}
+	return f, b[n:], true
+}
+
+// bytesField reads a length-delimited field at the start of b: the hot
+// loops (header values, map entries) take only those, and skip nextField's
+// other cases.
+func bytesField(b []byte) (num protowire.Number, v, rest []byte, ok bool) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 || typ != protowire.BytesType {
+		return 0, nil, nil, false
+	}
+	v, m := protowire.ConsumeBytes(b[n:])
+	if m < 0 {
+		return 0, nil, nil, false
+	}
+	return num, v, b[n+m:], true
 }
 
 // httpHeaders decodes HttpHeaders: headers = 1, end_of_stream = 3 (the
 // deprecated attributes = 2 is left to the generic decoder).
 func httpHeaders(b []byte, hh *extprocv3.HttpHeaders) bool {
-	seen := false
 	for len(b) > 0 {
-		num, typ, n := next(b)
-		if n < 0 {
+		f, rest, ok := nextField(b)
+		if !ok {
 			return false
 		}
-		b = b[n:]
+		b = rest
 		switch {
-		case num == 1 && typ == protowire.BytesType && !seen:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return false
-			}
+		case f.num == 1 && f.typ == protowire.BytesType && hh.Headers == nil:
 			hm := new(corev3.HeaderMap)
-			if !headerMap(v, hm) {
+			if !headerMap(f.v, hm) {
 				return false
 			}
 			hh.Headers = hm
-			seen = true
-			b = b[n:]
-		case num == 3 && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return false
-			}
-			hh.EndOfStream = v != 0
-			b = b[n:]
+		case f.num == 3 && f.typ == protowire.VarintType:
+			hh.EndOfStream = f.x != 0
 		default:
 			return false
 		}
@@ -150,18 +159,12 @@ func httpHeaders(b []byte, hh *extprocv3.HttpHeaders) bool {
 // values are counted first so that they take one allocation.
 func headerMap(b []byte, hm *corev3.HeaderMap) bool {
 	count := 0
-	for rest := b; len(rest) > 0; {
-		num, typ, n := next(rest)
-		if n < 0 || num != 1 || typ != protowire.BytesType {
+	for rest := b; len(rest) > 0; count++ {
+		num, _, r, ok := bytesField(rest)
+		if !ok || num != 1 {
 			return false
 		}
-		rest = rest[n:]
-		_, n = protowire.ConsumeBytes(rest)
-		if n < 0 {
-			return false
-		}
-		rest = rest[n:]
-		count++
+		rest = r
 	}
 	if count == 0 {
 		return true
@@ -169,10 +172,8 @@ func headerMap(b []byte, hm *corev3.HeaderMap) bool {
 	vals := make([]corev3.HeaderValue, count)
 	hm.Headers = make([]*corev3.HeaderValue, count)
 	for i := range vals {
-		_, _, n := next(b)
-		b = b[n:]
-		v, n := protowire.ConsumeBytes(b)
-		b = b[n:]
+		_, v, rest, _ := bytesField(b) // checked by the count
+		b = rest
 		if !decodeHeaderValue(v, &vals[i]) {
 			return false
 		}
@@ -185,28 +186,17 @@ func headerMap(b []byte, hm *corev3.HeaderMap) bool {
 // proto3 requires), raw_value = 3. A repeated scalar field: the last wins.
 func decodeHeaderValue(b []byte, hv *corev3.HeaderValue) bool {
 	for len(b) > 0 {
-		num, typ, n := next(b)
-		if n < 0 || typ != protowire.BytesType {
+		num, v, rest, ok := bytesField(b)
+		if !ok {
 			return false
 		}
-		b = b[n:]
-		v, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return false
-		}
-		b = b[n:]
-		switch num {
-		case 1:
-			if !utf8.Valid(v) {
-				return false
-			}
+		b = rest
+		switch {
+		case num == 1 && utf8.Valid(v):
 			hv.Key = str(v)
-		case 2:
-			if !utf8.Valid(v) {
-				return false
-			}
+		case num == 2 && utf8.Valid(v):
 			hv.Value = str(v)
-		case 3:
+		case num == 3:
 			hv.RawValue = v[:len(v):len(v)]
 		default:
 			return false
@@ -224,16 +214,11 @@ func attributeEntry(b []byte, attrs map[string]*structpb.Struct) bool {
 	}
 	st := &structpb.Struct{}
 	for len(val) > 0 {
-		num, typ, n := next(val)
-		if n < 0 || num != 1 || typ != protowire.BytesType {
+		num, e, rest, ok := bytesField(val)
+		if !ok || num != 1 {
 			return false
 		}
-		val = val[n:]
-		e, n := protowire.ConsumeBytes(val)
-		if n < 0 {
-			return false
-		}
-		val = val[n:]
+		val = rest
 		fk, fv, ok := mapEntry(e)
 		if !ok {
 			return false
@@ -256,16 +241,11 @@ func attributeEntry(b []byte, attrs map[string]*structpb.Struct) bool {
 func mapEntry(b []byte) (key string, val []byte, ok bool) {
 	var haveKey, haveVal bool
 	for len(b) > 0 {
-		num, typ, n := next(b)
-		if n < 0 || typ != protowire.BytesType {
+		num, v, rest, ok := bytesField(b)
+		if !ok {
 			return "", nil, false
 		}
-		b = b[n:]
-		v, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return "", nil, false
-		}
-		b = b[n:]
+		b = rest
 		switch {
 		case num == 1 && !haveKey && utf8.Valid(v):
 			key, haveKey = str(v), true
@@ -280,44 +260,24 @@ func mapEntry(b []byte) (key string, val []byte, ok bool) {
 
 // scalarValue decodes a google.protobuf.Value holding exactly one of
 // null_value = 1, number_value = 2, string_value = 3, bool_value = 4;
-// nil for anything else.
+// nil for anything else (a second field included: the generic decoder).
 func scalarValue(b []byte) *structpb.Value {
-	num, typ, n := next(b)
-	if n < 0 {
+	f, rest, ok := nextField(b)
+	if !ok || len(rest) > 0 {
 		return nil
 	}
-	b = b[n:]
 	v := new(structpb.Value)
 	switch {
-	case num == 1 && typ == protowire.VarintType:
-		x, n := protowire.ConsumeVarint(b)
-		if n < 0 {
-			return nil
-		}
-		v.Kind, b = &structpb.Value_NullValue{NullValue: structpb.NullValue(int32(x))}, b[n:]
-	case num == 2 && typ == protowire.Fixed64Type:
-		x, n := protowire.ConsumeFixed64(b)
-		if n < 0 {
-			return nil
-		}
-		v.Kind, b = &structpb.Value_NumberValue{NumberValue: math.Float64frombits(x)}, b[n:]
-	case num == 3 && typ == protowire.BytesType:
-		x, n := protowire.ConsumeBytes(b)
-		if n < 0 || !utf8.Valid(x) {
-			return nil
-		}
-		v.Kind, b = &structpb.Value_StringValue{StringValue: str(x)}, b[n:]
-	case num == 4 && typ == protowire.VarintType:
-		x, n := protowire.ConsumeVarint(b)
-		if n < 0 {
-			return nil
-		}
-		v.Kind, b = &structpb.Value_BoolValue{BoolValue: x != 0}, b[n:]
+	case f.num == 1 && f.typ == protowire.VarintType:
+		v.Kind = &structpb.Value_NullValue{NullValue: structpb.NullValue(int32(f.x))}
+	case f.num == 2 && f.typ == protowire.Fixed64Type:
+		v.Kind = &structpb.Value_NumberValue{NumberValue: math.Float64frombits(f.x)}
+	case f.num == 3 && f.typ == protowire.BytesType && utf8.Valid(f.v):
+		v.Kind = &structpb.Value_StringValue{StringValue: str(f.v)}
+	case f.num == 4 && f.typ == protowire.VarintType:
+		v.Kind = &structpb.Value_BoolValue{BoolValue: f.x != 0}
 	default:
 		return nil
-	}
-	if len(b) > 0 {
-		return nil // a second field: the generic decoder
 	}
 	return v
 }
@@ -326,23 +286,18 @@ func scalarValue(b []byte) *structpb.Value {
 // response_body_mode = 2 (enums), send_body_without_waiting_for_header_response = 3.
 func protocolConfig(b []byte, pc *extprocv3.ProtocolConfiguration) bool {
 	for len(b) > 0 {
-		num, typ, n := next(b)
-		if n < 0 || typ != protowire.VarintType {
+		f, rest, ok := nextField(b)
+		if !ok || f.typ != protowire.VarintType {
 			return false
 		}
-		b = b[n:]
-		v, n := protowire.ConsumeVarint(b)
-		if n < 0 {
-			return false
-		}
-		b = b[n:]
-		switch num {
+		b = rest
+		switch f.num {
 		case 1:
-			pc.RequestBodyMode = procmodev3.ProcessingMode_BodySendMode(int32(v))
+			pc.RequestBodyMode = procmodev3.ProcessingMode_BodySendMode(int32(f.x))
 		case 2:
-			pc.ResponseBodyMode = procmodev3.ProcessingMode_BodySendMode(int32(v))
+			pc.ResponseBodyMode = procmodev3.ProcessingMode_BodySendMode(int32(f.x))
 		case 3:
-			pc.SendBodyWithoutWaitingForHeaderResponse = v != 0
+			pc.SendBodyWithoutWaitingForHeaderResponse = f.x != 0
 		default:
 			return false
 		}

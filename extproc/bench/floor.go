@@ -63,21 +63,9 @@ func echoServe(lis net.Listener) error {
 
 // newTCPLoad is the floor's load generator: n connections to an echo server.
 func newTCPLoad(addr string, n int) (*loadGen, error) {
-	l := &loadGen{}
-	for i := 0; i < n; i++ {
-		s, err := dialSock(addr)
-		if err != nil {
-			l.close()
-			return nil, err
-		}
-		l.conns = append(l.conns, &tcpconn{sock: s, ci: i, open: map[uint64]floorReq{}})
-	}
-	var err error
-	if l.poll, err = newPoller(l.conns); err != nil {
-		l.close()
-		return nil, err
-	}
-	return l, nil
+	return dialLoad(addr, n, func(s *sock, i int) (loadConn, error) {
+		return &tcpconn{sock: s, ci: i, open: map[uint64]floorReq{}}, nil
+	})
 }
 
 // tcpconn is one floor connection. Each message carries its request's

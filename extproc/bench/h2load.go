@@ -88,6 +88,12 @@ func newH2Load(addr string, n int) (*loadGen, error) {
 	if err != nil {
 		return nil, err
 	}
+	return dialLoad(addr, n, func(s *sock, i int) (loadConn, error) { return newH2Conn(s, block, i) })
+}
+
+// dialLoad opens n connections to addr, each driven by the loadConn conn
+// makes of its socket, under one poller.
+func dialLoad(addr string, n int, conn func(s *sock, i int) (loadConn, error)) (*loadGen, error) {
 	l := &loadGen{}
 	for i := 0; i < n; i++ {
 		s, err := dialSock(addr)
@@ -95,13 +101,14 @@ func newH2Load(addr string, n int) (*loadGen, error) {
 			l.close()
 			return nil, err
 		}
-		c, err := newH2Conn(s, block, i)
+		c, err := conn(s, i)
 		if err != nil {
 			l.close()
 			return nil, err
 		}
 		l.conns = append(l.conns, c)
 	}
+	var err error
 	if l.poll, err = newPoller(l.conns); err != nil {
 		l.close()
 		return nil, err

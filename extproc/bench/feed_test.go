@@ -26,6 +26,20 @@ func pairSock(t *testing.T) *sock {
 	return s
 }
 
+// feedAndFail starts two open-loop streams on c, feeds it b in two reads
+// cut at cut, then fails the connection; it returns the phase to check.
+func feedAndFail(c loadConn, b []byte, cut int) *phase {
+	ph := &phase{open: true, openLat: make([]time.Duration, 2), errs: make([]int64, 1), lat: make([][]time.Duration, 1)}
+	c.setPhase(ph)
+	c.startStream(ph, 0, time.Now(), 1)
+	c.startStream(ph, 1, time.Now(), 2)
+	cut = min(max(cut, 0), len(b))
+	c.feed(b[:cut])
+	c.feed(b[cut:])
+	c.fail(errProtocol)
+	return ph
+}
+
 // FuzzH2Feed: whatever bytes a server sends, cut anywhere, the HTTP/2
 // connection neither panics nor loses count of its streams: each stream
 // started ends exactly once (completed or failed) once the connection fails.
@@ -39,14 +53,7 @@ func FuzzH2Feed(f *testing.F) {
 		if err != nil {
 			t.Skip(err)
 		}
-		ph := &phase{open: true, openLat: make([]time.Duration, 2), errs: make([]int64, 1), lat: make([][]time.Duration, 1)}
-		c.setPhase(ph)
-		c.startStream(ph, 0, time.Now(), 1)
-		c.startStream(ph, 1, time.Now(), 2)
-		cut = min(max(cut, 0), len(b))
-		c.feed(b[:cut])
-		c.feed(b[cut:])
-		c.fail(errProtocol)
+		ph := feedAndFail(c, b, cut)
 		if ph.inflight != 0 || len(c.streams) != 0 {
 			t.Fatalf("after the connection failed: %d streams in flight, %d in the table", ph.inflight, len(c.streams))
 		}
@@ -62,14 +69,7 @@ func FuzzTCPFeed(f *testing.F) {
 	f.Add([]byte("short"), 2)
 	f.Fuzz(func(t *testing.T, b []byte, cut int) {
 		c := &tcpconn{sock: pairSock(t), open: map[uint64]floorReq{}}
-		ph := &phase{open: true, openLat: make([]time.Duration, 2), errs: make([]int64, 1), lat: make([][]time.Duration, 1)}
-		c.setPhase(ph)
-		c.startStream(ph, 0, time.Now(), 1)
-		c.startStream(ph, 1, time.Now(), 2)
-		cut = min(max(cut, 0), len(b))
-		c.feed(b[:cut])
-		c.feed(b[cut:])
-		c.fail(errProtocol)
+		ph := feedAndFail(c, b, cut)
 		if ph.inflight != 0 || len(c.open) != 0 {
 			t.Fatalf("after the connection failed: %d requests in flight, %d open", ph.inflight, len(c.open))
 		}

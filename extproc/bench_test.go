@@ -127,6 +127,17 @@ func BenchmarkStreams(b *testing.B) {
 	}
 }
 
+type namedCodec struct {
+	name  string
+	codec encoding.CodecV2
+}
+
+// comparedCodecs are the codecs the codec benchmarks run side by side:
+// gRPC's proto codec (the baseline) and extproc's.
+func comparedCodecs() []namedCodec {
+	return []namedCodec{{"grpc-proto", encoding.GetCodecV2("proto")}, {"extproc", newCodec()}}
+}
+
 // BenchmarkMarshalReply compares gRPC's proto codec with extproc's codec on
 // tracebridge's usual request headers reply (W3C and B3 set, metadata).
 // Without -tags vtprotobuf both take the same path.
@@ -141,10 +152,7 @@ func BenchmarkMarshalReply(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, c := range []struct {
-		name  string
-		codec encoding.CodecV2
-	}{{"grpc-proto", encoding.GetCodecV2("proto")}, {"extproc", newCodec()}} {
+	for _, c := range comparedCodecs() {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
@@ -172,10 +180,7 @@ func BenchmarkUnmarshalRequest(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, c := range []struct {
-		name  string
-		codec encoding.CodecV2
-	}{{"grpc-proto", encoding.GetCodecV2("proto")}, {"extproc", newCodec()}} {
+	for _, c := range comparedCodecs() {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {

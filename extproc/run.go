@@ -368,7 +368,7 @@ loop:
 }
 
 // ServerOptions are the gRPC server options of tracebridge-extproc other
-// than TLS. extproc/bench gives its no-op baseline server the same ones, so
+// than TLS. benchtools/extproc gives its no-op baseline server the same ones, so
 // that the comparison measures tracebridge's work and nothing else.
 //
 // NumStreamWorkers runs streams on long-lived goroutines instead of one new
@@ -396,7 +396,7 @@ const DefaultGCPercent = 400
 
 // ApplyGCPercent sets the garbage collector's target percentage to pct,
 // unless GOGC is set in the environment and pct was not asked for
-// explicitly. extproc/bench gives its no-op baseline servers the same.
+// explicitly. benchtools/extproc gives its no-op baseline servers the same.
 func ApplyGCPercent(pct int, explicit bool) {
 	if explicit || os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(pct)

@@ -23,7 +23,7 @@
 // at the fixed rate. Build it with -tags vtprotobuf (make bench-extproc
 // does) so that the codec baseline has the generated marshaller.
 //
-//	go run ./extproc/bench -bin bin/tracebridge-extproc [-duration 10s] [-concurrency 32] [-rate 5000]
+//	cd benchtools && go run -tags vtprotobuf ./extproc -bin ../bin/tracebridge-extproc [-duration 10s] [-concurrency 32] [-rate 5000]
 package main
 
 import (

@@ -15,7 +15,7 @@ import (
 )
 
 // FilterStatePrefix prefixes the filter-state sink's property path; Envoy
-// stores proxy_set_property values under "wasm.<path>" (ENVOY-FACTS 5), so a
+// stores proxy_set_property values under "wasm.<path>" (docs/ENVOY.md §5), so a
 // tag "tenant" becomes filter state "wasm.tracebridge.tenant".
 const FilterStatePrefix = "tracebridge."
 
@@ -198,7 +198,7 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		}
 	}
 	for _, t := range res.Tags {
-		// Dynamic metadata has no proxy-wasm ABI (ENVOY-FACTS 5): in the wasm
+		// Dynamic metadata has no proxy-wasm ABI (docs/ENVOY.md §5): in the wasm
 		// filter the metadata sink degrades to filter state.
 		if t.Sinks&(engine.SinkFilterState|engine.SinkMetadata) != 0 {
 			if err := setFilterState(FilterStatePrefix+t.Name, t.Value); err != nil {
@@ -284,7 +284,7 @@ var (
 )
 
 // direction reads xds.listener_direction (Envoy ≥1.33; the old top-level
-// listener_direction was removed, ENVOY-FACTS 5): an int64, 1 inbound,
+// listener_direction was removed, docs/ENVOY.md §5): an int64, 1 inbound,
 // 2 outbound. Hosts without it (upstream filters, gateways) rely on the
 // policy's "direction" pin.
 func direction() engine.Direction {

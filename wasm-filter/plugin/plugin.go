@@ -34,9 +34,9 @@ type pluginContext struct {
 	res     engine.Result
 	headers engine.IndexedHeaders
 	panics  map[string]bool
-	// Contexts of finished streams, reused by NewHttpContext: an allocation
-	// of one costs ≈ 0.8 µs of guest time per request in the module
-	// (BENCHMARKS.md "wasm module", context-create phase).
+	// Contexts of finished streams, reused by NewHttpContext: allocating
+	// one is a large share of the context-create phase's guest time
+	// (BENCHMARKS.md, wasm module).
 	free []*httpContext
 	// Which host properties the policy needs: each read is a host call, so
 	// a request reads only those.
@@ -264,8 +264,8 @@ func (responseHeaders) Get(name string) (string, int) {
 	return v, 1
 }
 
-// panicText describes a recovered panic value without fmt (which would add
-// 0.35 MB to the module).
+// panicText describes a recovered panic value without fmt (which would
+// grow the module).
 func panicText(r any) string {
 	switch v := r.(type) {
 	case error:

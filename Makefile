@@ -46,6 +46,8 @@ test: build tools
 	# The shipped binary is built with vtprotobuf (make extproc): its codec
 	# path runs here, under the race detector.
 	$(GO) test -count=1 -race -timeout 30m -tags vtprotobuf ./extproc/...
+	# The load generator of bench-extproc is a module of its own (benchtools/).
+	cd benchtools && $(GO) vet -tags vtprotobuf ./... && $(GO) test -count=1 -race -tags vtprotobuf ./...
 
 # Engine benchmarks side by side with the OpenTelemetry-Go baseline.
 bench:
@@ -53,15 +55,19 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./engine/ | tee $(BIN)/bench-engine.txt
 
 # Load benchmark: tracebridge-extproc against two no-op ext_proc servers (gRPC's
-# codec, tracebridge's codec), same run.
+# codec, tracebridge's codec), same run. The load generator is its own module
+# (benchtools/), so that its HTTP/2 and epoll code stays out of the product's
+# dependencies. BENCH_ARGS adds flags (e.g. BENCH_ARGS='-duration 2s').
+BENCH_ARGS ?=
 bench-extproc: extproc
-	$(GO) run -tags vtprotobuf ./extproc/bench -bin $(BIN)/tracebridge-extproc -duration 10s -out $(BIN)/bench-extproc.md
+	cd benchtools && $(GO) run -tags vtprotobuf ./extproc -bin $(BIN)/tracebridge-extproc -duration 10s -out $(BIN)/bench-extproc.md $(BENCH_ARGS)
 
 lint: tool-staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(BIN)/tools/staticcheck ./...
 	$(BIN)/tools/staticcheck -tags vtprotobuf ./extproc/...
+	cd benchtools && $(GO) vet -tags vtprotobuf ./... && $(BIN)/tools/staticcheck -tags vtprotobuf ./...
 	GOOS=wasip1 GOARCH=wasm $(BIN)/tools/staticcheck ./wasm-filter/... ./engine/...
 
 # The main job: a bookinfo-shaped mesh on 127.0.0.1, traces without and with

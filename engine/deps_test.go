@@ -10,7 +10,7 @@ import (
 )
 
 // forbiddenDeps are packages the engine must not link into the proxy-wasm
-// module (issue 3, module size; sizes measured on the stripped module). An
+// module (module size; sizes measured on the stripped module). An
 // entry ending in "/" forbids the package of that name and everything under it.
 var forbiddenDeps = []struct{ pkg, why string }{
 	{"fmt", "≈0.35 MB with what it brings (reflect, internal/fmtsort, time formatting): build messages with strconv"},

@@ -64,7 +64,7 @@ type Engine struct {
 	// unixNow is the clock in Unix seconds. Not a func() time.Time field:
 	// a struct field of that type marks time.Time as used in an interface
 	// (the plugin's context holds the engine), which keeps time's
-	// formatting code (≈ 45 KB) in the wasm module.
+	// formatting code in the wasm module.
 	unixNow func() int64
 }
 

@@ -128,7 +128,7 @@ func (x *extraction) extract(c *Config, h Headers) {
 			st.valid, st.hasIDs, st.ctx = true, true, ctx
 		}
 	}
-	// ENVOY-FACTS 2: Envoy's Zipkin extractor reads the single b3 header
+	// docs/ENVOY.md §2: Envoy's Zipkin extractor reads the single b3 header
 	// before x-b3-* (source/extensions/tracers/zipkin/span_context_extractor.cc)
 	// but its injector never rewrites b3, so a b3 that disagrees with x-b3-*
 	// is a stale copy a client or app forwarded: x-b3-* is authoritative.
@@ -174,7 +174,7 @@ func b3MultiProblemHeader(m *propagation.B3Multi, p propagation.Problem) string 
 // single b3 never wins.
 func (x *extraction) primary(c *Config) *formatState {
 	// The host tracer's own format is rewritten by Envoy on every hop
-	// (ENVOY-FACTS 2: router injectContext): when present it is the fresh
+	// (docs/ENVOY.md §2: router injectContext): when present it is the fresh
 	// context, whatever the read precedence says.
 	if tf := c.tracerFormat; tf != propagation.FormatNone && c.hostTracing && x.f[tf].hasIDs {
 		return &x.f[tf]

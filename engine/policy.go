@@ -142,7 +142,7 @@ type BaggagePolicy struct {
 }
 
 // HostPolicy describes where the instance runs, which decides what its
-// header changes can achieve (ENVOY-FACTS 1-3).
+// header changes can achieve (docs/ENVOY.md §1–§3).
 type HostPolicy struct {
 	// Placement: downstream (an HTTP filter of the listener, before the router
 	// injects) or upstream (a cluster filter, after injection).

@@ -368,13 +368,13 @@ loop:
 }
 
 // ServerOptions are the gRPC server options of tracebridge-extproc other
-// than TLS. extproc/bench gives its no-op baseline server the same ones, so
+// than TLS. benchtools/extproc gives its no-op baseline server the same ones, so
 // that the comparison measures tracebridge's work and nothing else.
 //
 // NumStreamWorkers runs streams on long-lived goroutines instead of one new
 // goroutine per stream (one per HTTP request): a fresh goroutine starts with
-// a 2 KiB stack and grows it by copying, several times per stream, which cost
-// about a tenth of the server's CPU under load. When every worker is busy,
+// a small stack and grows it by copying, several times per stream, a
+// visible share of the server's CPU under load. When every worker is busy,
 // gRPC falls back to a new goroutine, so the count is no limit on streams.
 func ServerOptions(maxMessageBytes int) []grpc.ServerOption {
 	return []grpc.ServerOption{
@@ -385,18 +385,16 @@ func ServerOptions(maxMessageBytes int) []grpc.ServerOption {
 }
 
 // DefaultGCPercent is tracebridge-extproc's garbage collector target
-// (--gc-percent). Its live heap is small (about 2 MB serving 5,000
-// streams/s), so with Go's default of 100 the collector ran every ~60 ms
-// at that rate, each cycle marking for ~3.5 ms while streams kept arriving;
-// at 400 it runs a quarter as often, for a heap of up to 5× the live one
-// instead of 2×. Open loop at 5,000 streams/s on a shared 2-vCPU VM, 4
-// interleaved pairs of runs: p99 1.15-1.36 ms at 400 against 1.47-2.25 ms
-// at 100, lower in every pair (extproc/BENCHMARKS.md).
+// (--gc-percent). Its live heap is small, so with Go's default of 100 the
+// collector runs many times a second under load, each cycle marking while
+// streams keep arriving; at 400 it runs a quarter as often, for a heap of up
+// to 5× the live one instead of 2×, which lowered the open-loop p99
+// (extproc/BENCHMARKS.md).
 const DefaultGCPercent = 400
 
 // ApplyGCPercent sets the garbage collector's target percentage to pct,
 // unless GOGC is set in the environment and pct was not asked for
-// explicitly. extproc/bench gives its no-op baseline servers the same.
+// explicitly. benchtools/extproc gives its no-op baseline servers the same.
 func ApplyGCPercent(pct int, explicit bool) {
 	if explicit || os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(pct)

@@ -322,8 +322,8 @@ func (ps *procStream) requestHeaders(req *extprocv3.ProcessingRequest, hh *extpr
 // still read it ("Tracing libraries and stats handlers may use the message
 // lazily", grpc.ServerStream.SendMsg). tracebridge-extproc enables neither;
 // a program registering Server on its own grpc.Server must not combine it
-// with such a handler. Reusing them saves ≈ 2.4 KiB of allocation per
-// stream (the protobuf messages carry their runtime state).
+// with such a handler. Reusing them saves allocating the reply messages,
+// with their protobuf runtime state, on every stream.
 type headersReply struct {
 	pr   extprocv3.ProcessingResponse
 	req  extprocv3.ProcessingResponse_RequestHeaders

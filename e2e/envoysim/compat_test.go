@@ -25,7 +25,7 @@ import (
 
 // shippedImports is every function bin/tracebridge.wasm imports. A new import
 // fails TestShippedModuleImports by name: check it against each profile's set
-// (ENVOY-FACTS 7) before changing this list.
+// (docs/ENVOY.md §7) before changing this list.
 var shippedImports = []string{
 	"env.proxy_add_header_map_value", "env.proxy_call_foreign_function",
 	"env.proxy_close_stream", "env.proxy_continue_stream", "env.proxy_define_metric",

@@ -80,7 +80,7 @@ var cppHostWASI427 = []string{
 }
 
 // cppHostWASIPre427 is FOR_ALL_WASI_FUNCTIONS at 63cb9c1, the parent of
-// c4d7bb0 (what Envoy up to 1.32 embeds, ENVOY-FACTS 7).
+// c4d7bb0 (what Envoy up to 1.32 embeds, docs/ENVOY.md §7).
 var cppHostWASIPre427 = []string{
 	"fd_write", "fd_read", "fd_seek", "fd_close", "fd_fdstat_get", "environ_get",
 	"environ_sizes_get", "args_get", "args_sizes_get", "clock_time_get", "random_get",

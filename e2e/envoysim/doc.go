@@ -4,7 +4,7 @@
 // can be tested end to end without an Envoy binary.
 //
 // Each rule names the Envoy source file it models (paths are in
-// envoyproxy/envoy unless said otherwise; see /work/shared/ENVOY-FACTS.md and
+// envoyproxy/envoy unless said otherwise; see docs/ENVOY.md and
 // e2e/README.md):
 //
 //   - the HTTP connection manager sets x-request-id and the sampling reason,

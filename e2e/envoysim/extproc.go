@@ -214,7 +214,7 @@ func (s *extProcStream) OnDone() {
 
 // acceptMetadata keeps only namespaces listed in
 // metadata_options.receiving_namespaces.untyped (ext_proc.cc
-// setDynamicMetadata; ENVOY-FACTS 6).
+// setDynamicMetadata; docs/ENVOY.md §6).
 func (s *extProcStream) acceptMetadata(resp *extprocv3.ProcessingResponse) {
 	for ns, v := range resp.GetDynamicMetadata().GetFields() {
 		accepted := false

@@ -143,7 +143,7 @@ type CustomTag struct {
 }
 
 // Tracing is an HCM tracing block. A listener with Tracing nil has no
-// tracing: its span is a NullSpan (ENVOY-FACTS 2, 4).
+// tracing: its span is a NullSpan (docs/ENVOY.md §2, §4).
 type Tracing struct {
 	Tracer  Tracer
 	Kind    SpanKind
@@ -202,7 +202,7 @@ type Listener struct {
 	Timeout time.Duration
 	// EarlyHeaderRemovals is an early_header_mutation (header_mutation
 	// extension) removing these headers before x-request-id and the span
-	// (ENVOY-FACTS 1: the only hook before span creation).
+	// (docs/ENVOY.md §1: the only hook before span creation).
 	EarlyHeaderRemovals []string
 	// AccessLog receives one line per request.
 	AccessLog func(RequestLog)

@@ -58,7 +58,7 @@ func (m *WasmModule) Imports() []string {
 }
 
 // HostProfile selects the proxy-wasm-cpp-host version whose WASI and
-// callback restrictions the host reproduces (ENVOY-FACTS 7; cpphost.go has
+// callback restrictions the host reproduces (docs/ENVOY.md §7; cpphost.go has
 // the sources). There is no unrestricted profile: every module load goes
 // through one of Envoy's.
 type HostProfile string
@@ -156,7 +156,7 @@ func loadWasmModule(ctx context.Context, path string, cacheDir string, profile H
 
 // WasmProxy is the wasm state of one Envoy process (one sidecar or gateway):
 // its worker VMs, the process-wide shared data (one map for the empty vm_id,
-// as Istio's WasmPlugin leaves vm_id empty; ENVOY-FACTS 4) and its stats.
+// as Istio's WasmPlugin leaves vm_id empty; docs/ENVOY.md §4) and its stats.
 type WasmProxy struct {
 	mod     *WasmModule
 	workers []*wasmWorker
@@ -734,7 +734,7 @@ var envFuncs = []hostFunc{
 			return wasmNotFound
 		}
 		// Envoy stores the value as filter state "wasm.<path>"
-		// (extensions/common/wasm/context.cc setProperty; ENVOY-FACTS 5).
+		// (extensions/common/wasm/context.cc setProperty; docs/ENVOY.md §5).
 		path := strings.ReplaceAll(strings.TrimRight(string(read(m, s[0], s[1])), "\x00"), "\x00", ".")
 		hc.stream.info.SetFilterState("wasm."+path, string(read(m, s[2], s[3])))
 		return wasmOK

@@ -223,7 +223,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 }
 
 // TestHostProfiles drives the module through a sidecar under each modelled
-// proxy-wasm-cpp-host WASI (ENVOY-FACTS 7) with enough traffic for several
+// proxy-wasm-cpp-host WASI (docs/ENVOY.md §7) with enough traffic for several
 // GC cycles in the guest, and reports whether the VM survived.
 func TestHostProfiles(t *testing.T) {
 	wasm := wasmPath(t)

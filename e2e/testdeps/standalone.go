@@ -7,8 +7,7 @@ import (
 
 // StartJaegerIn runs the Jaeger binary bin like [Jaeger] does, outside a
 // test: its configuration and log go to dir, and the caller stops it with
-// Stop. Used by `tracebridge demo` (make demo JAEGER=1). Added by the e2e
-// helper.
+// Stop. Used by `tracebridge demo` (make demo JAEGER=1).
 func StartJaegerIn(bin, dir string) (*JaegerInstance, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err

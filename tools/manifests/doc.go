@@ -8,7 +8,7 @@
 //   - the EnvoyFilter tracing custom_tags of type metadata (tags with the
 //     "metadata" sink, namespace "tracebridge"),
 //   - the early_header_mutation that removes untrusted trace headers before
-//     Envoy creates its span (ENVOY-FACTS 1),
+//     Envoy creates its span (docs/ENVOY.md §1),
 //   - the ext_proc service's policy ConfigMap and the plain Envoy bootstrap.
 //
 // Modes (see DESIGN.md "Deployment modes"): sidecar-auto-forward,

@@ -137,7 +137,7 @@ func (r *renderer) envoy() ([]File, error) {
 		earlyNote = "No early header mutation: " + err.Error() + "."
 	} else if len(headers) > 0 {
 		inbound.EarlyHeaderMutationExtensions = []*corev3.TypedExtensionConfig{earlyMutation(headers)}
-		earlyNote = "The inbound listener removes " + strings.Join(headers, ", ") + " before the span exists\n(early_header_mutation, ENVOY-FACTS 1; see the edge-trust overlay for why these)."
+		earlyNote = "The inbound listener removes " + strings.Join(headers, ", ") + " before the span exists\n(early_header_mutation, docs/ENVOY.md §1; see the edge-trust overlay for why these)."
 	}
 	outbound := &hcmv3.HttpConnectionManager{
 		StatPrefix:     "outbound",
@@ -188,16 +188,16 @@ The wasm filter reads xds.listener_direction from the listener's
 traffic_direction, so the policy can say "auto". Both listeners load the module
 from ` + r.o.WasmFile + ` (override with --wasm-file) with vm_id
 "tracebridge": proxy-wasm shared data is keyed by vm_id, so the inbound records
-are visible to the outbound instance (ENVOY-FACTS 4) and to no other plugin.
+are visible to the outbound instance (docs/ENVOY.md §4) and to no other plugin.
 failure_policy FAIL_OPEN: requests pass if the VM fails.
 
 Inbound traces like a sidecar's server side (Zipkin to 127.0.0.1:9411,
 /api/v2/spans, 100% sampling for the demo); outbound has NO tracing block, so
 its spans are NullSpans and the headers the filter restores reach the next
-hop untouched (ENVOY-FACTS 2, 4). After the wasm filter the inbound listener
+hop untouched (docs/ENVOY.md §2, §4). After the wasm filter the inbound listener
 runs ext_proc (tracebridge-extproc --listen 127.0.0.1:9002 --config
 <this policy file>): it returns the tags with the metadata sink as dynamic
-metadata, which only ext_proc can set (wasm has no ABI for it, ENVOY-FACTS 5);
+metadata, which only ext_proc can set (wasm has no ABI for it, docs/ENVOY.md §5);
 it sees the headers the wasm filter already repaired. ext_proc: headers only,
 failure_mode_allow, 100ms message timeout.
 Span custom tags: header-sink tags from the request header, metadata-sink tags

@@ -96,7 +96,7 @@ func headerTag(name, header string) *tracingv3.CustomTag {
 }
 
 // filterStateTag reads what the wasm filter stored with proxy_set_property
-// (Envoy >= 1.37 `value` custom tags, ENVOY-FACTS 5).
+// (Envoy >= 1.37 `value` custom tags, docs/ENVOY.md §5).
 func filterStateTag(name string) *tracingv3.CustomTag {
 	return &tracingv3.CustomTag{Tag: name, Type: &tracingv3.CustomTag_Value{
 		Value: filterStateFormat(name),

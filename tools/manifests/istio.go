@@ -27,7 +27,7 @@ engine reads claims WITHOUT checking signatures, docs/POLICY.md), and after
 authorization, so requests RBAC denies cost no correlation record. The
 highest priority runs first within a phase: other STATS-phase extensions see
 the repaired context. No phase runs before Envoy's span is created
-(ENVOY-FACTS 1); what must happen before it is the edge-trust mode's job.`
+(docs/ENVOY.md §1); what must happen before it is the edge-trust mode's job.`
 
 	failComment = `failStrategy FAIL_OPEN: tracebridge is observability. If the image cannot
 be fetched or the VM fails (it cannot load below Envoy 1.33, see the floor),
@@ -110,7 +110,7 @@ both directions of the selected sidecars, and client-side tracing off for them.
 Istio 1.30+: TrafficExtension. Istio < 1.30: replace trafficextension.yaml with
 wasmplugin.yaml (never apply both: the filter would run twice).`,
 			"telemetry.yaml", "trafficextension.yaml")},
-		{base + "trafficextension.yaml", yamlFile(doc{comment: "TrafficExtension (Istio 1.30+, ENVOY-FACTS 4).\n\n" + comment, obj: te})},
+		{base + "trafficextension.yaml", yamlFile(doc{comment: "TrafficExtension (Istio 1.30+, docs/ENVOY.md §4).\n\n" + comment, obj: te})},
 		{base + "wasmplugin.yaml", yamlFile(doc{comment: "WasmPlugin (Istio < 1.30; same settings as trafficextension.yaml).\n\n" + comment, obj: wp})},
 		{base + "telemetry.yaml", yamlFile(doc{comment: telComment, obj: tel})},
 	}, nil
@@ -148,9 +148,9 @@ func (r *renderer) telemetry(ns string, selector map[string]any) (map[string]any
 		},
 	}
 	comment := `Server-side tracing kept, client-side tracing off for the workloads the
-wasm filter runs in (ENVOY-FACTS 4): the outbound HTTP connection manager then
+wasm filter runs in (docs/ENVOY.md §4): the outbound HTTP connection manager then
 has no tracing block, outbound spans are NullSpans, and the trace headers the
-filter restores reach the next hop untouched (ENVOY-FACTS 2).
+filter restores reach the next hop untouched (docs/ENVOY.md §2).
 
 Two entries rather than only match.mode SERVER: Istio starts BOTH sides from
 meshConfig.defaultProviders.tracing, so a SERVER-only entry leaves the client
@@ -177,7 +177,7 @@ Telemetry for these workloads.`
 }
 
 // preciseParenting installs the module as an upstream HTTP filter of the
-// inbound clusters (ENVOY-FACTS 3): an ECDS resource carrying the wasm
+// inbound clusters (docs/ENVOY.md §3): an ECDS resource carrying the wasm
 // config (istio-agent fetches oci:// modules for ECDS wasm configs) and a
 // cluster patch referencing it.
 func (r *renderer) preciseParenting() ([]File, error) {
@@ -222,7 +222,7 @@ func (r *renderer) preciseParenting() ([]File, error) {
 	comment := `Precise parenting (DESIGN.md "Deployment modes" 2): the same module, also
 installed as an upstream HTTP filter of every inbound cluster. Upstream
 filters run after the router injected the server span's context
-(ENVOY-FACTS 3), so the inbound record taken there names THIS hop's server
+(docs/ENVOY.md §3), so the inbound record taken there names THIS hop's server
 span, and the next hop's parent is that span. Apply with sidecar-auto-forward:
 the listener instance restores on outbound what this instance records.
 Istio never generates upstream filters: this needs an EnvoyFilter.
@@ -231,7 +231,7 @@ Patch 1 (EXTENSION_CONFIG): the wasm config as an ECDS resource, shaped like
 the one Istio makes for a WasmPlugin (remote oci:// URL, cluster "_", pull
 policy in ISTIO_META_WASM_IMAGE_PULL_POLICY): istio-agent fetches the module
 and hands Envoy a local file instead. Pass --sha256 to pin the image.
-vm_id is empty like Istio's WasmPlugin VMs (ENVOY-FACTS 4): proxy-wasm shared
+vm_id is empty like Istio's WasmPlugin VMs (docs/ENVOY.md §4): proxy-wasm shared
 data is keyed by vm_id, and the records must be visible to the listener
 instance. failure_policy FAIL_OPEN, for the reason given in
 trafficextension.yaml.
@@ -286,7 +286,7 @@ never fails a request); message_timeout 100ms per message (the engine answers
 in microseconds; the bound is what a sick service may add, twice: request and
 response headers); processing mode headers only (bodies and trailers are
 never sent); metadata_options accepts the "tracebridge" namespace the service
-writes tags to (ENVOY-FACTS 6); request_attributes source.address and
+writes tags to (docs/ENVOY.md §6); request_attributes source.address and
 xds.listener_direction are what the service reads for trust and direction.
 The service is reached through the cluster Istio generates for its Service.`
 
@@ -329,7 +329,7 @@ the service returns as dynamic metadata.
 ` + extProcComment + `
 
 As a downstream filter its trace-header changes to formats the tracer owns
-are overwritten by the router (ENVOY-FACTS 2, 6); it tags, repairs formats the
+are overwritten by the router (docs/ENVOY.md §2, §6); it tags, repairs formats the
 tracer does not write and answers traceresponse for contexts Envoy joined.
 For translation after injection use gateway-enrichment-upstream.
 `
@@ -338,7 +338,7 @@ For translation after injection use gateway-enrichment-upstream.
 Patch 2 merges tracing custom_tags of type metadata (namespace tracebridge,
 key = tag name) for the policy's tags with the metadata sink: ` + strings.Join(names, ", ") + `.
 Spans are finalized after the response, so metadata set by ext_proc becomes a
-tag (ENVOY-FACTS 6). It assumes tracing is on for the gateway (mesh default
+tag (docs/ENVOY.md §6). It assumes tracing is on for the gateway (mesh default
 provider or Telemetry; Istio configures gateways from the Telemetry CLIENT
 settings); the list is appended to Istio's own custom tags.
 `
@@ -386,8 +386,8 @@ func (r *renderer) gatewayEnrichmentUpstream() ([]File, error) {
 	comment := `Gateway enrichment, upstream-filter variant: the ext_proc filter on the
 gateway's clusters to the listed backends instead of on its listener. Upstream
 filters run after the router injected the gateway span's context
-(ENVOY-FACTS 3), so formats translated here agree with the span Envoy
-reports, their changes stick (ENVOY-FACTS 6), and traceresponse names the
+(docs/ENVOY.md §3), so formats translated here agree with the span Envoy
+reports, their changes stick (docs/ENVOY.md §6), and traceresponse names the
 gateway's span. Metadata returned here still becomes span tags. Upstream
 ext_proc needs Envoy >= 1.30 and is alpha there.
 
@@ -437,7 +437,7 @@ func (r *renderer) edgeTrust() ([]File, error) {
 trace headers are removed by the gateway's HTTP connection manager BEFORE
 Envoy creates its span. Envoy creates the span from the incoming headers
 before any HTTP filter runs, and no filter can change its trace id or parent
-afterwards (ENVOY-FACTS 1); early_header_mutation is the only hook that runs
+afterwards (docs/ENVOY.md §1); early_header_mutation is the only hook that runs
 before, so this is static config generated from the policy, not a filter.
 The filters (wasm, ext_proc) still count and tag what reaches them.
 

@@ -161,8 +161,8 @@ func (p *policyDoc) derive(pl Placement, o AdaptOptions) (*derived, error) {
 		if err == nil {
 			err = pin("inbound")
 		}
-		dropTrust("untrustedDirections", "an upstream filter sees the context Envoy injected itself (ENVOY-FACTS 3)")
-		dropTrust("untrustedCIDRs", "an upstream filter sees the context Envoy injected itself (ENVOY-FACTS 3)")
+		dropTrust("untrustedDirections", "an upstream filter sees the context Envoy injected itself (docs/ENVOY.md §3)")
+		dropTrust("untrustedCIDRs", "an upstream filter sees the context Envoy injected itself (docs/ENVOY.md §3)")
 	case PlaceGateway:
 		err = setPlacement("downstream")
 		if err == nil {
@@ -173,8 +173,8 @@ func (p *policyDoc) derive(pl Placement, o AdaptOptions) (*derived, error) {
 		if err == nil {
 			err = pin("inbound")
 		}
-		dropTrust("untrustedDirections", "an upstream filter sees the context the gateway's Envoy injected itself, after the early header mutation (ENVOY-FACTS 1, 3)")
-		dropTrust("untrustedCIDRs", "an upstream filter sees the context the gateway's Envoy injected itself, after the early header mutation (ENVOY-FACTS 1, 3)")
+		dropTrust("untrustedDirections", "an upstream filter sees the context the gateway's Envoy injected itself, after the early header mutation (docs/ENVOY.md §1, §3)")
+		dropTrust("untrustedCIDRs", "an upstream filter sees the context the gateway's Envoy injected itself, after the early header mutation (docs/ENVOY.md §1, §3)")
 	case PlaceEnvoy:
 	}
 	if err != nil {
@@ -273,13 +273,13 @@ func EarlyRemovals(policy []byte) ([]string, error) {
 // earlyRemovals is the list of request headers the edge removes before
 // Envoy's span exists, and the reason. Only what MUST go before the span is
 // removed: everything else stays visible to the filters, which count, tag
-// and repair what they see (ENVOY-FACTS 1, "Consequences").
+// and repair what they see (docs/ENVOY.md §1 and "Consequences for the design").
 //
 //   - No untrusted inbound traffic, or trust.action "keep": nothing.
 //   - "strip": x-envoy-force-trace and x-client-trace-id. Envoy reads them
 //     when it makes the sampling decision of the span it creates from the
 //     incoming headers; a filter running later cannot undo that decision
-//     (clearRouteCache only re-runs sampling for the route, ENVOY-FACTS 1).
+//     (clearRouteCache only re-runs sampling for the route, docs/ENVOY.md §1).
 //     The debug flags of b3/x-b3-flags stay: for Envoy they only mean
 //     "sampled", which x-b3-sampled or traceparent flags can say anyway, and
 //     the filter downgrades and counts them.

@@ -1,6 +1,6 @@
 // Command tracebridge is the operator's tool: it validates and prints policy
-// documents, makes debug tokens, and (as their issues land) builds images,
-// renders manifests and runs a local sidecar.
+// documents, makes debug tokens, builds images, renders manifests, runs a
+// local sidecar and the demo mesh.
 package main
 
 import (

@@ -8,7 +8,7 @@ import "unsafe"
 // wrappers for the same calls copy every header name and value into a new
 // string (proxywasm/internal DeserializeMap) and format panics with fmt
 // (DefineCounterMetric, Increment), which links fmt and reflect into the
-// module (+0.35 MB). These return the host's result as it is.
+// module. These return the host's result as it is.
 
 // HeaderMapPairs returns the host's serialized header map of mapType (ABI
 // 0.2.x encoding: pair count, then name and value lengths, then each name

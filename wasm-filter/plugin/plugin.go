@@ -15,7 +15,7 @@ import (
 )
 
 // FilterStatePrefix prefixes the filter-state sink's property path; Envoy
-// stores proxy_set_property values under "wasm.<path>" (ENVOY-FACTS 5), so a
+// stores proxy_set_property values under "wasm.<path>" (docs/ENVOY.md §5), so a
 // tag "tenant" becomes filter state "wasm.tracebridge.tenant".
 const FilterStatePrefix = "tracebridge."
 
@@ -34,9 +34,9 @@ type pluginContext struct {
 	res     engine.Result
 	headers engine.IndexedHeaders
 	panics  map[string]bool
-	// Contexts of finished streams, reused by NewHttpContext: an allocation
-	// of one costs ≈ 0.8 µs of guest time per request in the module
-	// (BENCHMARKS.md "wasm module", context-create phase).
+	// Contexts of finished streams, reused by NewHttpContext: allocating
+	// one is a large share of the context-create phase's guest time
+	// (BENCHMARKS.md, wasm module).
 	free []*httpContext
 	// Which host properties the policy needs: each read is a host call, so
 	// a request reads only those.
@@ -198,7 +198,7 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		}
 	}
 	for _, t := range res.Tags {
-		// Dynamic metadata has no proxy-wasm ABI (ENVOY-FACTS 5): in the wasm
+		// Dynamic metadata has no proxy-wasm ABI (docs/ENVOY.md §5): in the wasm
 		// filter the metadata sink degrades to filter state.
 		if t.Sinks&(engine.SinkFilterState|engine.SinkMetadata) != 0 {
 			if err := setFilterState(FilterStatePrefix+t.Name, t.Value); err != nil {
@@ -264,8 +264,8 @@ func (responseHeaders) Get(name string) (string, int) {
 	return v, 1
 }
 
-// panicText describes a recovered panic value without fmt (which would add
-// 0.35 MB to the module).
+// panicText describes a recovered panic value without fmt (which would
+// grow the module).
 func panicText(r any) string {
 	switch v := r.(type) {
 	case error:
@@ -284,7 +284,7 @@ var (
 )
 
 // direction reads xds.listener_direction (Envoy ≥1.33; the old top-level
-// listener_direction was removed, ENVOY-FACTS 5): an int64, 1 inbound,
+// listener_direction was removed, docs/ENVOY.md §5): an int64, 1 inbound,
 // 2 outbound. Hosts without it (upstream filters, gateways) rely on the
 // policy's "direction" pin.
 func direction() engine.Direction {

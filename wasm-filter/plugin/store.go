@@ -13,7 +13,7 @@ import (
 )
 
 // Shared-data keys. Istio's WasmPlugin sets no vm_id, so every plugin with an
-// empty vm_id in the proxy shares one map (ENVOY-FACTS 4, proxy-wasm-cpp-host
+// empty vm_id in the proxy shares one map (docs/ENVOY.md §4, proxy-wasm-cpp-host
 // src/shared_data.cc): every key carries the tracebridge/ prefix.
 const (
 	slotKeyPrefix = "tracebridge/c/"

@@ -13,7 +13,7 @@ import (
 )
 
 // wasiImports is the exact WASI surface of the module: the 15 calls
-// ENVOY-FACTS 7 lists for a standard-Go wasip1 module that links os (the
+// docs/ENVOY.md §7 lists for a standard-Go wasip1 module that links os (the
 // SDK's fmt does). (The temporary probe plugin also imported fd_read, through
 // crypto/rand; the engine plugin does not.) Envoy refuses a module importing
 // anything it does not provide, so a change here is a change of the
@@ -246,7 +246,7 @@ func BenchmarkInstantiate(b *testing.B) {
 	}
 }
 
-// maxModuleBytes is issue 3's size goal for the stripped module (3.5 MB).
+// maxModuleBytes is the size goal for the stripped module (3.5 MB).
 const maxModuleBytes = 3_500_000
 
 // TestModuleSize keeps the shipped module within the size goal: a new

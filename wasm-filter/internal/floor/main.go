@@ -121,8 +121,8 @@ func (p *pluginContext) slotKey(rid string) string {
 //
 // It deliberately does not use abi.ParseHeaderMap, the plugin's decoder:
 // that one checks the NUL terminators and stores every pair, which made
-// this module ≈ 0.5 µs slower per request (BenchmarkGuestTime, same run),
-// and the floor measures the least a plugin can do.
+// this module measurably slower (BenchmarkGuestTime), and the floor
+// measures the least a plugin can do.
 func findTraceHeaders(buf []byte) (rid, tp string, ok bool) {
 	if len(buf) == 0 {
 		return "", "", true

@@ -17,15 +17,12 @@ import (
 // epoll instance on Linux, like an Envoy worker) and, from the replies,
 // sends each stream's next message; nothing runs per stream and the request
 // bytes are built from a template. grpc-go's client (-client grpc) starts a
-// goroutine, a context and a few dozen allocations per stream and, at 5,000
-// streams/s, cost the generator about three times the CPU of the server it
-// measured, on the same two cores. An earlier version of this client, one
-// reader goroutine per connection and a pacer goroutine, cost about 100 µs
-// of CPU per stream at 5,000 streams/s, most of it in the Go scheduler
-// waking threads for the handoffs between those goroutines. One loop per
-// connection instead (4 threads) measured worse at real-time priority:
-// p50 538-551 µs against 289-300 µs for the one loop, generator CPU 161-166
-// against 95 µs per stream.
+// goroutine, a context and a few dozen allocations per stream, and a
+// goroutine per connection hands every reply to another thread: either way
+// the generator's own cost and scheduling delays would show up in the
+// latencies it reports, on the same cores as the server it measures. One
+// loop for all connections also beat one loop per connection, in latency
+// and in the generator's CPU per stream.
 type loadGen struct {
 	conns []loadConn
 	poll  *poller

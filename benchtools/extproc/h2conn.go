@@ -13,7 +13,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// h2conn is one client connection. Only the event loop (loop.go) touches
+// h2conn is one client connection. Only the event loop (loadGen.drive in h2load.go,
+// waiting in poller_linux.go) touches
 // it: the loop feeds it the bytes the socket delivered and it answers
 // through bw, so that no lock and no goroutine handoff sits on a stream's
 // path.
@@ -34,7 +35,7 @@ type h2conn struct {
 	err      error
 	ph       *phase
 
-	// Header block being decoded (reader goroutine only).
+	// Header block being decoded (event loop only, like the rest).
 	dec        *hpack.Decoder
 	hdrStream  uint32
 	hdrEnd     bool

@@ -18,12 +18,12 @@
 // same generator.
 //
 // It prints a Markdown report with the servers and the ratios, the CPU
-// time of each server and of the generator, and the issue's goals:
+// time of each server and of the generator, and the goals:
 // throughput ≥ 0.9× no-op, p99 ≤ 1.2× no-op (against each no-op), p99 < 1 ms
 // at the fixed rate. Build it with -tags vtprotobuf (make bench-extproc
 // does) so that the codec baseline has the generated marshaller.
 //
-//	go run ./extproc/bench -bin bin/tracebridge-extproc [-duration 10s] [-concurrency 32] [-rate 5000]
+//	cd benchtools && go run -tags vtprotobuf ./extproc -bin ../bin/tracebridge-extproc [-duration 10s] [-concurrency 32] [-rate 5000]
 package main
 
 import (
@@ -482,7 +482,7 @@ func run(bin, config, client string, rt bool, d time.Duration, concurrency, ncon
 		fmt.Fprintf(&b, " Writes that found the socket buffer full (the generator keeps the bytes and goes on with the other connections; a server that stops reading causes them): %s.", strings.Join(stalls, ", "))
 	}
 	fmt.Fprintf(&b, "\n\n")
-	fmt.Fprintf(&b, "## Goals (issue 4)\n\n")
+	fmt.Fprintf(&b, "## Goals\n\n")
 	goal := func(name string, ok bool, got string) {
 		mark := "met"
 		if !ok {

@@ -15,8 +15,8 @@ import (
 // CPU only for its own work. All threads, not only the event loop's: when
 // the loop's goroutine comes back from a system call, the runtime may have
 // handed its P to another thread, and it waits for that thread, which at
-// normal priority waited behind the other processes (dispatch lags of
-// 30-150 ms under load with only the loop's thread at real-time priority).
+// normal priority waits behind the other processes, and that lag would be
+// reported as the server's latency.
 // Call it after starting the servers: children would inherit it too. It
 // reports false when the system refused (without CAP_SYS_NICE).
 func realtime() bool {

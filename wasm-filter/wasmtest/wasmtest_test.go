@@ -10,6 +10,8 @@ import (
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/tracebridge/tracebridge/internal/repo"
 )
 
 // wasiImports is the exact WASI surface of the module: the 15 calls
@@ -214,7 +216,7 @@ func TestModuleIsFresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

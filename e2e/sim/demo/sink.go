@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tracebridge/tracebridge/e2e/envoysim"
-	"github.com/tracebridge/tracebridge/e2e/testdeps"
+	"github.com/tracebridge/tracebridge/e2e/sim/backend"
+	"github.com/tracebridge/tracebridge/e2e/sim/envoysim"
 )
 
 // Sink is the embedded span sink: a minimal Zipkin v2 collector (POST
@@ -93,7 +93,7 @@ type SpanView struct {
 }
 
 // FromJaeger converts traces read from Jaeger's query API.
-func FromJaeger(traces []testdeps.Trace) []SpanView {
+func FromJaeger(traces []backend.Trace) []SpanView {
 	var out []SpanView
 	for i := range traces {
 		for j := range traces[i].Spans {

@@ -1,4 +1,4 @@
-package testdeps
+package backend
 
 import (
 	"bufio"
@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -31,83 +30,36 @@ type RedisInstance struct {
 	proc *process
 }
 
-// redisInstallMu serialises installs within this test binary; apt-get's
-// own lock (waited for, see aptGet) serialises them across binaries.
-var redisInstallMu sync.Mutex
-
-// Redis starts redis-server on a free 127.0.0.1 port and stops it when the
-// test ends. When redis-server is missing it installs Debian's redis-server
-// package with apt-get (running apt-get update first if the install fails);
-// if that is impossible the test fails (or skips, see [AllowSkipEnv]).
-func Redis(t testing.TB) *RedisInstance {
-	t.Helper()
-	bin, err := redisServer(t)
-	if err != nil {
-		unavailable(t, "redis-server: %v", err)
-	}
-	dir := t.TempDir()
+// StartRedis runs the redis-server binary bin on a free 127.0.0.1 port,
+// with its working directory and log in dir, and waits until it answers
+// PING. A port taken by another process meanwhile is retried with a new
+// one. The caller stops it with Stop.
+func StartRedis(bin, dir string) (*RedisInstance, error) {
 	r := &RedisInstance{Dir: dir, LogPath: filepath.Join(dir, "redis.log"), bin: bin}
 	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(1)
+		ports, err := FreePorts(1)
 		if err != nil {
-			t.Fatalf("testdeps: %v", err)
+			return nil, err
 		}
 		r.Port = ports[0]
 		r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port))
 		err = r.Start()
 		if err == nil {
-			break
+			return r, nil
 		}
 		if attempt < 3 && strings.Contains(strings.ToLower(err.Error()), "address already in use") {
-			t.Logf("testdeps: redis attempt %d: port taken meanwhile, retrying", attempt)
 			continue
 		}
-		t.Fatalf("testdeps: redis did not start: %v", err)
+		return nil, fmt.Errorf("redis did not start: %w", err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("testdeps: redis log (%s), last lines:\n%s", r.LogPath, readTail(r.LogPath, 20))
-		}
-		if err := r.Stop(); err != nil {
-			t.Errorf("testdeps: stopping redis: %v", err)
-		}
-	})
-	t.Logf("testdeps: redis %s ready at %s", bin, r.Addr)
-	return r
 }
 
-// redisServer finds redis-server, installing it if needed.
-func redisServer(t testing.TB) (string, error) {
+// LookRedis finds redis-server: $TRACEBRIDGE_REDIS_SERVER, else on PATH,
+// else Debian's /usr/bin/redis-server.
+func LookRedis() (string, error) {
 	if p := os.Getenv("TRACEBRIDGE_REDIS_SERVER"); p != "" {
 		return p, nil
 	}
-	redisInstallMu.Lock()
-	defer redisInstallMu.Unlock()
-	if p, err := lookRedis(); err == nil {
-		return p, nil
-	}
-	if os.Geteuid() != 0 {
-		return "", fmt.Errorf("not installed, and installing it needs root (apt-get install redis-server)")
-	}
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		return "", fmt.Errorf("not installed, and there is no apt-get to install it")
-	}
-	t.Logf("testdeps: installing redis-server with apt-get")
-	start := time.Now()
-	if out, err := aptGet("install", "-y", "--no-install-recommends", "redis-server"); err != nil {
-		t.Logf("testdeps: apt-get install failed (%v), running apt-get update:\n%s", err, tail(out, 10))
-		if out, err := aptGet("update"); err != nil {
-			return "", fmt.Errorf("apt-get update: %v\n%s", err, tail(out, 20))
-		}
-		if out, err := aptGet("install", "-y", "--no-install-recommends", "redis-server"); err != nil {
-			return "", fmt.Errorf("apt-get install redis-server: %v\n%s", err, tail(out, 20))
-		}
-	}
-	t.Logf("testdeps: installed redis-server in %s", time.Since(start).Round(time.Second))
-	return lookRedis()
-}
-
-func lookRedis() (string, error) {
 	if p, err := exec.LookPath("redis-server"); err == nil {
 		return p, nil
 	}
@@ -116,15 +68,6 @@ func lookRedis() (string, error) {
 		return deb, nil
 	}
 	return "", fmt.Errorf("redis-server not found")
-}
-
-func aptGet(args ...string) (string, error) {
-	// The dpkg lock timeout lets concurrent test binaries wait for each
-	// other instead of failing.
-	cmd := exec.Command("apt-get", append([]string{"-o", "DPkg::Lock::Timeout=600", "-q"}, args...)...)
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	out, err := cmd.CombinedOutput()
-	return string(out), err
 }
 
 // Start starts the server on r.Addr if it is not running and waits until it
@@ -152,7 +95,7 @@ func (r *RedisInstance) Start() error {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if p.exited() {
-			return fmt.Errorf("redis-server exited: %v; log:\n%s", p.waitErr, readTail(r.LogPath, 15))
+			return fmt.Errorf("redis-server exited: %v; log:\n%s", p.waitErr, TailFile(r.LogPath, 15))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err := pingRedis(ctx, r.Addr)
@@ -162,7 +105,7 @@ func (r *RedisInstance) Start() error {
 		}
 		if time.Now().After(deadline) {
 			_ = p.stop(5 * time.Second)
-			return fmt.Errorf("redis-server not ready after 20s: %v; log:\n%s", err, readTail(r.LogPath, 15))
+			return fmt.Errorf("redis-server not ready after 20s: %v; log:\n%s", err, TailFile(r.LogPath, 15))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -211,4 +154,14 @@ func pingRedis(ctx context.Context, addr string) error {
 		return fmt.Errorf("redis %s answered PING with %q", addr, strings.TrimSpace(line))
 	}
 	return nil
+}
+
+// Pid returns the process id of the running server (0 when stopped).
+func (r *RedisInstance) Pid() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc == nil || r.proc.exited() {
+		return 0
+	}
+	return r.proc.cmd.Process.Pid
 }

@@ -2,20 +2,18 @@ package demo
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/tracebridge/tracebridge/e2e/envoysim"
-	"github.com/tracebridge/tracebridge/e2e/sidecar"
+	"github.com/tracebridge/tracebridge/e2e/sim/envoysim"
+	"github.com/tracebridge/tracebridge/e2e/sim/sidecar"
 )
 
 // Mode is how the mesh is set up.
@@ -168,25 +166,6 @@ func (m *Mesh) Close() {
 	}
 	for _, a := range m.Apps {
 		a.Close()
-	}
-}
-
-// RepoRoot finds the tracebridge module root above the working directory.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.HasPrefix(string(data), "module github.com/tracebridge/tracebridge\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no tracebridge go.mod above the working directory")
-		}
-		dir = parent
 	}
 }
 

@@ -18,8 +18,9 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 
-	"github.com/tracebridge/tracebridge/e2e/envoysim"
-	"github.com/tracebridge/tracebridge/e2e/sidecar"
+	"github.com/tracebridge/tracebridge/e2e/sim/envoysim"
+	"github.com/tracebridge/tracebridge/e2e/sim/sidecar"
+	"github.com/tracebridge/tracebridge/internal/repo"
 	"github.com/tracebridge/tracebridge/wasm-filter/wasmtest"
 )
 
@@ -755,7 +756,7 @@ func buildNamed(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("builds the module")
 	}
-	root, err := wasmtest.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tracebridge/tracebridge/e2e/envoysim"
+	"github.com/tracebridge/tracebridge/e2e/sim/envoysim"
+	"github.com/tracebridge/tracebridge/internal/repo"
 	"github.com/tracebridge/tracebridge/wasm-filter/wasmtest"
 )
 
@@ -352,7 +353,7 @@ func TestWasmRejectPolicy(t *testing.T) {
 // its filter on both listeners (no wasm): the inbound context is recorded by
 // the service and restored on the app's outbound call by x-request-id.
 func TestSidecarWithExtProc(t *testing.T) {
-	root, err := wasmtest.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,8 @@
-package testdeps
+package testsupport
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tracebridge/tracebridge/e2e/sim/backend"
+	"github.com/tracebridge/tracebridge/internal/repo"
 )
 
 // AllowSkipEnv names the environment variable that turns a missing
@@ -23,52 +24,20 @@ func unavailable(t testing.TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if os.Getenv(AllowSkipEnv) == "1" {
-		t.Skipf("testdeps: %s (skipped because %s=1)", msg, AllowSkipEnv)
+		t.Skipf("testsupport: %s (skipped because %s=1)", msg, AllowSkipEnv)
 	}
-	t.Fatalf("testdeps: %s (set %s=1 to skip instead of failing)", msg, AllowSkipEnv)
+	t.Fatalf("testsupport: %s (set %s=1 to skip instead of failing)", msg, AllowSkipEnv)
 }
 
-var (
-	rootOnce sync.Once
-	rootDir  string
-	rootErr  error
-)
-
-// RepoRoot returns the root of the tracebridge repository: $TRACEBRIDGE_ROOT,
-// or the nearest parent of the working directory holding
-// buildtools/build.sh and go.mod.
+// RepoRoot returns the root of the repository (see [repo.Root]) or fails
+// the test.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
-	rootOnce.Do(func() { rootDir, rootErr = findRoot() })
-	if rootErr != nil {
-		t.Fatalf("testdeps: %v", rootErr)
-	}
-	return rootDir
-}
-
-func findRoot() (string, error) {
-	if r := os.Getenv("TRACEBRIDGE_ROOT"); r != "" {
-		return filepath.Abs(r)
-	}
-	dir, err := os.Getwd()
+	root, err := repo.Root()
 	if err != nil {
-		return "", err
+		t.Fatalf("testsupport: %v", err)
 	}
-	for {
-		if isFile(filepath.Join(dir, "buildtools", "build.sh")) && isFile(filepath.Join(dir, "go.mod")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("cannot find the repository root (a directory with go.mod and buildtools/build.sh); set TRACEBRIDGE_ROOT")
-		}
-		dir = parent
-	}
-}
-
-func isFile(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular()
+	return root
 }
 
 // Tool names accepted by [Tool]; they match buildtools/build.sh.
@@ -120,7 +89,7 @@ func buildTool(t testing.TB, root, name string) (string, error) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if log := strings.TrimSpace(stderr.String()); log != "" {
-		t.Logf("testdeps: buildtools/build.sh %s (%s):\n%s", name, time.Since(start).Round(time.Millisecond), tail(log, 60))
+		t.Logf("testsupport: buildtools/build.sh %s (%s):\n%s", name, time.Since(start).Round(time.Millisecond), backend.Tail(log, 60))
 	}
 	if err != nil {
 		return "", fmt.Errorf("buildtools/build.sh %s: %v", name, err)
@@ -148,42 +117,13 @@ func Kubeconform(t testing.TB) string { t.Helper(); return Tool(t, ToolKubeconfo
 // Staticcheck returns the path of staticcheck.
 func Staticcheck(t testing.TB) string { t.Helper(); return Tool(t, ToolStaticcheck) }
 
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // FreePorts returns n distinct TCP ports that were free on 127.0.0.1 a
-// moment ago. Another process may still take one before it is used; the
-// helpers retry with new ports when a start fails for that reason.
+// moment ago (see [backend.FreePorts]).
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
-	ports, err := freePorts(n)
+	ports, err := backend.FreePorts(n)
 	if err != nil {
-		t.Fatalf("testdeps: free ports: %v", err)
+		t.Fatalf("testsupport: free ports: %v", err)
 	}
 	return ports
-}
-
-func freePorts(n int) ([]int, error) {
-	ls := make([]net.Listener, 0, n)
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

@@ -1,5 +1,5 @@
 // Package sidecar assembles Envoy-like sidecars and gateways from the
-// e2e/envoysim harness: a sidecar is an inbound listener (reverse proxy to
+// e2e/sim/envoysim harness: a sidecar is an inbound listener (reverse proxy to
 // the app, server span) plus an outbound listener (the HTTP forward proxy the
 // app sends its calls through, client span unless client tracing is off),
 // with the compiled tracebridge wasm module and/or the ext_proc service as
@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tracebridge/tracebridge/e2e/envoysim"
+	"github.com/tracebridge/tracebridge/e2e/sim/envoysim"
 	"github.com/tracebridge/tracebridge/tools/manifests"
 )
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tracebridge/tracebridge/internal/repo"
 	"github.com/tracebridge/tracebridge/wasm-filter/wasmtest"
 )
 
@@ -19,7 +20,7 @@ func TestDemoCommand(t *testing.T) {
 		}
 		t.Setenv("TRACEBRIDGE_WASM", p)
 	}
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/tracebridge/tracebridge/e2e/envoysim"
+	"github.com/tracebridge/tracebridge/e2e/sim/envoysim"
 )
 
 // RunSidecarCommand is `tracebridge sidecar`: one sidecar in front of a

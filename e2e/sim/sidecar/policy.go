@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/tracebridge/tracebridge/e2e/envoysim"
+	"github.com/tracebridge/tracebridge/e2e/sim/envoysim"
 	"github.com/tracebridge/tracebridge/tools/manifests"
 )
 

@@ -1,4 +1,4 @@
-package testdeps
+package testsupport
 
 import (
 	"bufio"
@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tracebridge/tracebridge/e2e/sim/backend"
 )
 
 func randHex(t *testing.T, nbytes int) string {
@@ -53,11 +55,11 @@ func TestJaeger(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		tr, err := j.Query.WaitForTrace(ctx, traceID, func(tr *Trace) bool { return len(tr.Spans) == 2 })
+		tr, err := j.Query.WaitForTrace(ctx, traceID, func(tr *backend.Trace) bool { return len(tr.Spans) == 2 })
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !TraceIDEqual(tr.TraceID, traceID) {
+		if !backend.TraceIDEqual(tr.TraceID, traceID) {
 			t.Errorf("trace ID %s, want %s", tr.TraceID, traceID)
 		}
 		root, child := tr.SpanByID(rootID), tr.SpanByID(childID)
@@ -106,14 +108,14 @@ func TestJaeger(t *testing.T) {
 			t.Errorf("services %v lack %s/%s", svcs, front, back)
 		}
 
-		trs, err := j.Query.Traces(ctx, TraceQuery{Service: front, Tags: map[string]string{"tenant": "acme"}, Limit: 10})
+		trs, err := j.Query.Traces(ctx, backend.TraceQuery{Service: front, Tags: map[string]string{"tenant": "acme"}, Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(trs) != 1 || !TraceIDEqual(trs[0].TraceID, traceID) || len(trs[0].Spans) != 2 {
+		if len(trs) != 1 || !backend.TraceIDEqual(trs[0].TraceID, traceID) || len(trs[0].Spans) != 2 {
 			t.Errorf("search by service+tag: %d traces %+v", len(trs), trs)
 		}
-		trs, err = j.Query.Traces(ctx, TraceQuery{Service: front, Tags: map[string]string{"tenant": "other"}})
+		trs, err = j.Query.Traces(ctx, backend.TraceQuery{Service: front, Tags: map[string]string{"tenant": "other"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,8 +128,8 @@ func TestJaeger(t *testing.T) {
 		if tr, err := raw.Trace(ctx, traceID); err != nil || len(tr.Spans) != 2 {
 			t.Errorf("raw trace: %v", err)
 		}
-		if _, err := j.Query.Trace(ctx, randHex(t, 16)); err != ErrTraceNotFound {
-			t.Errorf("unknown trace: err %v, want ErrTraceNotFound", err)
+		if _, err := j.Query.Trace(ctx, randHex(t, 16)); err != backend.ErrTraceNotFound {
+			t.Errorf("unknown trace: err %v, want backend.ErrTraceNotFound", err)
 		}
 	})
 
@@ -146,12 +148,12 @@ func TestJaeger(t *testing.T) {
 		if err := j.SendOTLPJSON(ctx, []byte(body)); err != nil {
 			t.Fatal(err)
 		}
-		trs, err := j.Query.WaitForTraces(ctx, TraceQuery{Service: svc}, func(trs []Trace) bool { return len(trs) == 1 })
+		trs, err := j.Query.WaitForTraces(ctx, backend.TraceQuery{Service: svc}, func(trs []backend.Trace) bool { return len(trs) == 1 })
 		if err != nil {
 			t.Fatal(err)
 		}
 		sp := trs[0].Spans[0]
-		if !TraceIDEqual(sp.TraceID, traceID) || sp.SpanID != spanID || sp.OperationName != "otlp-op" ||
+		if !backend.TraceIDEqual(sp.TraceID, traceID) || sp.SpanID != spanID || sp.OperationName != "otlp-op" ||
 			sp.TagString("plan") != "gold" || sp.ServiceName() != svc {
 			t.Errorf("OTLP span came back as %+v", sp)
 		}
@@ -281,10 +283,7 @@ func TestRedis(t *testing.T) {
 	c.Close()
 
 	if runtime.GOOS == "linux" {
-		rd.mu.Lock()
-		pid := rd.proc.cmd.Process.Pid
-		rd.mu.Unlock()
-		addrs := listeningAddrs(t, pid)
+		addrs := listeningAddrs(t, rd.Pid())
 		if len(addrs) != 1 || addrs[0] != rd.Addr {
 			t.Errorf("redis listens on %v, want only %s", addrs, rd.Addr)
 		}
@@ -346,8 +345,8 @@ func TestLoadTools(t *testing.T) {
 	}
 }
 
-func TestStartJaegerIn(t *testing.T) {
-	j, err := StartJaegerIn(Tool(t, ToolJaeger), t.TempDir())
+func TestStartJaeger(t *testing.T) {
+	j, err := backend.StartJaeger(Tool(t, ToolJaeger), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,7 @@
 // end-to-end tests: a bookinfo-shaped mesh on 127.0.0.1 (an ingress gateway
 // with ext_proc enrichment → productpage → details, and → reviews → ratings),
 // whose services are small Go apps that do not propagate trace headers, run
-// behind sidecars of the e2e/envoysim harness hosting the real compiled
+// behind sidecars of the e2e/sim/envoysim harness hosting the real compiled
 // module and the real tracebridge-extproc; an embedded Zipkin span sink; and
 // ASCII trace trees. RunDemoCommand is `tracebridge demo` (make demo).
 package demo
@@ -23,9 +23,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tracebridge/tracebridge/e2e/envoysim"
-	"github.com/tracebridge/tracebridge/e2e/sidecar"
-	"github.com/tracebridge/tracebridge/e2e/testdeps"
+	"github.com/tracebridge/tracebridge/e2e/sim/backend"
+	"github.com/tracebridge/tracebridge/e2e/sim/envoysim"
+	"github.com/tracebridge/tracebridge/e2e/sim/sidecar"
+	"github.com/tracebridge/tracebridge/internal/repo"
 )
 
 // DemoJWT is an unsigned JWT whose payload carries subscription.plan=gold
@@ -89,7 +90,7 @@ func EnsureWasm(root string) (string, error) {
 // collector is where the demo's spans go and how they are read back.
 type collector struct {
 	sink   *Sink
-	jaeger *testdeps.JaegerInstance
+	jaeger *backend.JaegerInstance
 }
 
 func (c *collector) url() string {
@@ -113,9 +114,9 @@ func (c *collector) spans(ctx context.Context, from, to time.Time) ([]SpanView, 
 			return out, nil
 		}
 		seen := map[string]bool{}
-		var traces []testdeps.Trace
+		var traces []backend.Trace
 		for _, svc := range append([]string{GatewayService}, Services...) {
-			ts, err := c.jaeger.Query.Traces(ctx, testdeps.TraceQuery{Service: svc, Start: from, End: to.Add(time.Second), Limit: 1000})
+			ts, err := c.jaeger.Query.Traces(ctx, backend.TraceQuery{Service: svc, Start: from, End: to.Add(time.Second), Limit: 1000})
 			if err != nil {
 				if strings.Contains(err.Error(), "404") {
 					continue
@@ -196,7 +197,7 @@ func RunDemoCommand(args []string, stdout, stderr io.Writer) int {
 }
 
 func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbose, precise bool, profile envoysim.HostProfile) error {
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return fmt.Errorf("run the demo from the repository (make demo): %w", err)
 	}
@@ -238,7 +239,7 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 			}
 			bin = f[len(f)-1]
 		}
-		c.jaeger, err = testdeps.StartJaegerIn(bin, filepath.Join(work, "jaeger"))
+		c.jaeger, err = backend.StartJaeger(bin, filepath.Join(work, "jaeger"))
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package testdeps
+package backend
 
 import "os/exec"
 

@@ -1,4 +1,4 @@
-package testdeps
+package backend
 
 import (
 	"bytes"
@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -60,7 +59,7 @@ type JaegerInstance struct {
 // metrics Prometheus reader localhost:8888 (disabled by level: none). The
 // query service's self-tracing (on by default in v2) would export OTLP to
 // localhost:4317, which may be another test's receiver: turned off.
-const jaegerConfig = `# written by tracebridge e2e/testdeps
+const jaegerConfig = `# written by tracebridge e2e/sim/backend
 service:
   extensions: [jaeger_storage, jaeger_query, healthcheckv2]
   pipelines:
@@ -109,52 +108,31 @@ exporters:
     trace_storage: memstore
 `
 
-// Jaeger builds Jaeger v2 if needed (see [Tool]), starts it on free
-// 127.0.0.1 ports, waits until every receiver and the query API answer, and
-// stops it when the test ends. On test failure the end of Jaeger's log is
-// written to the test log.
-func Jaeger(t testing.TB) *JaegerInstance {
-	t.Helper()
-	bin := Tool(t, ToolJaeger)
-	var lastErr error
+// StartJaeger runs the Jaeger v2 binary bin on free 127.0.0.1 ports, its
+// configuration and log in dir, and waits until every receiver and the
+// query API answer. A port taken by another process meanwhile is retried
+// with new ports. The caller stops it with Stop.
+func StartJaeger(bin, dir string) (*JaegerInstance, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var err error
 	for attempt := 1; attempt <= 3; attempt++ {
-		j, err := startJaeger(t, bin)
-		if err == nil {
-			t.Cleanup(func() {
-				if t.Failed() {
-					t.Logf("testdeps: jaeger log (%s), last lines:\n%s", j.LogPath, readTail(j.LogPath, 40))
-				}
-				if err := j.Stop(); err != nil {
-					t.Errorf("testdeps: stopping jaeger: %v", err)
-				}
-			})
-			return j
+		var j *JaegerInstance
+		if j, err = launchJaeger(bin, dir); err == nil {
+			return j, nil
 		}
-		lastErr = err
 		if !strings.Contains(err.Error(), "address already in use") {
 			break
 		}
-		t.Logf("testdeps: jaeger attempt %d: a port was taken meanwhile, retrying with new ports", attempt)
 	}
-	t.Fatalf("testdeps: jaeger did not start: %v", lastErr)
-	return nil
-}
-
-func startJaeger(t testing.TB, bin string) (*JaegerInstance, error) {
-	start := time.Now()
-	j, err := launchJaeger(bin, t.TempDir())
-	if err != nil {
-		return nil, err
-	}
-	t.Logf("testdeps: jaeger ready in %s: zipkin %s, otlp grpc %s, otlp http %s, query %s",
-		time.Since(start).Round(time.Millisecond), j.ZipkinURL, j.OTLPGRPCAddr, j.OTLPHTTPURL, j.QueryURL)
-	return j, nil
+	return nil, err
 }
 
 // launchJaeger writes the configuration for fresh ports into dir, starts bin
 // and waits until it is ready.
 func launchJaeger(bin, dir string) (*JaegerInstance, error) {
-	ports, err := freePorts(6)
+	ports, err := FreePorts(6)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +159,7 @@ func launchJaeger(bin, dir string) (*JaegerInstance, error) {
 	}
 	if err := j.waitReady(90 * time.Second); err != nil {
 		_ = j.proc.stop(5 * time.Second)
-		return nil, fmt.Errorf("%v; log:\n%s", err, readTail(j.LogPath, 30))
+		return nil, fmt.Errorf("%v; log:\n%s", err, TailFile(j.LogPath, 30))
 	}
 	return j, nil
 }
@@ -243,8 +221,8 @@ func (j *JaegerInstance) Logs() string {
 	return string(b)
 }
 
-// Stop stops Jaeger now (SIGTERM, then SIGKILL after 10s). It is called
-// automatically at cleanup; calling it again does nothing.
+// Stop stops Jaeger now (SIGTERM, then SIGKILL after 10s); calling it
+// again does nothing.
 func (j *JaegerInstance) Stop() error {
 	j.stopOnce.Do(func() { j.stopErr = j.proc.stop(10 * time.Second) })
 	return j.stopErr

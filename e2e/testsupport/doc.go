@@ -5,8 +5,8 @@
 // linked into a shipped binary.
 //
 //   - [Jaeger] builds (once, cached in bin/tools/) and runs Jaeger v2.
-//   - [Redis] runs redis-server (installing Debian's package with apt-get
-//     when it is missing) and can stop and restart it on the same port.
+//   - [Redis] runs redis-server (`make test-deps` installs it; tests never
+//     install packages) and can stop and restart it on the same port.
 //   - [Tool], [Hey], [Ghz], [Kubeconform] and [Staticcheck] return the paths of
 //     the tools pinned in buildtools/go.mod, built by buildtools/build.sh.
 //   - [RepoRoot] and [FreePorts] wrap internal/repo and the backend's port

@@ -58,6 +58,9 @@ func StartRedis(bin, dir string) (*RedisInstance, error) {
 // else Debian's /usr/bin/redis-server.
 func LookRedis() (string, error) {
 	if p := os.Getenv("TRACEBRIDGE_REDIS_SERVER"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("$TRACEBRIDGE_REDIS_SERVER: %w", err)
+		}
 		return p, nil
 	}
 	if p, err := exec.LookPath("redis-server"); err == nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/tracebridge/tracebridge/e2e/sim/envoysim"
 	"github.com/tracebridge/tracebridge/e2e/sim/sidecar"
 	"github.com/tracebridge/tracebridge/internal/repo"
+	"github.com/tracebridge/tracebridge/internal/wasmbin"
 	"github.com/tracebridge/tracebridge/wasm-filter/wasmtest"
 )
 
@@ -59,14 +60,6 @@ func modulePath(t testing.TB) string {
 	return p
 }
 
-func cacheDir() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(dir, "tracebridge", "wazero-envoysim")
-}
-
 // TestShippedModuleImports loads bin/tracebridge.wasm under every host
 // profile and asserts its import list: exactly shippedImports, each one
 // registered by the profile.
@@ -74,7 +67,7 @@ func TestShippedModuleImports(t *testing.T) {
 	path := modulePath(t)
 	for _, p := range envoysim.HostProfiles() {
 		t.Run(string(p), func(t *testing.T) {
-			mod, err := envoysim.LoadWasmModule(path, cacheDir(), p)
+			mod, err := envoysim.LoadWasmModule(path, p)
 			if err != nil {
 				t.Fatalf("the shipped module does not load under %s: %v", p, err)
 			}
@@ -122,7 +115,7 @@ func TestShippedModuleImports(t *testing.T) {
 // run the module: its cpp-host lacks three WASI functions the Go runtime
 // imports, and a missing import fails the load.
 func TestShippedModuleBefore427(t *testing.T) {
-	_, err := envoysim.LoadWasmModule(modulePath(t), cacheDir(), envoysim.ProfileCppHostPre427)
+	_, err := envoysim.LoadWasmModule(modulePath(t), envoysim.ProfileCppHostPre427)
 	if err == nil || !strings.Contains(err.Error(), "missing import") {
 		t.Fatalf("want a missing-import failure, got %v", err)
 	}
@@ -131,6 +124,7 @@ func TestShippedModuleBefore427(t *testing.T) {
 
 // TestProfileRules checks the host's cpp-host rules on hand-made modules.
 func TestProfileRules(t *testing.T) {
+	const i32, i64 = wasmbin.I32, wasmbin.I64
 	dir := t.TempDir()
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name+".wasm")
@@ -140,39 +134,39 @@ func TestProfileRules(t *testing.T) {
 		return p
 	}
 	// fd_readdir exists from 94091cd on only.
-	readdir := write("readdir", wasmModule(
-		[]wimport{{"wasi_snapshot_preview1", "fd_readdir", []byte{i32, i32, i32, i64, i32}, []byte{i32}}},
-		[]wfunc{{"_initialize", nil, nil, nil}}))
+	readdir := write("readdir", wasmbin.Module(
+		[]wasmbin.Import{wasmbin.Imp("wasi_snapshot_preview1", "fd_readdir", []byte{i32, i32, i32, i64, i32}, []byte{i32})},
+		[]wasmbin.Func{wasmbin.Fn("_initialize", nil, nil, nil)}))
 	// _initialize calls sched_yield: allowed during start-up by neither.
-	yield := write("yield", wasmModule(
-		[]wimport{{"wasi_snapshot_preview1", "sched_yield", nil, []byte{i32}}},
-		[]wfunc{{"_initialize", nil, nil, []byte{0x10, 0, 0x1a}}}))
+	yield := write("yield", wasmbin.Module(
+		[]wasmbin.Import{wasmbin.Imp("wasi_snapshot_preview1", "sched_yield", nil, []byte{i32})},
+		[]wasmbin.Func{wasmbin.Fn("_initialize", nil, nil, []byte{0x10, 0, 0x1a})}))
 	// _initialize calls poll_oneoff: a trap at c4d7bb0, allowed at 94091cd.
-	pollStart := write("pollstart", wasmModule(
-		[]wimport{{"wasi_snapshot_preview1", "poll_oneoff", []byte{i32, i32, i32, i32}, []byte{i32}}},
-		[]wfunc{{"_initialize", nil, nil, concat(i32c(0), i32c(0), i32c(0), i32c(64), []byte{0x10, 0, 0x1a})}}))
+	pollStart := write("pollstart", wasmbin.Module(
+		[]wasmbin.Import{wasmbin.Imp("wasi_snapshot_preview1", "poll_oneoff", []byte{i32, i32, i32, i32}, []byte{i32})},
+		[]wasmbin.Func{wasmbin.Fn("_initialize", nil, nil, wasmbin.Concat(wasmbin.I32Const(0), wasmbin.I32Const(0), wasmbin.I32Const(0), wasmbin.I32Const(64), []byte{0x10, 0, 0x1a}))}))
 	// _initialize calls fd_fdstat_set_flags (allowed, ENOSYS at both)
 	// and stores the result at 16.
-	setFlags := write("setflags", wasmModule(
-		[]wimport{{"wasi_snapshot_preview1", "fd_fdstat_set_flags", []byte{i32, i32}, []byte{i32}}},
-		[]wfunc{{"_initialize", nil, nil, concat(i32c(16), i32c(1), i32c(4), []byte{0x10, 0, 0x36, 2, 0})}}))
+	setFlags := write("setflags", wasmbin.Module(
+		[]wasmbin.Import{wasmbin.Imp("wasi_snapshot_preview1", "fd_fdstat_set_flags", []byte{i32, i32}, []byte{i32})},
+		[]wasmbin.Func{wasmbin.Fn("_initialize", nil, nil, wasmbin.Concat(wasmbin.I32Const(16), wasmbin.I32Const(1), wasmbin.I32Const(4), []byte{0x10, 0, 0x36, 2, 0}))}))
 	// proxy_on_memory_allocate calls poll_oneoff; proxy_on_vm_start reads
 	// the plugin configuration, so the host allocates.
-	pollAlloc := write("pollalloc", wasmModule(
-		[]wimport{
-			{"wasi_snapshot_preview1", "poll_oneoff", []byte{i32, i32, i32, i32}, []byte{i32}},
-			{"env", "proxy_get_buffer_bytes", []byte{i32, i32, i32, i32, i32}, []byte{i32}},
+	pollAlloc := write("pollalloc", wasmbin.Module(
+		[]wasmbin.Import{
+			wasmbin.Imp("wasi_snapshot_preview1", "poll_oneoff", []byte{i32, i32, i32, i32}, []byte{i32}),
+			wasmbin.Imp("env", "proxy_get_buffer_bytes", []byte{i32, i32, i32, i32, i32}, []byte{i32}),
 		},
-		[]wfunc{
-			{"_initialize", nil, nil, nil},
-			{"proxy_on_memory_allocate", []byte{i32}, []byte{i32}, concat(i32c(0), i32c(0), i32c(0), i32c(64), []byte{0x10, 0, 0x1a}, i32c(1024))},
-			{"proxy_on_context_create", []byte{i32, i32}, nil, nil},
-			{"proxy_on_vm_start", []byte{i32, i32}, []byte{i32}, concat(i32c(7), i32c(0), i32c(100), i32c(128), i32c(132), []byte{0x10, 1, 0x1a}, i32c(1))},
-			{"proxy_on_configure", []byte{i32, i32}, []byte{i32}, i32c(1)},
+		[]wasmbin.Func{
+			wasmbin.Fn("_initialize", nil, nil, nil),
+			wasmbin.Fn("proxy_on_memory_allocate", []byte{i32}, []byte{i32}, wasmbin.Concat(wasmbin.I32Const(0), wasmbin.I32Const(0), wasmbin.I32Const(0), wasmbin.I32Const(64), []byte{0x10, 0, 0x1a}, wasmbin.I32Const(1024))),
+			wasmbin.Fn("proxy_on_context_create", []byte{i32, i32}, nil, nil),
+			wasmbin.Fn("proxy_on_vm_start", []byte{i32, i32}, []byte{i32}, wasmbin.Concat(wasmbin.I32Const(7), wasmbin.I32Const(0), wasmbin.I32Const(100), wasmbin.I32Const(128), wasmbin.I32Const(132), []byte{0x10, 1, 0x1a}, wasmbin.I32Const(1))),
+			wasmbin.Fn("proxy_on_configure", []byte{i32, i32}, []byte{i32}, wasmbin.I32Const(1)),
 		}))
 
 	start := func(path string, p envoysim.HostProfile) (*envoysim.WasmProxy, error) {
-		mod, err := envoysim.LoadWasmModule(path, "", p)
+		mod, err := envoysim.LoadWasmModule(path, p)
 		if err != nil {
 			return nil, err
 		}
@@ -225,93 +219,6 @@ func TestProfileRules(t *testing.T) {
 		}
 		expect("poll_oneoff in proxy_on_memory_allocate under "+string(p), err, want)
 	}
-}
-
-// ---- a minimal WebAssembly binary writer for TestProfileRules ----
-
-const (
-	i32 = 0x7f
-	i64 = 0x7e
-)
-
-type wimport struct {
-	mod, name       string
-	params, results []byte
-}
-
-type wfunc struct {
-	name            string
-	params, results []byte
-	body            []byte // instructions, without locals or the final end
-}
-
-func uleb(v uint32) []byte {
-	var out []byte
-	for {
-		b := byte(v & 0x7f)
-		v >>= 7
-		if v != 0 {
-			out = append(out, b|0x80)
-			continue
-		}
-		return append(out, b)
-	}
-}
-
-func sleb(v int32) []byte {
-	var out []byte
-	for {
-		b := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && b&0x40 == 0) || (v == -1 && b&0x40 != 0) {
-			return append(out, b)
-		}
-		out = append(out, b|0x80)
-	}
-}
-
-func i32c(v int32) []byte { return append([]byte{0x41}, sleb(v)...) }
-
-func concat(bs ...[]byte) []byte {
-	var out []byte
-	for _, b := range bs {
-		out = append(out, b...)
-	}
-	return out
-}
-
-func vec(n int, items ...[]byte) []byte { return append(uleb(uint32(n)), concat(items...)...) }
-
-func name(s string) []byte { return append(uleb(uint32(len(s))), s...) }
-
-func section(id byte, body []byte) []byte {
-	return concat([]byte{id}, uleb(uint32(len(body))), body)
-}
-
-// wasmModule builds a module with one page of exported memory, the imports
-// (function indices 0…) and the functions, each exported by its name.
-func wasmModule(imps []wimport, fns []wfunc) []byte {
-	var types, imports, funcs, exports, codes [][]byte
-	for i, im := range imps {
-		types = append(types, concat([]byte{0x60}, vec(len(im.params), im.params), vec(len(im.results), im.results)))
-		imports = append(imports, concat(name(im.mod), name(im.name), []byte{0}, uleb(uint32(i))))
-	}
-	for i, f := range fns {
-		ti := len(imps) + i
-		types = append(types, concat([]byte{0x60}, vec(len(f.params), f.params), vec(len(f.results), f.results)))
-		funcs = append(funcs, uleb(uint32(ti)))
-		exports = append(exports, concat(name(f.name), []byte{0}, uleb(uint32(len(imps)+i))))
-		body := concat([]byte{0}, f.body, []byte{0x0b})
-		codes = append(codes, concat(uleb(uint32(len(body))), body))
-	}
-	exports = append(exports, concat(name("memory"), []byte{2, 0}))
-	return concat([]byte{0, 'a', 's', 'm', 1, 0, 0, 0},
-		section(1, vec(len(types), types...)),
-		section(2, vec(len(imports), imports...)),
-		section(3, vec(len(funcs), funcs...)),
-		section(5, vec(1, []byte{0, 1})),
-		section(7, vec(len(exports), exports...)),
-		section(10, vec(len(codes), codes...)))
 }
 
 // ---- soak ----
@@ -429,7 +336,7 @@ func soakWith(t testing.TB, path string, profile envoysim.HostProfile, o soakOpt
 	if o.Ctx != nil {
 		mod, err = envoysim.LoadWasmModuleContext(o.Ctx, path, profile)
 	} else {
-		mod, err = envoysim.LoadWasmModule(path, cacheDir(), profile)
+		mod, err = envoysim.LoadWasmModule(path, profile)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -628,7 +535,7 @@ func TestGoTimerPath(t *testing.T) {
 	probe := buildProbe(t)
 	for _, p := range envoysim.HostProfiles() {
 		t.Run(string(p), func(t *testing.T) {
-			mod, err := envoysim.LoadWasmModule(probe, "", p)
+			mod, err := envoysim.LoadWasmModule(probe, p)
 			if err != nil {
 				t.Fatal(err)
 			}

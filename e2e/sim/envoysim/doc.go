@@ -25,9 +25,9 @@
 //     (source/common/tracing/http_tracer_impl.cc, custom_tag_impl.cc) and are
 //     reported as Zipkin v2 JSON or OTLP/HTTP JSON.
 //
-// Filters: [WasmFilter] hosts the compiled bin/tracebridge.wasm on wazero with
-// a proxy-wasm ABI 0.2.1 host (one VM per worker, shared data per proxy, as
-// proxy-wasm-cpp-host), and [ExtProcFilter] talks to a real ext_proc server
+// Filters: [WasmFilter] hosts the compiled bin/tracebridge.wasm in
+// wasm-filter/wasmhost's proxy-wasm host (one VM per worker, shared data per
+// proxy, as proxy-wasm-cpp-host), and [ExtProcFilter] talks to a real ext_proc server
 // over gRPC with Envoy's ext_proc filter semantics
 // (source/extensions/filters/http/ext_proc/ext_proc.cc).
 //

@@ -1,158 +1,61 @@
 package envoysim
 
 import (
-	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
+	"github.com/tracebridge/tracebridge/wasm-filter/abi"
+	"github.com/tracebridge/tracebridge/wasm-filter/wasmhost"
 )
 
-// This file is a proxy-wasm ABI 0.2.1 host for the compiled module, modelled
-// on proxy-wasm-cpp-host (src/context.cc, src/exports.cc, src/shared_data.cc)
-// and Envoy's extensions/common/wasm/context.cc: one VM per worker thread,
-// one root context per plugin configuration, shared data and metrics per
+// This file is Envoy's side of the proxy-wasm host, modelled on
+// proxy-wasm-cpp-host (src/context.cc, src/shared_data.cc) and Envoy's
+// source/extensions/common/wasm/context.cc: one VM per worker thread, one
+// root context per plugin configuration, shared data and metrics per
 // process, properties from the stream, proxy_set_property into filter state
-// under "wasm.<path>".
+// under "wasm.<path>". The VMs themselves (host-function table, cpp-host
+// WASI and restrictions, compilation) are wasm-filter/wasmhost's.
 //
 // Not modelled: proxy_http_call, gRPC calls, shared queues and foreign
 // functions answer Unimplemented; ticks are never delivered; bodies and
 // trailers are not passed to the module (the plugin only uses headers).
 
-// proxy-wasm status codes (proxy-wasm-spec abi-versions/v0.2.1).
-const (
-	wasmOK            = 0
-	wasmNotFound      = 1
-	wasmBadArgument   = 2
-	wasmCasMismatch   = 8
-	wasmUnimplemented = 12
-)
-
-// WasmModule is a compiled module in its own wazero runtime with this
-// package's "env" host module and the WASI functions of a host profile.
-type WasmModule struct {
-	Path     string
-	Profile  HostProfile
-	spec     *profileSpec
-	runtime  wazero.Runtime
-	compiled wazero.CompiledModule
-}
-
-// Imports returns the module's imported functions as "module.name", sorted.
-func (m *WasmModule) Imports() []string {
-	var out []string
-	for _, f := range m.compiled.ImportedFunctions() {
-		mod, name, _ := f.Import()
-		out = append(out, mod+"."+name)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// HostProfile selects the proxy-wasm-cpp-host version whose WASI and
-// callback restrictions the host reproduces (ENVOY-FACTS 7; cpphost.go has
-// the sources). There is no unrestricted profile: every module load goes
-// through one of Envoy's.
-type HostProfile string
+// HostProfile selects the proxy-wasm-cpp-host version the wasm host
+// reproduces (see wasmhost.Profile).
+type HostProfile = wasmhost.Profile
 
 // Host profiles.
 const (
-	// ProfileCppHost533 models proxy-wasm-cpp-host at 94091cd, PR 533
-	// (Envoy 1.39+): 44 WASI functions, poll_oneoff succeeds at once with
-	// 0 events and may be called during _initialize and malloc.
-	ProfileCppHost533 HostProfile = "cpp-host-533"
-	// ProfileCppHost427 models proxy-wasm-cpp-host at c4d7bb0, PR 427
-	// (Envoy 1.33–1.38): 18 WASI functions, poll_oneoff and
-	// fd_fdstat_set_flags return ENOSYS, and any host call outside the
-	// start-up / allocation allowlists traps ("restricted_callback").
-	ProfileCppHost427 HostProfile = "cpp-host-427"
-	// ProfileCppHostPre427 models proxy-wasm-cpp-host at 63cb9c1, the
-	// parent of PR 427 (Envoy up to 1.32): 15 WASI functions, no
-	// sched_yield, poll_oneoff or fd_fdstat_set_flags, so a standard-Go
-	// module fails to load. Not in HostProfiles.
-	ProfileCppHostPre427 HostProfile = "cpp-host-pre-427"
-	// DefaultHostProfile is the newest modelled host; an empty profile
-	// means this one.
-	DefaultHostProfile = ProfileCppHost533
+	ProfileCppHost533    = wasmhost.ProfileCppHost533
+	ProfileCppHost427    = wasmhost.ProfileCppHost427
+	ProfileCppHostPre427 = wasmhost.ProfileCppHostPre427
+	DefaultHostProfile   = wasmhost.DefaultProfile
 )
 
-var wasmModules struct {
-	mu sync.Mutex
-	m  map[string]*WasmModule
-}
+// HostProfiles lists the modelled hosts, newest first.
+func HostProfiles() []HostProfile { return wasmhost.Profiles() }
 
-// LoadWasmModule compiles the module at path once per process and profile.
-func LoadWasmModule(path string, cacheDir string, profile HostProfile) (*WasmModule, error) {
-	return loadWasmModule(context.Background(), path, cacheDir, profile, true)
+// ProfileImports returns the functions a host profile registers, as
+// "module.name", sorted: what a module may import and still load.
+func ProfileImports(p HostProfile) ([]string, error) { return wasmhost.ProfileImports(p) }
+
+// WasmModule is a compiled module checked against a host profile.
+type WasmModule = wasmhost.Module
+
+// LoadWasmModule compiles the module at path once per process (cached on
+// disk) and links it under profile.
+func LoadWasmModule(path string, profile HostProfile) (*WasmModule, error) {
+	return wasmhost.Load(path, profile)
 }
 
 // LoadWasmModuleContext compiles the module at path with ctx, which may carry
 // wazero experimental options such as a function listener factory (for
 // tests that watch the guest runtime), and keeps no process-wide copy.
-func LoadWasmModuleContext(ctx context.Context, path string, profile HostProfile) (*WasmModule, error) {
-	return loadWasmModule(ctx, path, "", profile, false)
-}
-
-func loadWasmModule(ctx context.Context, path string, cacheDir string, profile HostProfile, share bool) (*WasmModule, error) {
-	if profile == "" {
-		profile = DefaultHostProfile
-	}
-	spec, err := profileOf(profile)
-	if err != nil {
-		return nil, err
-	}
-	key := path + "\x00" + string(profile)
-	if share {
-		wasmModules.mu.Lock()
-		defer wasmModules.mu.Unlock()
-		if m := wasmModules.m[key]; m != nil {
-			return m, nil
-		}
-	}
-	wasm, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	cfg := wazero.NewRuntimeConfig()
-	if cacheDir != "" {
-		if cache, err := wazero.NewCompilationCacheWithDir(cacheDir); err == nil {
-			cfg = cfg.WithCompilationCache(cache)
-		}
-	}
-	r := wazero.NewRuntimeWithConfig(ctx, cfg)
-	wasi := wasiFuncs(spec)
-	if err := instantiateCppHostWASI(ctx, r, wasi); err != nil {
-		return nil, err
-	}
-	if err := instantiateEnv(ctx, r); err != nil {
-		return nil, err
-	}
-	compiled, err := r.CompileModule(ctx, wasm)
-	if err != nil {
-		return nil, fmt.Errorf("compiling %s: %w", path, err)
-	}
-	if err := checkImports(path, compiled, profile, wasi); err != nil {
-		_ = r.Close(ctx)
-		return nil, err
-	}
-	m := &WasmModule{Path: path, Profile: profile, spec: spec, runtime: r, compiled: compiled}
-	if !share {
-		return m, nil
-	}
-	if wasmModules.m == nil {
-		wasmModules.m = map[string]*WasmModule{}
-	}
-	wasmModules.m[key] = m
-	return m, nil
-}
+var LoadWasmModuleContext = wasmhost.LoadContext
 
 // WasmProxy is the wasm state of one Envoy process (one sidecar or gateway):
 // its worker VMs, the process-wide shared data (one map for the empty vm_id,
@@ -163,18 +66,11 @@ type WasmProxy struct {
 	next    atomic.Uint32
 	// Log receives the module's log lines (level: 0 trace … 5 critical),
 	// proxy_log and fd_write alike (fd 1 info, fd 2 error, as cpp-host).
-	Log   func(level int, msg string)
-	env   map[string]string
-	stdio func(fd int, b []byte)
+	Log func(level int, msg string)
 
 	sharedMu sync.Mutex
 	shared   map[string]*sharedValue
 	casSeq   uint32
-
-	pollCalls       atomic.Int64
-	yieldCalls      atomic.Int64
-	procExits       atomic.Int64
-	restrictedTraps atomic.Int64
 
 	metricsMu   sync.Mutex
 	metricIDs   map[string]uint32
@@ -218,28 +114,34 @@ func NewWasmProxyWith(mod *WasmModule, opt ProxyOptions) (*WasmProxy, error) {
 	if workers < 1 {
 		workers = 1
 	}
-	p := &WasmProxy{mod: mod, Log: opt.Log, env: opt.Env, stdio: opt.Stdio, shared: map[string]*sharedValue{}, metricIDs: map[string]uint32{}}
+	p := &WasmProxy{mod: mod, Log: opt.Log, shared: map[string]*sharedValue{}, metricIDs: map[string]uint32{}}
 	for i := 0; i < workers; i++ {
-		cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize")
 		w := &wasmWorker{proxy: p, roots: map[*WasmFilter]uint32{}, nextID: 1}
-		ctx := context.WithValue(context.Background(), callKey{}, &hostCall{w: w})
-		w.allowed = mod.spec.start
-		m, err := mod.runtime.InstantiateModule(ctx, mod.compiled, cfg)
-		w.allowed = nil
+		in, err := mod.Instantiate(wasmhost.Config{Handler: w, Env: opt.Env, Log: p.log, Stdio: opt.Stdio})
 		if err != nil {
 			p.Close()
-			return nil, fmt.Errorf("instantiating %s (host %s): %w", mod.Path, mod.Profile, err)
+			return nil, err
 		}
-		w.mod = m
+		w.in = in
 		p.workers = append(p.workers, w)
 	}
 	return p, nil
 }
 
+func (p *WasmProxy) log(level int, msg string) {
+	if p.Log != nil {
+		p.Log(level, msg)
+	}
+}
+
 // WASICalls reports how often the guest called poll_oneoff and sched_yield
-// and how many host calls trapped as restricted_callback.
+// and how many host calls trapped as restricted_callback, over all workers.
 func (p *WasmProxy) WASICalls() (poll, yield, restricted int64) {
-	return p.pollCalls.Load(), p.yieldCalls.Load(), p.restrictedTraps.Load()
+	for _, w := range p.workers {
+		a, b, c := w.in.WASICalls()
+		poll, yield, restricted = poll+a, yield+b, restricted+c
+	}
+	return poll, yield, restricted
 }
 
 // MemoryBytes returns each worker VM's linear memory size.
@@ -247,9 +149,7 @@ func (p *WasmProxy) MemoryBytes() []uint32 {
 	out := make([]uint32, len(p.workers))
 	for i, w := range p.workers {
 		w.mu.Lock()
-		if w.mod != nil {
-			out[i] = w.mod.Memory().Size()
-		}
+		out[i] = w.in.MemorySize()
 		w.mu.Unlock()
 	}
 	return out
@@ -265,17 +165,18 @@ func (p *WasmProxy) CallExport(name string, params ...uint64) ([]uint64, error) 
 	if w.failed != nil {
 		return nil, w.failed
 	}
-	fn := w.mod.ExportedFunction(name)
+	fn := w.in.Export(name)
 	if fn == nil {
 		return nil, fmt.Errorf("module does not export %s", name)
 	}
-	ctx := context.WithValue(context.Background(), callKey{}, &hostCall{w: w})
-	res, err := fn.Call(ctx, params...)
+	res, err := w.call(&hostCall{}, name, params...)
 	if err != nil {
-		w.failed = fmt.Errorf("wasm VM failed in %s: %w", name, err)
-		return nil, w.failed
+		return nil, err
 	}
-	return res, nil
+	if len(fn.Definition().ResultTypes()) == 0 {
+		return nil, nil
+	}
+	return []uint64{res}, nil
 }
 
 // Uint32At reads a little-endian uint32 from the first worker's memory.
@@ -283,7 +184,7 @@ func (p *WasmProxy) Uint32At(addr uint32) uint32 {
 	w := p.workers[0]
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	v, _ := w.mod.Memory().ReadUint32Le(addr)
+	v, _ := w.in.Module().Memory().ReadUint32Le(addr)
 	return v
 }
 
@@ -303,26 +204,28 @@ func (p *WasmProxy) Failed() error {
 // Close releases the VMs.
 func (p *WasmProxy) Close() {
 	for _, w := range p.workers {
-		if w.mod != nil {
-			w.mod.Close(context.Background())
+		if w.in != nil {
+			_ = w.in.Close()
 		}
 	}
 }
 
 // withMetric runs fn on the metric the guest named by id under the metrics
 // lock; an id never defined is NotFound.
-func (p *WasmProxy) withMetric(raw uint64, fn func(p *WasmProxy, id int) uint32) uint32 {
+func (p *WasmProxy) withMetric(id uint32, fn func(p *WasmProxy, id int) uint32) uint32 {
 	p.metricsMu.Lock()
 	defer p.metricsMu.Unlock()
-	id := int(uint32(raw))
-	if id >= len(p.metricVals) {
-		return wasmNotFound
+	if int(id) >= len(p.metricVals) {
+		return wasmhost.StatusNotFound
 	}
-	return fn(p, id)
+	return fn(p, int(id))
 }
 
 // PollOneoffCalls is how often the guest called WASI poll_oneoff.
-func (p *WasmProxy) PollOneoffCalls() int64 { return p.pollCalls.Load() }
+func (p *WasmProxy) PollOneoffCalls() int64 {
+	poll, _, _ := p.WASICalls()
+	return poll
+}
 
 // Counters returns every stat the module defined with its value.
 func (p *WasmProxy) Counters() map[string]int64 {
@@ -335,47 +238,43 @@ func (p *WasmProxy) Counters() map[string]int64 {
 	return out
 }
 
+// wasmWorker is one worker thread's VM; it answers the VM's host calls
+// (wasmhost.Handler) for the call in progress.
 type wasmWorker struct {
+	// Shared queues, callouts, foreign functions and buffers other than
+	// the plugin configuration are not modelled.
+	wasmhost.Unimplemented
 	mu     sync.Mutex
 	proxy  *WasmProxy
-	mod    api.Module
+	in     *wasmhost.Instance
 	nextID uint32
 	roots  map[*WasmFilter]uint32
 	failed error
 	vmUp   bool
-	// allowed is the restricted-callback allowlist ("module.name") while
-	// the VM is restricted, nil otherwise (cpp-host keeps it per VM).
-	allowed map[string]bool
+	// hc is the state of the guest call in progress (nil: none, e.g.
+	// during _initialize).
+	hc *hostCall
 }
-
-type callKey struct{}
 
 // hostCall is the state of one call into the guest.
 type hostCall struct {
 	logs        []string // the module's log lines during configuration
-	w           *wasmWorker
 	stream      *wasmStream
 	config      []byte
 	incremented []string
 }
 
 func (w *wasmWorker) call(hc *hostCall, name string, params ...uint64) (uint64, error) {
-	fn := w.mod.ExportedFunction(name)
-	if fn == nil {
-		return 0, fmt.Errorf("module does not export %s", name)
-	}
-	ctx := context.WithValue(context.Background(), callKey{}, hc)
-	res, err := fn.Call(ctx, params...)
+	w.hc = hc
+	res, err := w.in.Call(name, params...)
+	w.hc = nil
 	if err != nil {
 		// A trap kills the VM in proxy-wasm-cpp-host (fail state); every
 		// later stream on this worker gets the plugin's fail strategy.
-		w.failed = fmt.Errorf("wasm VM failed in %s: %w", name, err)
+		w.failed = fmt.Errorf("wasm VM failed in %w", err)
 		return 0, w.failed
 	}
-	if len(res) == 0 {
-		return 0, nil
-	}
-	return res[0], nil
+	return res, nil
 }
 
 // root returns the root context id of filter f on this worker, creating and
@@ -389,7 +288,7 @@ func (w *wasmWorker) root(f *WasmFilter) (uint32, error) {
 	}
 	id := w.nextID
 	w.nextID++
-	hc := &hostCall{w: w, config: f.Config}
+	hc := &hostCall{config: f.Config}
 	if _, err := w.call(hc, "proxy_on_context_create", uint64(id), 0); err != nil {
 		return 0, err
 	}
@@ -493,7 +392,7 @@ func (s *wasmStream) DecodeHeaders(h *Headers) *LocalReply {
 	s.id = w.nextID
 	w.nextID++
 	s.req = h
-	hc := &hostCall{w: w, stream: s}
+	hc := &hostCall{stream: s}
 	if _, err := w.call(hc, "proxy_on_context_create", uint64(s.id), uint64(root)); err != nil {
 		return s.fail(err)
 	}
@@ -518,7 +417,7 @@ func (s *wasmStream) EncodeHeaders(h *Headers) {
 		return
 	}
 	s.resp = h
-	hc := &hostCall{w: w, stream: s}
+	hc := &hostCall{stream: s}
 	if _, err := w.call(hc, "proxy_on_response_headers", uint64(s.id), uint64(len(h.kv)), 0); err == nil {
 		s.record(hc)
 	}
@@ -536,7 +435,7 @@ func (s *wasmStream) OnDone() {
 	if w.failed != nil {
 		return
 	}
-	hc := &hostCall{w: w, stream: s}
+	hc := &hostCall{stream: s}
 	if _, err := w.call(hc, "proxy_on_log", uint64(s.id)); err == nil {
 		s.record(hc)
 	}
@@ -545,124 +444,14 @@ func (s *wasmStream) OnDone() {
 	s.created = false
 }
 
-// ---- the env host module ----
+// ---- wasmhost.Handler: Envoy's answers to the module's host calls ----
 
-type hostFunc struct {
-	name    string
-	params  []api.ValueType
-	results []api.ValueType
-	fn      func(ctx context.Context, hc *hostCall, m api.Module, s []uint64) uint32
-}
-
-const (
-	vi32 = api.ValueTypeI32
-	vi64 = api.ValueTypeI64
-)
-
-func ps(t ...api.ValueType) []api.ValueType { return t }
-
-func hostFuncByName(name string) *hostFunc {
-	for i := range envFuncs {
-		if envFuncs[i].name == name {
-			return &envFuncs[i]
-		}
+// current is the call in progress, or an empty one outside any.
+func (w *wasmWorker) current() *hostCall {
+	if w.hc == nil {
+		return &hostCall{}
 	}
-	return nil
-}
-
-func read(m api.Module, ptr, size uint64) []byte {
-	if uint32(size) == 0 {
-		return nil
-	}
-	b, ok := m.Memory().Read(uint32(ptr), uint32(size))
-	if !ok {
-		panic(fmt.Errorf("guest memory [%#x,+%d) out of range", uint32(ptr), uint32(size)))
-	}
-	return append([]byte(nil), b...)
-}
-
-func writeU32(m api.Module, ptr uint64, v uint32) {
-	if !m.Memory().WriteUint32Le(uint32(ptr), v) {
-		panic(fmt.Errorf("guest memory %#x out of range", uint32(ptr)))
-	}
-}
-
-// give copies data into guest memory allocated by proxy_on_memory_allocate
-// and writes its address and size to the return slots.
-func give(ctx context.Context, m api.Module, data []byte, retPtr, retSize uint64) uint32 {
-	var addr uint32
-	if len(data) > 0 {
-		// include/proxy-wasm/wasm.h allocMemory: restrict, call malloc
-		// (or its alias proxy_on_memory_allocate, src/wasm.cc
-		// getFunctions), then lift the restriction altogether.
-		hc, _ := ctx.Value(callKey{}).(*hostCall)
-		malloc := m.ExportedFunction("malloc")
-		if malloc == nil {
-			malloc = m.ExportedFunction("proxy_on_memory_allocate")
-		}
-		if hc != nil {
-			hc.w.allowed = hc.w.proxy.mod.spec.alloc
-		}
-		res, err := malloc.Call(ctx, uint64(len(data)))
-		if hc != nil {
-			hc.w.allowed = nil
-		}
-		if err != nil {
-			panic(err)
-		}
-		addr = uint32(res[0])
-		if addr == 0 || !m.Memory().Write(addr, data) {
-			panic(errors.New("proxy_on_memory_allocate returned an unusable address"))
-		}
-	}
-	writeU32(m, retPtr, addr)
-	writeU32(m, retSize, uint32(len(data)))
-	return wasmOK
-}
-
-func serializePairs(kv [][2]string) []byte {
-	size := 4
-	for _, p := range kv {
-		size += len(p[0]) + len(p[1]) + 10
-	}
-	out := make([]byte, 4, size)
-	binary.LittleEndian.PutUint32(out, uint32(len(kv)))
-	for _, p := range kv {
-		out = binary.LittleEndian.AppendUint32(out, uint32(len(p[0])))
-		out = binary.LittleEndian.AppendUint32(out, uint32(len(p[1])))
-	}
-	for _, p := range kv {
-		out = append(out, p[0]...)
-		out = append(out, 0)
-		out = append(out, p[1]...)
-		out = append(out, 0)
-	}
-	return out
-}
-
-func deserializePairs(b []byte) [][2]string {
-	if len(b) < 4 {
-		return nil
-	}
-	n := int(binary.LittleEndian.Uint32(b))
-	if 4+8*n > len(b) {
-		return nil
-	}
-	out := make([][2]string, 0, n)
-	data := 4 + 8*n
-	for i := 0; i < n; i++ {
-		kl := int(binary.LittleEndian.Uint32(b[4+8*i:]))
-		vl := int(binary.LittleEndian.Uint32(b[8+8*i:]))
-		if data+kl+vl+2 > len(b) {
-			return out
-		}
-		k := string(b[data : data+kl])
-		data += kl + 1
-		v := string(b[data : data+vl])
-		data += vl + 1
-		out = append(out, [2]string{k, v})
-	}
-	return out
+	return w.hc
 }
 
 // headerMap returns the map a map type names for the current stream.
@@ -711,214 +500,204 @@ func (hc *hostCall) property(path string) ([]byte, bool) {
 	return nil, false
 }
 
-var envFuncs = []hostFunc{
-	{"proxy_log", ps(vi32, vi32, vi32), ps(vi32), func(_ context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
-		msg := string(read(m, s[1], s[2]))
-		if hc.stream == nil {
-			hc.logs = append(hc.logs, msg)
-		}
-		if log := hc.w.proxy.Log; log != nil {
-			log(int(uint32(s[0])), msg)
-		}
-		return wasmOK
-	}},
-	{"proxy_get_property", ps(vi32, vi32, vi32, vi32), ps(vi32), func(ctx context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
-		v, ok := hc.property(string(read(m, s[0], s[1])))
-		if !ok {
-			return wasmNotFound
-		}
-		return give(ctx, m, v, s[2], s[3])
-	}},
-	{"proxy_set_property", ps(vi32, vi32, vi32, vi32), ps(vi32), func(_ context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
-		if hc.stream == nil {
-			return wasmNotFound
-		}
-		// Envoy stores the value as filter state "wasm.<path>"
-		// (extensions/common/wasm/context.cc setProperty; ENVOY-FACTS 5).
-		path := strings.ReplaceAll(strings.TrimRight(string(read(m, s[0], s[1])), "\x00"), "\x00", ".")
-		hc.stream.info.SetFilterState("wasm."+path, string(read(m, s[2], s[3])))
-		return wasmOK
-	}},
-	{"proxy_send_local_response", ps(vi32, vi32, vi32, vi32, vi32, vi32, vi32, vi32), ps(vi32), func(_ context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
-		if hc.stream == nil {
-			return wasmBadArgument
-		}
-		hc.stream.local = &LocalReply{Status: int(uint32(s[0])), Details: string(read(m, s[1], s[2])),
-			Body: string(read(m, s[3], s[4])), Headers: deserializePairs(read(m, s[5], s[6]))}
-		return wasmOK
-	}},
-	{"proxy_get_shared_data", ps(vi32, vi32, vi32, vi32, vi32), ps(vi32), func(ctx context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
-		p := hc.w.proxy
-		key := read(m, s[0], s[1])
-		p.sharedMu.Lock()
-		v, ok := p.shared[string(key)]
-		var data []byte
-		var cas uint32
-		if ok {
-			data, cas = append([]byte(nil), v.data...), v.cas
-		}
-		p.sharedMu.Unlock()
-		if !ok {
-			return wasmNotFound
-		}
-		writeU32(m, s[4], cas)
-		return give(ctx, m, data, s[2], s[3])
-	}},
-	{"proxy_set_shared_data", ps(vi32, vi32, vi32, vi32, vi32), ps(vi32), func(_ context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
-		// proxy-wasm-cpp-host src/shared_data.cc SharedData::set: a non-zero
-		// cas must match the current one.
-		p := hc.w.proxy
-		key, val, cas := string(read(m, s[0], s[1])), read(m, s[2], s[3]), uint32(s[4])
-		p.sharedMu.Lock()
-		defer p.sharedMu.Unlock()
-		v, ok := p.shared[key]
-		if ok && cas != 0 && cas != v.cas {
-			return wasmCasMismatch
-		}
-		p.casSeq++
-		if p.casSeq == 0 {
-			p.casSeq = 1
-		}
-		p.shared[key] = &sharedValue{data: val, cas: p.casSeq}
-		return wasmOK
-	}},
-	{"proxy_register_shared_queue", ps(vi32, vi32, vi32), ps(vi32), unimplemented},
-	{"proxy_resolve_shared_queue", ps(vi32, vi32, vi32, vi32, vi32), ps(vi32), unimplemented},
-	{"proxy_dequeue_shared_queue", ps(vi32, vi32, vi32), ps(vi32), unimplemented},
-	{"proxy_enqueue_shared_queue", ps(vi32, vi32, vi32), ps(vi32), unimplemented},
-	{"proxy_get_header_map_value", ps(vi32, vi32, vi32, vi32, vi32), ps(vi32), func(ctx context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
-		h := hc.headerMap(uint32(s[0]))
-		if h == nil {
-			return wasmBadArgument
-		}
-		v, ok := h.Lookup(strings.ToLower(string(read(m, s[1], s[2]))))
-		if !ok {
-			return wasmNotFound
-		}
-		return give(ctx, m, []byte(v), s[3], s[4])
-	}},
-	{"proxy_add_header_map_value", ps(vi32, vi32, vi32, vi32, vi32), ps(vi32), func(_ context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
-		h := hc.headerMap(uint32(s[0]))
-		if h == nil {
-			return wasmBadArgument
-		}
-		h.Add(string(read(m, s[1], s[2])), string(read(m, s[3], s[4])))
-		return wasmOK
-	}},
-	{"proxy_replace_header_map_value", ps(vi32, vi32, vi32, vi32, vi32), ps(vi32), func(_ context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
-		h := hc.headerMap(uint32(s[0]))
-		if h == nil {
-			return wasmBadArgument
-		}
-		h.Set(string(read(m, s[1], s[2])), string(read(m, s[3], s[4])))
-		return wasmOK
-	}},
-	{"proxy_remove_header_map_value", ps(vi32, vi32, vi32), ps(vi32), func(_ context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
-		h := hc.headerMap(uint32(s[0]))
-		if h == nil {
-			return wasmBadArgument
-		}
-		h.Del(string(read(m, s[1], s[2])))
-		return wasmOK
-	}},
-	{"proxy_get_header_map_pairs", ps(vi32, vi32, vi32), ps(vi32), func(ctx context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
-		h := hc.headerMap(uint32(s[0]))
-		if h == nil {
-			return wasmBadArgument
-		}
-		return give(ctx, m, serializePairs(h.kv), s[1], s[2])
-	}},
-	{"proxy_set_header_map_pairs", ps(vi32, vi32, vi32), ps(vi32), func(_ context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
-		h := hc.headerMap(uint32(s[0]))
-		if h == nil {
-			return wasmBadArgument
-		}
-		h.SetPairs(deserializePairs(read(m, s[1], s[2])))
-		return wasmOK
-	}},
-	{"proxy_get_buffer_bytes", ps(vi32, vi32, vi32, vi32, vi32), ps(vi32), func(ctx context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
-		if uint32(s[0]) != 7 { // only the plugin configuration is modelled
-			return wasmNotFound
-		}
-		data := hc.config
-		start, max := int(uint32(s[1])), int(uint32(s[2]))
-		if start > len(data) {
-			return wasmBadArgument
-		}
-		data = data[start:]
-		if max < len(data) {
-			data = data[:max]
-		}
-		if len(data) == 0 {
-			return wasmNotFound
-		}
-		return give(ctx, m, data, s[3], s[4])
-	}},
-	{"proxy_set_buffer_bytes", ps(vi32, vi32, vi32, vi32, vi32), ps(vi32), unimplemented},
-	{"proxy_continue_stream", ps(vi32), ps(vi32), ok},
-	{"proxy_close_stream", ps(vi32), ps(vi32), ok},
-	{"proxy_http_call", ps(vi32, vi32, vi32, vi32, vi32, vi32, vi32, vi32, vi32, vi32), ps(vi32), unimplemented},
-	{"proxy_call_foreign_function", ps(vi32, vi32, vi32, vi32, vi32, vi32), ps(vi32), unimplemented},
-	{"proxy_set_tick_period_milliseconds", ps(vi32), ps(vi32), ok},
-	{"proxy_set_effective_context", ps(vi32), ps(vi32), ok},
-	{"proxy_done", ps(), ps(vi32), ok},
-	{"proxy_define_metric", ps(vi32, vi32, vi32, vi32), ps(vi32), func(_ context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
-		p := hc.w.proxy
-		name := string(read(m, s[1], s[2]))
-		p.metricsMu.Lock()
-		id, ok := p.metricIDs[name]
-		if !ok {
-			id = uint32(len(p.metricNames))
-			p.metricIDs[name] = id
-			p.metricNames = append(p.metricNames, name)
-			p.metricVals = append(p.metricVals, 0)
-		}
-		p.metricsMu.Unlock()
-		writeU32(m, s[3], id)
-		return wasmOK
-	}},
-	{"proxy_increment_metric", ps(vi32, vi64), ps(vi32), func(_ context.Context, hc *hostCall, _ api.Module, s []uint64) uint32 {
-		return hc.w.proxy.withMetric(s[0], func(p *WasmProxy, id int) uint32 {
-			p.metricVals[id] += int64(s[1])
-			hc.incremented = append(hc.incremented, p.metricNames[id])
-			return wasmOK
-		})
-	}},
-	{"proxy_record_metric", ps(vi32, vi64), ps(vi32), func(_ context.Context, hc *hostCall, _ api.Module, s []uint64) uint32 {
-		return hc.w.proxy.withMetric(s[0], func(p *WasmProxy, id int) uint32 {
-			p.metricVals[id] = int64(s[1])
-			return wasmOK
-		})
-	}},
-	{"proxy_get_metric", ps(vi32, vi32), ps(vi32), func(_ context.Context, hc *hostCall, m api.Module, s []uint64) uint32 {
-		return hc.w.proxy.withMetric(s[0], func(p *WasmProxy, id int) uint32 {
-			if !m.Memory().WriteUint64Le(uint32(s[1]), uint64(p.metricVals[id])) {
-				return wasmBadArgument
-			}
-			return wasmOK
-		})
-	}},
+// pairs decodes a serialized header map; a malformed one holds no pairs, as
+// proxy-wasm-cpp-host's PairsUtil::toPairs (src/pairs_util.cc) answers.
+func pairs(b []byte) [][2]string {
+	ps, ok := abi.ParseHeaderMap([]abi.Pair(nil), b)
+	if !ok {
+		return nil
+	}
+	out := make([][2]string, len(ps))
+	for i, p := range ps {
+		out[i] = [2]string{p.Name, p.Value}
+	}
+	return out
 }
 
-func unimplemented(context.Context, *hostCall, api.Module, []uint64) uint32 { return wasmUnimplemented }
-func ok(context.Context, *hostCall, api.Module, []uint64) uint32            { return wasmOK }
-
-func instantiateEnv(ctx context.Context, r wazero.Runtime) error {
-	b := r.NewHostModuleBuilder("env")
-	for _, f := range envFuncs {
-		fn, qual := f.fn, "env."+f.name
-		b.NewFunctionBuilder().
-			WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, s []uint64) {
-				hc, _ := ctx.Value(callKey{}).(*hostCall)
-				if hc == nil {
-					s[0] = wasmBadArgument
-					return
-				}
-				checkAllowed(hc.w, qual)
-				s[0] = uint64(fn(ctx, hc, m, s))
-			}), f.params, f.results).
-			Export(f.name)
+func (w *wasmWorker) Log(level uint32, msg []byte) uint32 {
+	hc := w.current()
+	if hc.stream == nil {
+		hc.logs = append(hc.logs, string(msg))
 	}
-	_, err := b.Instantiate(ctx)
-	return err
+	w.proxy.log(int(level), string(msg))
+	return wasmhost.StatusOK
+}
+
+func (w *wasmWorker) GetProperty(path []byte) ([]byte, uint32) {
+	v, ok := w.current().property(string(path))
+	if !ok {
+		return nil, wasmhost.StatusNotFound
+	}
+	return v, wasmhost.StatusOK
+}
+
+func (w *wasmWorker) SetProperty(path, value []byte) uint32 {
+	hc := w.current()
+	if hc.stream == nil {
+		return wasmhost.StatusNotFound
+	}
+	// Envoy stores the value as filter state "wasm.<path>"
+	// (extensions/common/wasm/context.cc setProperty; ENVOY-FACTS 5).
+	p := strings.ReplaceAll(strings.TrimRight(string(path), "\x00"), "\x00", ".")
+	hc.stream.info.SetFilterState("wasm."+p, string(value))
+	return wasmhost.StatusOK
+}
+
+func (w *wasmWorker) SendLocalResponse(status uint32, details, body, headers []byte, _ int32) uint32 {
+	hc := w.current()
+	if hc.stream == nil {
+		return wasmhost.StatusBadArgument
+	}
+	hc.stream.local = &LocalReply{Status: int(status), Details: string(details), Body: string(body), Headers: pairs(headers)}
+	return wasmhost.StatusOK
+}
+
+func (w *wasmWorker) GetSharedData(key []byte) ([]byte, uint32, uint32) {
+	p := w.proxy
+	p.sharedMu.Lock()
+	defer p.sharedMu.Unlock()
+	v, ok := p.shared[string(key)]
+	if !ok {
+		return nil, 0, wasmhost.StatusNotFound
+	}
+	return append([]byte(nil), v.data...), v.cas, wasmhost.StatusOK
+}
+
+// SetSharedData follows proxy-wasm-cpp-host src/shared_data.cc
+// SharedData::set: a non-zero cas must match the current one.
+func (w *wasmWorker) SetSharedData(key, value []byte, cas uint32) uint32 {
+	p := w.proxy
+	p.sharedMu.Lock()
+	defer p.sharedMu.Unlock()
+	v, ok := p.shared[string(key)]
+	if ok && cas != 0 && cas != v.cas {
+		return wasmhost.StatusCasMismatch
+	}
+	p.casSeq++
+	if p.casSeq == 0 {
+		p.casSeq = 1
+	}
+	p.shared[string(key)] = &sharedValue{data: value, cas: p.casSeq}
+	return wasmhost.StatusOK
+}
+
+func (w *wasmWorker) GetHeaderMapValue(mapType uint32, key []byte) ([]byte, uint32) {
+	h := w.current().headerMap(mapType)
+	if h == nil {
+		return nil, wasmhost.StatusBadArgument
+	}
+	v, ok := h.Lookup(strings.ToLower(string(key)))
+	if !ok {
+		return nil, wasmhost.StatusNotFound
+	}
+	return []byte(v), wasmhost.StatusOK
+}
+
+func (w *wasmWorker) AddHeaderMapValue(mapType uint32, key, value []byte) uint32 {
+	h := w.current().headerMap(mapType)
+	if h == nil {
+		return wasmhost.StatusBadArgument
+	}
+	h.Add(string(key), string(value))
+	return wasmhost.StatusOK
+}
+
+func (w *wasmWorker) ReplaceHeaderMapValue(mapType uint32, key, value []byte) uint32 {
+	h := w.current().headerMap(mapType)
+	if h == nil {
+		return wasmhost.StatusBadArgument
+	}
+	h.Set(string(key), string(value))
+	return wasmhost.StatusOK
+}
+
+func (w *wasmWorker) RemoveHeaderMapValue(mapType uint32, key []byte) uint32 {
+	h := w.current().headerMap(mapType)
+	if h == nil {
+		return wasmhost.StatusBadArgument
+	}
+	h.Del(string(key))
+	return wasmhost.StatusOK
+}
+
+func (w *wasmWorker) GetHeaderMapPairs(mapType uint32) ([]byte, uint32) {
+	h := w.current().headerMap(mapType)
+	if h == nil {
+		return nil, wasmhost.StatusBadArgument
+	}
+	return abi.AppendHeaderMap(nil, h.kv), wasmhost.StatusOK
+}
+
+func (w *wasmWorker) SetHeaderMapPairs(mapType uint32, b []byte) uint32 {
+	h := w.current().headerMap(mapType)
+	if h == nil {
+		return wasmhost.StatusBadArgument
+	}
+	h.SetPairs(pairs(b))
+	return wasmhost.StatusOK
+}
+
+// GetBufferBytes models the plugin configuration (buffer type 7) only.
+func (w *wasmWorker) GetBufferBytes(bufferType, start, maxSize uint32) ([]byte, uint32) {
+	if bufferType != 7 {
+		return nil, wasmhost.StatusNotFound
+	}
+	data := w.current().config
+	if int(start) > len(data) {
+		return nil, wasmhost.StatusBadArgument
+	}
+	data = data[start:]
+	if int(maxSize) < len(data) {
+		data = data[:maxSize]
+	}
+	if len(data) == 0 {
+		return nil, wasmhost.StatusNotFound
+	}
+	return data, wasmhost.StatusOK
+}
+
+func (w *wasmWorker) ContinueStream(uint32) uint32 { return wasmhost.StatusOK }
+func (w *wasmWorker) CloseStream(uint32) uint32    { return wasmhost.StatusOK }
+
+func (w *wasmWorker) SetTickPeriodMilliseconds(uint32) uint32 { return wasmhost.StatusOK }
+func (w *wasmWorker) SetEffectiveContext(uint32) uint32       { return wasmhost.StatusOK }
+func (w *wasmWorker) Done() uint32                            { return wasmhost.StatusOK }
+
+func (w *wasmWorker) DefineMetric(_ uint32, name []byte) (uint32, uint32) {
+	p := w.proxy
+	p.metricsMu.Lock()
+	defer p.metricsMu.Unlock()
+	id, ok := p.metricIDs[string(name)]
+	if !ok {
+		id = uint32(len(p.metricNames))
+		p.metricIDs[string(name)] = id
+		p.metricNames = append(p.metricNames, string(name))
+		p.metricVals = append(p.metricVals, 0)
+	}
+	return id, wasmhost.StatusOK
+}
+
+func (w *wasmWorker) IncrementMetric(id uint32, offset int64) uint32 {
+	hc := w.current()
+	return w.proxy.withMetric(id, func(p *WasmProxy, id int) uint32 {
+		p.metricVals[id] += offset
+		hc.incremented = append(hc.incremented, p.metricNames[id])
+		return wasmhost.StatusOK
+	})
+}
+
+func (w *wasmWorker) RecordMetric(id uint32, value uint64) uint32 {
+	return w.proxy.withMetric(id, func(p *WasmProxy, id int) uint32 {
+		p.metricVals[id] = int64(value)
+		return wasmhost.StatusOK
+	})
+}
+
+func (w *wasmWorker) GetMetric(id uint32) (uint64, uint32) {
+	var v uint64
+	st := w.proxy.withMetric(id, func(p *WasmProxy, id int) uint32 {
+		v = uint64(p.metricVals[id])
+		return wasmhost.StatusOK
+	})
+	return v, st
 }

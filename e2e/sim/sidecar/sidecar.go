@@ -12,8 +12,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -192,7 +190,7 @@ func Start(cfg Config) (*Sidecar, error) {
 			return "outbound|" + port + "||" + host, net.JoinHostPort(host, port), nil
 		}, AccessLog: accessLog}
 	if cfg.Wasm != "" {
-		mod, err := envoysim.LoadWasmModule(cfg.Wasm, wasmCacheDir(), cfg.HostProfile)
+		mod, err := envoysim.LoadWasmModule(cfg.Wasm, cfg.HostProfile)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -264,15 +262,6 @@ func Start(cfg Config) (*Sidecar, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// wasmCacheDir keeps wazero's compiled code between runs.
-func wasmCacheDir() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(dir, "tracebridge", "wazero-envoysim")
 }
 
 func rate(p *float64) float64 {

@@ -1,12 +1,11 @@
-package envoysim
+package wasmhost
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -35,6 +34,32 @@ import (
 // src/v8/v8.cc link), as does an import whose signature differs ("import
 // type mismatch").
 
+// Profile selects the proxy-wasm-cpp-host version whose WASI and callback
+// restrictions the host reproduces. There is no unrestricted profile: every
+// module load goes through one of Envoy's.
+type Profile string
+
+// Host profiles.
+const (
+	// ProfileCppHost533 models proxy-wasm-cpp-host at 94091cd, PR 533
+	// (Envoy 1.39+): 44 WASI functions, poll_oneoff succeeds at once with
+	// 0 events and may be called during _initialize and malloc.
+	ProfileCppHost533 Profile = "cpp-host-533"
+	// ProfileCppHost427 models proxy-wasm-cpp-host at c4d7bb0, PR 427
+	// (Envoy 1.33–1.38): 18 WASI functions, poll_oneoff and
+	// fd_fdstat_set_flags return ENOSYS, and any host call outside the
+	// start-up / allocation allowlists traps ("restricted_callback").
+	ProfileCppHost427 Profile = "cpp-host-427"
+	// ProfileCppHostPre427 models proxy-wasm-cpp-host at 63cb9c1, the
+	// parent of PR 427 (Envoy up to 1.32): 15 WASI functions, no
+	// sched_yield, poll_oneoff or fd_fdstat_set_flags, so a standard-Go
+	// module fails to load. Not in Profiles.
+	ProfileCppHostPre427 Profile = "cpp-host-pre-427"
+	// DefaultProfile is the newest modelled host; an empty profile means
+	// this one.
+	DefaultProfile = ProfileCppHost533
+)
+
 // WASI errno values cpp-host returns (wasi-libc api.h numbering).
 const (
 	errnoSuccess  = 0
@@ -58,7 +83,7 @@ type wasiFunc struct {
 	results []api.ValueType
 	// fn returns the errno; nil: the body is not modelled (see
 	// notModelled) and the function answers its main error code.
-	fn func(ctx context.Context, w *wasmWorker, m api.Module, s []uint64) uint32
+	fn func(ctx context.Context, in *Instance, m api.Module, s []uint64) uint32
 	// errno answered when fn is nil.
 	errno uint32
 }
@@ -66,7 +91,7 @@ type wasiFunc struct {
 func i32n(n int) []api.ValueType {
 	out := make([]api.ValueType, n)
 	for i := range out {
-		out[i] = vi32
+		out[i] = i32
 	}
 	return out
 }
@@ -154,7 +179,7 @@ type profileSpec struct {
 	pollOK bool
 }
 
-var profiles = map[HostProfile]*profileSpec{
+var profiles = map[Profile]*profileSpec{
 	// c4d7bb0 src/wasm.cc startVm and include/proxy-wasm/wasm.h allocMemory.
 	ProfileCppHost427: {
 		wasi: cppHostWASI427,
@@ -195,7 +220,7 @@ var profiles = map[HostProfile]*profileSpec{
 
 // ProfileImports returns the functions a host profile registers, as
 // "module.name", sorted: what a module may import and still load.
-func ProfileImports(p HostProfile) ([]string, error) {
+func ProfileImports(p Profile) ([]string, error) {
 	spec, err := profileOf(p)
 	if err != nil {
 		return nil, err
@@ -211,12 +236,12 @@ func ProfileImports(p HostProfile) ([]string, error) {
 	return out, nil
 }
 
-// HostProfiles lists the modelled hosts, newest first.
-func HostProfiles() []HostProfile { return []HostProfile{ProfileCppHost533, ProfileCppHost427} }
+// Profiles lists the modelled hosts, newest first.
+func Profiles() []Profile { return []Profile{ProfileCppHost533, ProfileCppHost427} }
 
-func profileOf(p HostProfile) (*profileSpec, error) {
+func profileOf(p Profile) (*profileSpec, error) {
 	if p == "" {
-		p = DefaultHostProfile
+		p = DefaultProfile
 	}
 	spec := profiles[p]
 	if spec == nil {
@@ -227,7 +252,11 @@ func profileOf(p HostProfile) (*profileSpec, error) {
 
 // checkImports fails like cpp-host's link step for an import the profile does
 // not register or registers with another signature.
-func checkImports(path string, compiled wazero.CompiledModule, p HostProfile, wasi map[string]wasiFunc) error {
+func checkImports(path string, compiled wazero.CompiledModule, p Profile, spec *profileSpec) error {
+	registered := map[string]bool{}
+	for _, n := range spec.wasi {
+		registered[n] = true
+	}
 	for _, f := range compiled.ImportedFunctions() {
 		mod, name, _ := f.Import()
 		switch mod {
@@ -239,16 +268,16 @@ func checkImports(path string, compiled wazero.CompiledModule, p HostProfile, wa
 			if !found {
 				return fmt.Errorf("%s: Failed to load Wasm module due to a missing import: env.%s (host %s)", path, name, p)
 			}
-			hf := hostFuncByName(name)
+			hf := envFuncByName(name)
 			if hf == nil {
-				return fmt.Errorf("%s imports env.%s, which cpp-host provides but this harness does not model", path, name)
+				return fmt.Errorf("%s imports env.%s, which cpp-host provides but this host does not model", path, name)
 			}
 			if !sameTypes(f.ParamTypes(), hf.params) || !sameTypes(f.ResultTypes(), hf.results) {
 				return fmt.Errorf("%s: Failed to load Wasm module due to an import type mismatch: env.%s", path, name)
 			}
 		case wasiModuleNew, wasiModuleOld:
-			wf, ok := wasi[name]
-			if !ok {
+			wf, ok := wasiAll[name]
+			if !ok || !registered[name] {
 				return fmt.Errorf("%s: Failed to load Wasm module due to a missing import: %s.%s (host %s)", path, mod, name, p)
 			}
 			if !sameTypes(f.ParamTypes(), wf.params) || !sameTypes(f.ResultTypes(), wf.results) {
@@ -284,22 +313,24 @@ func (e restrictedError) Error() string {
 	return trapRestricted + " (" + e.fn + " called during _initialize or malloc)"
 }
 
-// checkAllowed traps the guest call when the worker's VM is restricted and
-// fn ("module.name") is not in the allowlist (WasmVm::isHostFunctionAllowed).
-func checkAllowed(w *wasmWorker, fn string) {
-	if w != nil && w.allowed != nil && !w.allowed[fn] {
-		w.proxy.restrictedTraps.Add(1)
+// checkAllowed traps the guest call when the VM is restricted and fn
+// ("module.name") is not in the allowlist (WasmVm::isHostFunctionAllowed).
+func checkAllowed(in *Instance, fn string) {
+	if in != nil && in.allowed != nil && !in.allowed[fn] {
+		in.restrictedTraps.Add(1)
 		panic(restrictedError{fn})
 	}
 }
 
-// wasiFuncs returns the profile's WASI functions with cpp-host's bodies.
-func wasiFuncs(spec *profileSpec) map[string]wasiFunc {
+// wasiAll is every WASI function of the modelled hosts with cpp-host's
+// bodies; a profile registers its subset (profileSpec.wasi), and the bodies
+// that differ between versions look at the calling instance's profile.
+var wasiAll = func() map[string]wasiFunc {
 	all := map[string]wasiFunc{
 		// src/exports.cc writevImpl: fd 1 → info log, fd 2 → error log,
 		// one log line per call with one trailing newline removed; other
 		// fds EBADF.
-		"fd_write": {params: i32n(4), results: i32n(1), fn: func(_ context.Context, w *wasmWorker, m api.Module, s []uint64) uint32 {
+		"fd_write": {params: i32n(4), results: i32n(1), fn: func(_ context.Context, in *Instance, m api.Module, s []uint64) uint32 {
 			fd, iovs, n, nw := uint32(s[0]), uint32(s[1]), uint32(s[2]), uint32(s[3])
 			level := 2
 			switch fd {
@@ -326,7 +357,7 @@ func wasiFuncs(spec *profileSpec) map[string]wasiFunc {
 				b = append(b, d...)
 			}
 			if len(b) > 0 {
-				w.proxy.wasiWrite(int(fd), level, b)
+				in.wasiWrite(int(fd), level, b)
 			}
 			if !m.Memory().WriteUint32Le(nw, uint32(len(b))) {
 				return errnoFault
@@ -336,16 +367,16 @@ func wasiFuncs(spec *profileSpec) map[string]wasiFunc {
 		"fd_read": {params: i32n(4), results: i32n(1), errno: errnoNosys, fn: constErrno(errnoNosys)},
 		// fd_seek and fd_close log an error and return success without
 		// writing anything.
-		"fd_seek": {params: ps(vi32, vi64, vi32, vi32), results: i32n(1), fn: func(_ context.Context, w *wasmWorker, _ api.Module, _ []uint64) uint32 {
-			w.proxy.log(4, "wasi_unstable fd_seek")
+		"fd_seek": {params: ps(i32, i64, i32, i32), results: i32n(1), fn: func(_ context.Context, in *Instance, _ api.Module, _ []uint64) uint32 {
+			in.log(4, "wasi_unstable fd_seek")
 			return errnoSuccess
 		}},
-		"fd_close": {params: i32n(1), results: i32n(1), fn: func(_ context.Context, w *wasmWorker, _ api.Module, _ []uint64) uint32 {
-			w.proxy.log(4, "wasi_unstable fd_close")
+		"fd_close": {params: i32n(1), results: i32n(1), fn: func(_ context.Context, in *Instance, _ api.Module, _ []uint64) uint32 {
+			in.log(4, "wasi_unstable fd_close")
 			return errnoSuccess
 		}},
 		// Only fds 1 and 2: filetype 0, flags 0, rights_base FD_WRITE (64).
-		"fd_fdstat_get": {params: i32n(2), results: i32n(1), fn: func(_ context.Context, _ *wasmWorker, m api.Module, s []uint64) uint32 {
+		"fd_fdstat_get": {params: i32n(2), results: i32n(1), fn: func(_ context.Context, _ *Instance, m api.Module, s []uint64) uint32 {
 			if fd := uint32(s[0]); fd != 1 && fd != 2 {
 				return errnoBadf
 			}
@@ -357,9 +388,9 @@ func wasiFuncs(spec *profileSpec) map[string]wasiFunc {
 			return errnoSuccess
 		}},
 		"fd_fdstat_set_flags": {params: i32n(2), results: i32n(1), fn: constErrno(errnoNosys)},
-		"environ_get": {params: i32n(2), results: i32n(1), fn: func(_ context.Context, w *wasmWorker, m api.Module, s []uint64) uint32 {
+		"environ_get": {params: i32n(2), results: i32n(1), fn: func(_ context.Context, in *Instance, m api.Module, s []uint64) uint32 {
 			arr, buf := uint32(s[0]), uint32(s[1])
-			for _, e := range w.proxy.envList() {
+			for _, e := range in.envList() {
 				if !m.Memory().WriteUint32Le(arr, buf) || !m.Memory().Write(buf, append([]byte(e), 0)) {
 					return errnoFault
 				}
@@ -368,8 +399,8 @@ func wasiFuncs(spec *profileSpec) map[string]wasiFunc {
 			}
 			return errnoSuccess
 		}},
-		"environ_sizes_get": {params: i32n(2), results: i32n(1), fn: func(_ context.Context, w *wasmWorker, m api.Module, s []uint64) uint32 {
-			env := w.proxy.envList()
+		"environ_sizes_get": {params: i32n(2), results: i32n(1), fn: func(_ context.Context, in *Instance, m api.Module, s []uint64) uint32 {
+			env := in.envList()
 			size := 0
 			for _, e := range env {
 				size += len(e) + 1
@@ -381,20 +412,20 @@ func wasiFuncs(spec *profileSpec) map[string]wasiFunc {
 		}},
 		// No arguments: args_get writes nothing.
 		"args_get": {params: i32n(2), results: i32n(1), fn: constErrno(errnoSuccess)},
-		"args_sizes_get": {params: i32n(2), results: i32n(1), fn: func(_ context.Context, _ *wasmWorker, m api.Module, s []uint64) uint32 {
+		"args_sizes_get": {params: i32n(2), results: i32n(1), fn: func(_ context.Context, _ *Instance, m api.Module, s []uint64) uint32 {
 			if !m.Memory().WriteUint32Le(uint32(s[0]), 0) || !m.Memory().WriteUint32Le(uint32(s[1]), 0) {
 				return errnoFault
 			}
 			return errnoSuccess
 		}},
 		// Realtime and monotonic only; cputime clocks ENOTSUP.
-		"clock_time_get": {params: ps(vi32, vi64, vi32), results: i32n(1), fn: func(_ context.Context, _ *wasmWorker, m api.Module, s []uint64) uint32 {
+		"clock_time_get": {params: ps(i32, i64, i32), results: i32n(1), fn: func(_ context.Context, in *Instance, m api.Module, s []uint64) uint32 {
 			var t uint64
 			switch uint32(s[0]) {
 			case 0:
-				t = uint64(time.Now().UnixNano())
+				t = uint64(in.cfg.Walltime())
 			case 1:
-				t = uint64(time.Since(monoEpoch).Nanoseconds()) + 1
+				t = uint64(in.cfg.Nanotime())
 			default:
 				return errnoNotsup
 			}
@@ -403,7 +434,7 @@ func wasiFuncs(spec *profileSpec) map[string]wasiFunc {
 			}
 			return errnoSuccess
 		}},
-		"random_get": {params: i32n(2), results: i32n(1), fn: func(_ context.Context, _ *wasmWorker, m api.Module, s []uint64) uint32 {
+		"random_get": {params: i32n(2), results: i32n(1), fn: func(_ context.Context, in *Instance, m api.Module, s []uint64) uint32 {
 			n := uint32(s[1])
 			if n > randomGetMax {
 				return errnoInval
@@ -412,44 +443,46 @@ func wasiFuncs(spec *profileSpec) map[string]wasiFunc {
 				return errnoSuccess
 			}
 			b := make([]byte, n)
-			_, _ = rand.Read(b)
+			if _, err := io.ReadFull(in.cfg.Rand, b); err != nil {
+				return errnoInval
+			}
 			if !m.Memory().Write(uint32(s[0]), b) {
 				return errnoFault
 			}
 			return errnoSuccess
 		}},
-		"sched_yield": {params: nil, results: i32n(1), fn: func(_ context.Context, w *wasmWorker, _ api.Module, _ []uint64) uint32 {
-			w.proxy.yieldCalls.Add(1)
+		"sched_yield": {params: nil, results: i32n(1), fn: func(_ context.Context, in *Instance, _ api.Module, _ []uint64) uint32 {
+			in.yieldCalls.Add(1)
 			return errnoSuccess
 		}},
 		// proc_exit logs an error and RETURNS: the VM is not torn down.
-		"proc_exit": {params: i32n(1), results: nil, fn: func(_ context.Context, w *wasmWorker, _ api.Module, _ []uint64) uint32 {
-			w.proxy.procExits.Add(1)
-			w.proxy.log(4, "wasi_unstable proc_exit")
+		"proc_exit": {params: i32n(1), results: nil, fn: func(_ context.Context, in *Instance, _ api.Module, _ []uint64) uint32 {
+			in.procExits.Add(1)
+			in.log(4, "wasi_unstable proc_exit")
 			return 0
 		}},
-		"path_open":           {params: ps(vi32, vi32, vi32, vi32, vi32, vi64, vi64, vi32, vi32), results: i32n(1), fn: constErrno(errnoNoent)},
+		"path_open":           {params: ps(i32, i32, i32, i32, i32, i64, i64, i32, i32), results: i32n(1), fn: constErrno(errnoNoent)},
 		"fd_prestat_get":      {params: i32n(2), results: i32n(1), fn: constErrno(errnoBadf)},
 		"fd_prestat_dir_name": {params: i32n(3), results: i32n(1), fn: constErrno(errnoNosys)},
 		// Added by 94091cd. The module imports none of these (the import
 		// assertion fails by name first if that changes), so only their
 		// signatures are exact: the bodies answer the main result code of
 		// cpp-host's implementation without its memory writes.
-		"fd_fdstat_set_rights":    {params: ps(vi32, vi64, vi64), results: i32n(1), errno: errnoBadf},
+		"fd_fdstat_set_rights":    {params: ps(i32, i64, i64), results: i32n(1), errno: errnoBadf},
 		"clock_res_get":           {params: i32n(2), results: i32n(1), errno: errnoSuccess},
-		"fd_advise":               {params: ps(vi32, vi64, vi64, vi32), results: i32n(1), errno: errnoSuccess},
-		"fd_allocate":             {params: ps(vi32, vi64, vi64), results: i32n(1), errno: errnoBadf},
+		"fd_advise":               {params: ps(i32, i64, i64, i32), results: i32n(1), errno: errnoSuccess},
+		"fd_allocate":             {params: ps(i32, i64, i64), results: i32n(1), errno: errnoBadf},
 		"fd_datasync":             {params: i32n(1), results: i32n(1), errno: errnoBadf},
-		"fd_filestat_set_size":    {params: ps(vi32, vi64), results: i32n(1), errno: errnoBadf},
-		"fd_filestat_set_times":   {params: ps(vi32, vi64, vi64, vi32), results: i32n(1), errno: errnoBadf},
-		"fd_pread":                {params: ps(vi32, vi32, vi32, vi64, vi32), results: i32n(1), errno: errnoNosys},
-		"fd_pwrite":               {params: ps(vi32, vi32, vi32, vi64, vi32), results: i32n(1), errno: errnoBadf},
-		"fd_readdir":              {params: ps(vi32, vi32, vi32, vi64, vi32), results: i32n(1), errno: errnoNotdir},
+		"fd_filestat_set_size":    {params: ps(i32, i64), results: i32n(1), errno: errnoBadf},
+		"fd_filestat_set_times":   {params: ps(i32, i64, i64, i32), results: i32n(1), errno: errnoBadf},
+		"fd_pread":                {params: ps(i32, i32, i32, i64, i32), results: i32n(1), errno: errnoNosys},
+		"fd_pwrite":               {params: ps(i32, i32, i32, i64, i32), results: i32n(1), errno: errnoBadf},
+		"fd_readdir":              {params: ps(i32, i32, i32, i64, i32), results: i32n(1), errno: errnoNotdir},
 		"fd_renumber":             {params: i32n(2), results: i32n(1), errno: errnoNotsup},
 		"fd_sync":                 {params: i32n(1), results: i32n(1), errno: errnoBadf},
 		"fd_tell":                 {params: i32n(2), results: i32n(1), errno: errnoBadf},
 		"path_create_directory":   {params: i32n(3), results: i32n(1), errno: errnoNotsup},
-		"path_filestat_set_times": {params: ps(vi32, vi32, vi32, vi32, vi64, vi64, vi32), results: i32n(1), errno: errnoNotsup},
+		"path_filestat_set_times": {params: ps(i32, i32, i32, i32, i64, i64, i32), results: i32n(1), errno: errnoNotsup},
 		"path_link":               {params: i32n(6), results: i32n(1), errno: errnoNotsup},
 		"path_readlink":           {params: i32n(6), results: i32n(1), errno: errnoNotsup},
 		"path_remove_directory":   {params: i32n(3), results: i32n(1), errno: errnoNotsup},
@@ -463,64 +496,59 @@ func wasiFuncs(spec *profileSpec) map[string]wasiFunc {
 		"path_filestat_get":       {params: i32n(5), results: i32n(1), errno: errnoNotsup},
 		"fd_filestat_get":         {params: i32n(2), results: i32n(1), errno: errnoBadf},
 	}
-	if spec.pollOK {
-		// 94091cd: nevents = 0, success, no waiting.
-		all["poll_oneoff"] = wasiFunc{params: i32n(4), results: i32n(1), fn: func(_ context.Context, w *wasmWorker, m api.Module, s []uint64) uint32 {
-			w.proxy.pollCalls.Add(1)
-			if !m.Memory().WriteUint32Le(uint32(s[3]), 0) {
-				return errnoFault
-			}
-			return errnoSuccess
-		}}
-	} else {
-		// c4d7bb0: ENOSYS.
-		all["poll_oneoff"] = wasiFunc{params: i32n(4), results: i32n(1), fn: func(_ context.Context, w *wasmWorker, _ api.Module, _ []uint64) uint32 {
-			w.proxy.pollCalls.Add(1)
+	// poll_oneoff: 94091cd writes nevents = 0 and succeeds, without
+	// waiting; c4d7bb0 answers ENOSYS.
+	all["poll_oneoff"] = wasiFunc{params: i32n(4), results: i32n(1), fn: func(_ context.Context, in *Instance, m api.Module, s []uint64) uint32 {
+		in.pollCalls.Add(1)
+		if !in.mod.spec.pollOK {
 			return errnoNosys
-		}}
-	}
-	out := map[string]wasiFunc{}
-	for _, n := range spec.wasi {
-		f, ok := all[n]
-		if !ok {
-			panic("envoysim: no body for WASI function " + n)
 		}
+		if !m.Memory().WriteUint32Le(uint32(s[3]), 0) {
+			return errnoFault
+		}
+		return errnoSuccess
+	}}
+	for n, f := range all {
 		f.name = n
-		out[n] = f
+		all[n] = f
 	}
-	return out
-}
+	for _, spec := range profiles {
+		for _, n := range spec.wasi {
+			if _, ok := all[n]; !ok {
+				panic("wasmhost: no body for WASI function " + n)
+			}
+		}
+	}
+	return all
+}()
 
 var monoEpoch = time.Now()
 
-func constErrno(e uint32) func(context.Context, *wasmWorker, api.Module, []uint64) uint32 {
-	return func(context.Context, *wasmWorker, api.Module, []uint64) uint32 { return e }
+func constErrno(e uint32) func(context.Context, *Instance, api.Module, []uint64) uint32 {
+	return func(context.Context, *Instance, api.Module, []uint64) uint32 { return e }
 }
 
-// instantiateCppHostWASI registers the profile's WASI under both module
-// names, each call checked against the restriction of the calling worker.
-func instantiateCppHostWASI(ctx context.Context, r wazero.Runtime, funcs map[string]wasiFunc) error {
-	names := make([]string, 0, len(funcs))
-	for n := range funcs {
+// instantiateWASI registers every modelled WASI function under both module
+// names; checkImports keeps a module to its profile's subset. Each call is
+// checked against the restriction of the calling instance.
+func instantiateWASI(ctx context.Context, r wazero.Runtime) error {
+	names := make([]string, 0, len(wasiAll))
+	for n := range wasiAll {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, mod := range []string{wasiModuleNew, wasiModuleOld} {
 		b := r.NewHostModuleBuilder(mod)
 		for _, n := range names {
-			f := funcs[n]
+			f := wasiAll[n]
 			qual := mod + "." + n
 			fn, errno, hasResult := f.fn, f.errno, len(f.results) > 0
 			b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, s []uint64) {
-				hc, _ := ctx.Value(callKey{}).(*hostCall)
-				var w *wasmWorker
-				if hc != nil {
-					w = hc.w
-				}
-				checkAllowed(w, qual)
+				in := instanceOf(ctx)
+				checkAllowed(in, qual)
 				e := errno
-				if fn != nil && w != nil {
-					e = fn(ctx, w, m, s)
+				if fn != nil && in != nil {
+					e = fn(ctx, in, m, s)
 				}
 				if hasResult {
 					s[0] = uint64(e)
@@ -532,33 +560,4 @@ func instantiateCppHostWASI(ctx context.Context, r wazero.Runtime, funcs map[str
 		}
 	}
 	return nil
-}
-
-// envList is vm_config.environment_variables as "K=V", in a stable order.
-func (p *WasmProxy) envList() []string {
-	keys := make([]string, 0, len(p.env))
-	for k := range p.env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]string, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, k+"="+p.env[k])
-	}
-	return out
-}
-
-// wasiWrite is fd_write to stdout/stderr: Envoy logs it (info / error) with
-// one trailing newline removed.
-func (p *WasmProxy) wasiWrite(fd, level int, b []byte) {
-	if p.stdio != nil {
-		p.stdio(fd, b)
-	}
-	p.log(level, strings.TrimSuffix(string(b), "\n"))
-}
-
-func (p *WasmProxy) log(level int, msg string) {
-	if p.Log != nil {
-		p.Log(level, msg)
-	}
 }

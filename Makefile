@@ -5,7 +5,7 @@ BIN       := $(CURDIR)/bin
 GOFLAGS   ?=
 export GOFLAGS
 
-.PHONY: all build wasm extproc image test bench bench-extproc lint demo clean
+.PHONY: all build wasm extproc image test test-deps bench bench-extproc lint demo clean
 
 all: build
 
@@ -35,14 +35,23 @@ image: build
 	$(BIN)/tracebridge image build --wasm $(BIN)/tracebridge.wasm --out $(BIN)/oci/wasm
 	$(BIN)/tracebridge image extproc --binary $(BIN)/tracebridge-extproc --out $(BIN)/oci/extproc
 
+# The system packages the tests need, from Debian when missing: redis-server
+# for the Redis-backed tests (tests never install anything; one that finds no
+# redis-server fails and names this target).
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q
+test-deps:
+	@command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || \
+		$(APT_GET) install -y --no-install-recommends redis-server || \
+		{ $(APT_GET) update && $(APT_GET) install -y --no-install-recommends redis-server; }
+
 # Every test the project has, slow ones included (real Jaeger, Redis, the
 # compiled module, subprocess signal tests). .ci/run calls this. The tools are
 # built first so that no test spends its timeout compiling Jaeger.
-test: build tools
+test: build tools test-deps
 	$(GO) vet ./...
 	$(GO) vet -tags vtprotobuf ./extproc/...
 	$(GO) test -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -race -timeout 30m ./engine/... ./e2e/envoysim/...
+	$(GO) test -count=1 -race -timeout 30m ./engine/... ./e2e/sim/envoysim/...
 	# The shipped binary is built with vtprotobuf (make extproc): its codec
 	# path runs here, under the race detector.
 	$(GO) test -count=1 -race -timeout 30m -tags vtprotobuf ./extproc/...

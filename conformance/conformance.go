@@ -30,6 +30,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tracebridge/tracebridge/internal/repo"
 )
 
 //go:embed vectors.json
@@ -142,33 +144,13 @@ func LoadDefault() (*File, error) {
 	if p := os.Getenv("TRACEBRIDGE_VECTORS"); p != "" {
 		return Load(p)
 	}
-	if root, ok := moduleRoot(); ok {
+	if root, err := repo.Root(); err == nil {
 		p := filepath.Join(root, filepath.FromSlash(DefaultPath))
 		if _, err := os.Stat(p); err == nil {
 			return Load(p)
 		}
 	}
 	return Parse(embedded)
-}
-
-// moduleRoot walks up from the working directory to the directory whose
-// go.mod declares the tracebridge module.
-func moduleRoot() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			bytes.Contains(b, []byte("module github.com/tracebridge/tracebridge\n")) {
-			return dir, true
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
 }
 
 // Parse decodes and checks a vectors file's contents. Unknown fields are

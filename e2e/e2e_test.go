@@ -14,10 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tracebridge/tracebridge/e2e/demo"
-	"github.com/tracebridge/tracebridge/e2e/envoysim"
-	"github.com/tracebridge/tracebridge/e2e/sidecar"
-	"github.com/tracebridge/tracebridge/e2e/testdeps"
+	"github.com/tracebridge/tracebridge/e2e/sim/backend"
+	"github.com/tracebridge/tracebridge/e2e/sim/demo"
+	"github.com/tracebridge/tracebridge/e2e/sim/envoysim"
+	"github.com/tracebridge/tracebridge/e2e/sim/sidecar"
+	"github.com/tracebridge/tracebridge/e2e/testsupport"
+	"github.com/tracebridge/tracebridge/internal/repo"
 	"github.com/tracebridge/tracebridge/wasm-filter/wasmtest"
 )
 
@@ -28,7 +30,7 @@ var wasmHostProfile = flag.String("wasm-host-profile", string(envoysim.DefaultHo
 // env is what every scenario shares: one Jaeger, the module, the ext_proc
 // binary and the policies.
 type env struct {
-	jaeger   *testdeps.JaegerInstance
+	jaeger   *backend.JaegerInstance
 	wasm     string
 	extBin   string
 	policy   []byte
@@ -38,7 +40,7 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	root, err := demo.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +50,7 @@ func setup(t *testing.T) *env {
 	wg.Add(2)
 	go func() { defer wg.Done(); e.wasm, wasmErr = wasmtest.EnsureModule() }()
 	go func() { defer wg.Done(); e.extBin, extErr = demo.BuildExtProc(root, e.dir) }()
-	e.jaeger = testdeps.Jaeger(t)
+	e.jaeger = testsupport.Jaeger(t)
 	wg.Wait()
 	if wasmErr != nil {
 		t.Fatal(wasmErr)
@@ -181,9 +183,9 @@ func (e *env) traces(t *testing.T, from time.Time, toks []string, ready func(map
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		seen := map[string]bool{}
-		var all []testdeps.Trace
+		var all []backend.Trace
 		for _, svc := range append([]string{demo.GatewayService}, demo.Services...) {
-			ts, err := e.jaeger.Query.Traces(ctx, testdeps.TraceQuery{Service: svc, Start: from.Add(-2 * time.Second), End: time.Now().Add(2 * time.Second), Limit: 5000})
+			ts, err := e.jaeger.Query.Traces(ctx, backend.TraceQuery{Service: svc, Start: from.Add(-2 * time.Second), End: time.Now().Add(2 * time.Second), Limit: 5000})
 			if err != nil {
 				continue // a service not seen yet answers 404/empty
 			}
@@ -356,7 +358,7 @@ func TestMeshWithJaeger(t *testing.T) {
 					t.Errorf("%s: traceresponse %q", tok, v)
 					continue
 				}
-				if len(ts) != 1 || !testdeps.TraceIDEqual(parts[1], ts[0].ID) {
+				if len(ts) != 1 || !backend.TraceIDEqual(parts[1], ts[0].ID) {
 					t.Errorf("%s: traceresponse %s names trace %s, Jaeger has %v", tok, v, parts[1], ids(ts))
 					continue
 				}
@@ -444,7 +446,7 @@ func TestMeshWithJaeger(t *testing.T) {
 		checkTree(t, got, autoParents)
 		for tok, ts := range got {
 			for _, tr := range ts {
-				if testdeps.TraceIDEqual(tr.ID, clientTrace) {
+				if backend.TraceIDEqual(tr.ID, clientTrace) {
 					t.Errorf("%s: the client's trace id was trusted at the edge", tok)
 				}
 				if gw := only(t, tr, demo.GatewayService); gw.Tags["guid:x-client-trace-id"] != "" {
@@ -470,7 +472,7 @@ func TestMeshWithJaeger(t *testing.T) {
 		resp.Body.Close()
 		m.Flush()
 		rep := e.traces(t, from, []string{tok}, allHave(4))[tok]
-		if len(rep) != 1 || !testdeps.TraceIDEqual(rep[0].ID, inTrace) || len(rep[0].Spans) != 4 {
+		if len(rep) != 1 || !backend.TraceIDEqual(rep[0].ID, inTrace) || len(rep[0].Spans) != 4 {
 			t.Errorf("malformed traceparent in the mesh: want one trace %s with 4 spans, got:\n%s", inTrace, dump(rep))
 		}
 	})

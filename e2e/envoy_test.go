@@ -17,8 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tracebridge/tracebridge/e2e/demo"
-	"github.com/tracebridge/tracebridge/e2e/testdeps"
+	"github.com/tracebridge/tracebridge/e2e/sim/backend"
+	"github.com/tracebridge/tracebridge/e2e/sim/demo"
+	"github.com/tracebridge/tracebridge/e2e/testsupport"
+	"github.com/tracebridge/tracebridge/internal/repo"
 )
 
 // TestRealEnvoy runs the shipped bootstrap manifests/envoy/envoy.yaml in a
@@ -34,7 +36,7 @@ func TestRealEnvoy(t *testing.T) {
 	if err != nil {
 		t.Skip("envoy binary not on PATH: real-Envoy e2e skipped")
 	}
-	root, err := demo.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,15 +45,15 @@ func TestRealEnvoy(t *testing.T) {
 	// backend records what the app's outbound call carried.
 	var mu sync.Mutex
 	var backendSeen http.Header
-	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	backendSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		backendSeen = r.Header.Clone()
 		mu.Unlock()
 		io.WriteString(w, "ok")
 	})}
 	bln := listen(t)
-	go backend.Serve(bln)
-	t.Cleanup(func() { backend.Close() })
+	go backendSrv.Serve(bln)
+	t.Cleanup(func() { backendSrv.Close() })
 
 	ports := freePorts(t, 3) // inbound, outbound, admin
 	proxyURL, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", ports[1]))
@@ -152,7 +154,7 @@ func TestRealEnvoy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if len(tr) == 4 {
-		trace, err := e.jaeger.Query.WaitForTrace(ctx, tr[1], func(*testdeps.Trace) bool { return true })
+		trace, err := e.jaeger.Query.WaitForTrace(ctx, tr[1], func(*backend.Trace) bool { return true })
 		if err != nil {
 			t.Fatalf("trace %s not in Jaeger: %v", tr[1], err)
 		}
@@ -180,7 +182,7 @@ func listen(t *testing.T) net.Listener {
 
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	return testdeps.FreePorts(t, n)
+	return testsupport.FreePorts(t, n)
 }
 
 func waitHTTP(t *testing.T, u string, d time.Duration) {

@@ -6,11 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tracebridge/tracebridge/e2e/testdeps"
+	"github.com/tracebridge/tracebridge/e2e/sim/backend"
+	"github.com/tracebridge/tracebridge/e2e/testsupport"
 	"github.com/tracebridge/tracebridge/engine"
 )
 
-func newRedisStore(t *testing.T, r *testdeps.RedisInstance, o RedisOptions) *RedisStore {
+func newRedisStore(t *testing.T, r *backend.RedisInstance, o RedisOptions) *RedisStore {
 	t.Helper()
 	s, err := NewRedisStore("redis://"+r.Addr+"/0", o)
 	if err != nil {
@@ -32,7 +33,7 @@ func compiled(t *testing.T, doc string) *engine.Config {
 // TestStoreContract runs the same sequence against the memory store and the
 // Redis store (a real redis-server): what the engine relies on holds for both.
 func TestStoreContract(t *testing.T) {
-	r := testdeps.Redis(t)
+	r := testsupport.Redis(t)
 	cfg := compiled(t, `{"correlation":{"ttl":"300ms","capacity":64}}`)
 	stores := map[string]func(t *testing.T) engine.Store{
 		"memory": func(t *testing.T) engine.Store { return (&MemoryStores{}).StoreFor(cfg) },
@@ -130,7 +131,7 @@ func TestStoreContract(t *testing.T) {
 // replica records an inbound request, the waypoint replica restores its
 // context on an outbound call carrying the same x-request-id.
 func TestRedisReplicas(t *testing.T) {
-	r := testdeps.Redis(t)
+	r := testsupport.Redis(t)
 	a := startServer(t, "tcp", `{"direction":"inbound"}`, Options{Stores: newRedisStore(t, r, RedisOptions{})})
 	b := startServer(t, "tcp", `{"direction":"outbound"}`, Options{Stores: newRedisStore(t, r, RedisOptions{})})
 	in, cancel := openStream(t, a.client)
@@ -151,7 +152,7 @@ func TestRedisReplicas(t *testing.T) {
 // quickly (fail open), errors are counted; when Redis is back, correlation
 // works again.
 func TestRedisGoesAway(t *testing.T) {
-	r := testdeps.Redis(t)
+	r := testsupport.Redis(t)
 	rs := newRedisStore(t, r, RedisOptions{Timeout: 50 * time.Millisecond, Backoff: 200 * time.Millisecond})
 	env := startServer(t, "tcp", `{"correlation":{"strategies":["key","soleInFlight"]}}`, Options{Stores: rs})
 	exchange := func(dir int, rid string, kv ...string) (traceparent string, took time.Duration) {
@@ -204,7 +205,7 @@ func TestRedisGoesAway(t *testing.T) {
 // TestRunRedisStore: --store redis:// wires the Redis store into the
 // command: an inbound request leaves its record under the tracebridge: prefix.
 func TestRunRedisStore(t *testing.T) {
-	r := testdeps.Redis(t)
+	r := testsupport.Redis(t)
 	g, _, _ := runInProcess(t, "--store", "redis://"+r.Addr+"/0")
 	if _, err := oneExchange(t, dial(t, g, nil), "traceparent", validTP, "x-request-id", "via-run"); err != nil {
 		t.Fatal(err)

@@ -178,7 +178,7 @@ func recordAndRestore(b *testing.B, module string, o wasmtest.Options, done, n i
 // BenchmarkGuestTime measures the guest's own time per request in the
 // compiled module, separated from the host's: the same requests go through
 // the tracebridge module and through a no-op module built with the same
-// bridge and SDK, on the same host (proxytest's emulator behind wasmtest's
+// bridge and SDK, on the same host (proxytest's emulator behind wasmhost's
 // host functions), interleaved in chunks so that both see the same machine
 // load. Per iteration: the tracebridge module records an inbound request
 // (traceparent + x-request-id: extract, emit, record in shared data) and

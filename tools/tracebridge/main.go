@@ -8,8 +8,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/tracebridge/tracebridge/e2e/demo"
-	"github.com/tracebridge/tracebridge/e2e/sidecar"
+	"github.com/tracebridge/tracebridge/e2e/sim/demo"
+	"github.com/tracebridge/tracebridge/e2e/sim/sidecar"
 	"github.com/tracebridge/tracebridge/tools/image"
 	"github.com/tracebridge/tracebridge/tools/manifests"
 )

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/tracebridge/tracebridge/internal/repo"
 )
 
 // EnvModule names an environment variable that, when set, points the harness
@@ -22,34 +24,13 @@ const modulePath = "bin/tracebridge.wasm"
 // mainPackage is the package built into the module, relative to the root.
 const mainPackage = "./wasm-filter"
 
-// RepoRoot returns the root of the tracebridge module: the nearest directory
-// at or above the working directory whose go.mod declares it. Tests run in
-// their package directory, so this works from any package of the repository.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.HasPrefix(bytes.TrimSpace(data), []byte("module github.com/tracebridge/tracebridge\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("wasmtest: no tracebridge go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // ModulePath returns the module the harness runs: $TRACEBRIDGE_WASM if set,
 // else bin/tracebridge.wasm in the repository.
 func ModulePath() (string, error) {
 	if p := os.Getenv(EnvModule); p != "" {
 		return filepath.Abs(p)
 	}
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return "", err
 	}
@@ -74,7 +55,7 @@ func EnsureModule() (string, error) {
 		}
 		return p, nil
 	}
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return "", err
 	}
@@ -88,7 +69,7 @@ func EnsureModule() (string, error) {
 // module is built into bin/<last element of pkg>.wasm with the same flags.
 // $TRACEBRIDGE_WASM does not apply.
 func EnsurePackage(pkg string) (string, error) {
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return "", err
 	}

@@ -1,6 +1,8 @@
-// Package wasmtest runs the compiled bin/tracebridge.wasm in tests: a wazero
-// runner (WASI reactor start with _initialize, a real random source, a cached
-// compilation, proxy_on_delete delivered) under proxytest's host emulator, so
-// that the same tests drive the plugin natively and as the shipped artifact.
-// It builds the module when it is missing or older than its sources.
+// Package wasmtest runs the compiled bin/tracebridge.wasm in tests: an
+// instance in wasm-filter/wasmhost (cpp-host's WASI and restrictions, a real
+// random source, the shared compilation cache) whose host calls proxytest's
+// host emulator answers, with proxy_on_delete delivered when a stream
+// completes, so that the same tests drive the plugin natively and as the
+// shipped artifact. It builds the module when it is missing or older than
+// its sources. Test-only: it links testing and proxytest.
 package wasmtest

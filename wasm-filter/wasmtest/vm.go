@@ -1,21 +1,18 @@
 package wasmtest
 
 import (
-	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/tracebridge/tracebridge/wasm-filter/wasmhost"
 )
 
 // Options tune one VM. The zero value is what tests normally want.
@@ -42,121 +39,33 @@ type Options struct {
 	// module, e.g. from EnsurePackage; it must export the same proxy-wasm
 	// ABI. It is compiled once per process, like the tracebridge module.
 	Module string
+	// Profile is the proxy-wasm-cpp-host version the host reproduces
+	// (WASI, restricted callbacks); default the newest.
+	Profile wasmhost.Profile
 }
 
-// rt is the per-process wazero runtime, with WASI and the proxy-wasm
-// host module, shared by every module the harness runs.
-var rt struct {
-	once sync.Once
-	err  error
-	r    wazero.Runtime
-}
-
-// compiledModule is one module compiled in the process runtime: compiling
-// costs seconds, instantiating milliseconds.
-type compiledModule struct {
-	once     sync.Once
-	err      error
-	path     string
-	compiled wazero.CompiledModule
-	compile  time.Duration
-}
-
-// shared is the tracebridge module; others are modules given by
-// Options.Module, by path.
-var (
-	shared compiledModule
-	others struct {
-		sync.Mutex
-		m map[string]*compiledModule
-	}
-)
-
-// CacheDir is where wazero keeps compiled code between test runs:
-// <user cache dir>/tracebridge/wazero. Empty if the user has no cache dir.
-func CacheDir() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(dir, "tracebridge", "wazero")
-}
-
-// Compiled returns the process-wide compiled module, building and compiling
-// it on first use (see EnsureModule), and the time the compilation took.
+// Compiled returns the tracebridge module compiled in wasmhost's process
+// runtime, building it first when needed (see EnsureModule), and the time
+// the compilation (or loading it from the cache) took.
 func Compiled() (wazero.CompiledModule, time.Duration, error) {
-	shared.once.Do(func() {
-		path, err := EnsureModule()
+	m, err := load("", "")
+	if err != nil {
+		return nil, 0, err
+	}
+	return m.Compiled(), m.Compile, nil
+}
+
+// load returns the module at path ("" is the tracebridge module) linked
+// under profile.
+func load(path string, profile wasmhost.Profile) (*wasmhost.Module, error) {
+	if path == "" {
+		p, err := EnsureModule()
 		if err != nil {
-			shared.err = err
-			return
+			return nil, err
 		}
-		shared.load(path)
-	})
-	return shared.compiled, shared.compile, shared.err
-}
-
-// compiledAt returns the module at path compiled, once per process.
-func compiledAt(path string) *compiledModule {
-	others.Lock()
-	c := others.m[path]
-	if c == nil {
-		if others.m == nil {
-			others.m = map[string]*compiledModule{}
-		}
-		c = &compiledModule{}
-		others.m[path] = c
+		path = p
 	}
-	others.Unlock()
-	c.once.Do(func() { c.load(path) })
-	return c
-}
-
-// load compiles the module at path in the process runtime.
-func (c *compiledModule) load(path string) {
-	r, err := processRuntime()
-	if err != nil {
-		c.err = err
-		return
-	}
-	wasm, err := os.ReadFile(path)
-	if err != nil {
-		c.err = err
-		return
-	}
-	start := time.Now()
-	compiled, err := r.CompileModule(context.Background(), wasm)
-	if err != nil {
-		c.err = fmt.Errorf("wasmtest: compiling %s: %w", path, err)
-		return
-	}
-	c.path, c.compiled, c.compile = path, compiled, time.Since(start)
-}
-
-// processRuntime creates the process runtime on first use, with wazero's
-// file cache in CacheDir.
-func processRuntime() (wazero.Runtime, error) {
-	rt.once.Do(func() {
-		ctx := context.Background()
-		cfg := wazero.NewRuntimeConfig()
-		if dir := CacheDir(); dir != "" {
-			// A broken cache dir only costs speed: compile without it.
-			if cache, err := wazero.NewCompilationCacheWithDir(dir); err == nil {
-				cfg = cfg.WithCompilationCache(cache)
-			}
-		}
-		r := wazero.NewRuntimeWithConfig(ctx, cfg)
-		if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
-			rt.err = err
-			return
-		}
-		if err := instantiateHost(ctx, r); err != nil {
-			rt.err = err
-			return
-		}
-		rt.r = r
-	})
-	return rt.r, rt.err
+	return wasmhost.Load(path, profile)
 }
 
 // VM is one instance of the compiled module, usable wherever the SDK expects a
@@ -167,64 +76,42 @@ func processRuntime() (wazero.Runtime, error) {
 //
 // A VM is not safe for concurrent use; the emulator serialises tests anyway.
 type VM struct {
-	ctx    context.Context
-	mod    api.Module
-	keep   bool
-	alloc  api.Function
-	timing Timing
-	stack  [8]uint64
-	fn     struct {
+	in   *wasmhost.Instance
+	keep bool
+	fn   struct {
 		vmStart, contextCreate, configure, done, log, delete, queueReady, tick,
 		requestHeaders, requestBody, requestTrailers,
 		responseHeaders, responseBody, responseTrailers api.Function
 	}
 }
 
-// New instantiates the compiled module and runs its _initialize. Close the VM
-// when done.
+// New instantiates the compiled module in wasmhost (with the emulator as its
+// Handler) and runs its _initialize. Close the VM when done.
 func New(o Options) (*VM, error) {
-	m := &shared
-	if o.Module != "" {
-		m = compiledAt(o.Module)
-	} else if _, _, err := Compiled(); err != nil {
+	m, err := load(o.Module, o.Profile)
+	if err != nil {
 		return nil, err
-	}
-	if m.err != nil {
-		return nil, m.err
-	}
-	if o.Rand == nil {
-		o.Rand = rand.Reader
 	}
 	if o.Stderr == nil {
 		o.Stderr = os.Stderr
 	}
-	cfg := wazero.NewModuleConfig().
-		WithName(""). // anonymous: many instances may share the runtime
-		// The module is a WASI reactor: the host runs _initialize (Go
-		// runtime and package init). wazero defaults to _start, which a
-		// reactor does not have; proxytest's runner stops there.
-		WithStartFunctions("_initialize").
-		WithRandSource(o.Rand).
-		WithStdout(o.Stderr).
-		WithStderr(o.Stderr).
-		WithSysWalltime().
-		WithSysNanotime()
-	for k, v := range o.Env {
-		cfg = cfg.WithEnv(k, v)
+	vm := &VM{keep: o.KeepContexts}
+	cfg := wasmhost.Config{
+		Handler: emulatorHandler{vm},
+		Env:     o.Env,
+		Rand:    o.Rand,
+		Stdio:   func(_ int, b []byte) { _, _ = o.Stderr.Write(b) },
+		Timing:  true,
 	}
 	if o.Walltime != nil {
-		cfg = cfg.WithWalltime(o.Walltime, sys.ClockResolution(1))
+		cfg.Walltime = func() int64 { sec, nsec := o.Walltime(); return sec*1e9 + int64(nsec) }
 	}
 	if o.Nanotime != nil {
-		cfg = cfg.WithNanotime(o.Nanotime, sys.ClockResolution(1))
+		cfg.Nanotime = o.Nanotime
 	}
-	ctx := context.Background()
-	mod, err := rt.r.InstantiateModule(ctx, m.compiled, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("wasmtest: instantiating %s: %w", m.path, err)
+	if vm.in, err = m.Instantiate(cfg); err != nil {
+		return nil, fmt.Errorf("wasmtest: %w", err)
 	}
-	vm := &VM{mod: mod, keep: o.KeepContexts, alloc: mod.ExportedFunction("proxy_on_memory_allocate")}
-	vm.ctx = context.WithValue(ctx, vmKey{}, vm)
 	for _, e := range []struct {
 		fn   *api.Function
 		name string
@@ -244,8 +131,8 @@ func New(o Options) (*VM, error) {
 		{&vm.fn.responseBody, "proxy_on_response_body"},
 		{&vm.fn.responseTrailers, "proxy_on_response_trailers"},
 	} {
-		if *e.fn = mod.ExportedFunction(e.name); *e.fn == nil {
-			mod.Close(ctx)
+		if *e.fn = vm.in.Export(e.name); *e.fn == nil {
+			vm.in.Close()
 			return nil, fmt.Errorf("wasmtest: module does not export %s", e.name)
 		}
 	}
@@ -264,35 +151,25 @@ func NewVM(tb testing.TB, o Options) *VM {
 }
 
 // Close releases the instance (the compiled module stays cached).
-func (vm *VM) Close() error { return vm.mod.Close(vm.ctx) }
+func (vm *VM) Close() error { return vm.in.Close() }
 
 // Module is the wazero instance, for calls the VM does not wrap.
-func (vm *VM) Module() api.Module { return vm.mod }
+func (vm *VM) Module() api.Module { return vm.in.Module() }
 
 // MemorySize is the size of the guest's linear memory in bytes.
-func (vm *VM) MemorySize() uint32 { return vm.mod.Memory().Size() }
+func (vm *VM) MemorySize() uint32 { return vm.in.MemorySize() }
 
 // Timing splits the wall time of the VM's guest calls (the proxy_on_*
 // callbacks proxytest drives) between the guest and the host functions it
-// called. Host time includes the guest allocations made to return values
-// (proxy_on_memory_allocate), as a real host's would; each host call adds
-// about two clock reads (tens of ns) to the guest side.
-type Timing struct {
-	Calls     int           // guest exports called
-	Total     time.Duration // wall time inside those calls
-	HostCalls int           // host functions called by the guest
-	Host      time.Duration // wall time inside those host functions
-}
-
-// Guest is the time spent in the guest itself.
-func (t Timing) Guest() time.Duration { return t.Total - t.Host }
+// called (see wasmhost.Timing).
+type Timing = wasmhost.Timing
 
 // Timing returns the accumulated timing since the VM started or since the
 // last ResetTiming.
-func (vm *VM) Timing() Timing { return vm.timing }
+func (vm *VM) Timing() Timing { return vm.in.Timing() }
 
 // ResetTiming starts a new measurement.
-func (vm *VM) ResetTiming() { vm.timing = Timing{} }
+func (vm *VM) ResetTiming() { vm.in.ResetTiming() }
 
 // Delete delivers proxy_on_delete for a context, as Envoy does when it
 // destroys a stream that never completed. Completed HTTP streams get it
@@ -307,21 +184,11 @@ func (vm *VM) Delete(contextID uint32) {
 // Go runtime of that instance is dead afterwards, so the VM must not be used
 // again.
 func (vm *VM) call(fn api.Function, params ...uint64) uint64 {
-	s := vm.stack[:]
-	copy(s, params)
-	start := time.Now()
-	err := fn.CallWithStack(vm.ctx, s)
-	vm.timing.Total += time.Since(start)
-	vm.timing.Calls++
+	res, err := vm.in.CallFunc(fn, params...)
 	if err != nil {
-		// The module is stripped (no name section): name the export.
-		name := fn.Definition().Name()
-		if names := fn.Definition().ExportNames(); len(names) > 0 {
-			name = names[0]
-		}
-		panic(fmt.Errorf("wasmtest: %s: %w", name, err))
+		panic(fmt.Errorf("wasmtest: %w", err))
 	}
-	return s[0]
+	return res
 }
 
 func wasmBool(b bool) uint64 {

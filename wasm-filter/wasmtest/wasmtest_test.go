@@ -9,7 +9,11 @@ import (
 	"time"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/tracebridge/tracebridge/internal/repo"
+	"github.com/tracebridge/tracebridge/wasm-filter/wasmhost"
 )
 
 // wasiImports is the exact WASI surface of the module: the 15 calls
@@ -24,43 +28,40 @@ var wasiImports = []string{
 	"fd_write", "poll_oneoff", "proc_exit", "random_get", "sched_yield",
 }
 
-func compiled(t *testing.T) {
+func compiled(t *testing.T) wazero.CompiledModule {
 	t.Helper()
-	_, took, err := Compiled()
+	c, took, err := Compiled()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("module compiled (or loaded from the cache) in %v", took.Round(time.Millisecond))
+	return c
 }
 
 func TestModuleImports(t *testing.T) {
-	compiled(t)
-	env := map[string]hostFunc{}
-	for _, f := range hostFuncs {
-		env[f.name] = f
-	}
+	mod := compiled(t)
 	var wasi, proxy []string
-	for _, def := range shared.compiled.ImportedFunctions() {
+	for _, def := range mod.ImportedFunctions() {
 		mod, name, _ := def.Import()
 		switch mod {
 		case "wasi_snapshot_preview1":
 			wasi = append(wasi, name)
 		case "env":
 			proxy = append(proxy, name)
-			f, ok := env[name]
+			params, results, ok := wasmhost.HostFunction(name)
 			if !ok {
 				t.Errorf("env.%s is not a proxy-wasm host function", name)
 				continue
 			}
-			if !slices.Equal(def.ParamTypes(), f.params) || !slices.Equal(def.ResultTypes(), f.results) {
+			if !slices.Equal(def.ParamTypes(), params) || !slices.Equal(def.ResultTypes(), results) {
 				t.Errorf("env.%s: module imports %v -> %v, the ABI has %v -> %v",
-					name, types2(def.ParamTypes()), types2(def.ResultTypes()), types2(f.params), types2(f.results))
+					name, types2(def.ParamTypes()), types2(def.ResultTypes()), types2(params), types2(results))
 			}
 		default:
 			t.Errorf("import from module %q: %s", mod, name)
 		}
 	}
-	if n := len(shared.compiled.ImportedMemories()); n != 0 {
+	if n := len(mod.ImportedMemories()); n != 0 {
 		t.Errorf("module imports %d memories", n)
 	}
 	// The Go linker imports a function once per Go declaration (runtime and
@@ -84,7 +85,7 @@ func types2(ts []api.ValueType) string {
 }
 
 func TestModuleExports(t *testing.T) {
-	compiled(t)
+	mod := compiled(t)
 	i32 := api.ValueTypeI32
 	want := map[string][2][]api.ValueType{
 		"_initialize":                          {nil, nil},
@@ -111,7 +112,7 @@ func TestModuleExports(t *testing.T) {
 		"proxy_on_queue_ready":                 {{i32, i32}, nil},
 		"proxy_on_tick":                        {{i32}, nil},
 	}
-	exports := shared.compiled.ExportedFunctions()
+	exports := mod.ExportedFunctions()
 	var names []string
 	for name := range exports {
 		names = append(names, name)
@@ -138,7 +139,7 @@ func TestModuleExports(t *testing.T) {
 			t.Errorf("unexpected proxy-wasm export %s", name)
 		}
 	}
-	if _, ok := shared.compiled.ExportedMemories()["memory"]; !ok {
+	if _, ok := mod.ExportedMemories()["memory"]; !ok {
 		t.Error("module does not export its memory")
 	}
 }
@@ -214,7 +215,7 @@ func TestModuleIsFresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,83 @@
+package sidecar
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/tracebridge/tracebridge/e2e/sim/envoysim"
+	"github.com/tracebridge/tracebridge/tools/manifests"
+)
+
+// Placement is where a policy document runs; Adapt rewrites the document for
+// it with tools/manifests' AdaptPolicy, the very function that renders it for
+// Istio, so the simulated proxies run what the rendered ones would.
+type Placement int
+
+// Placements.
+const (
+	SidecarDownstream Placement = iota // wasm listener filter, both directions
+	SidecarUpstream                    // wasm upstream filter on the inbound cluster
+	GatewayDownstream                  // ext_proc listener filter at a gateway
+	GatewayUpstream                    // ext_proc upstream filter at a gateway
+)
+
+var placements = map[Placement]manifests.Placement{
+	SidecarDownstream: manifests.PlaceSidecar,
+	SidecarUpstream:   manifests.PlaceSidecarUpstream,
+	GatewayDownstream: manifests.PlaceGateway,
+	GatewayUpstream:   manifests.PlaceGatewayUpstream,
+}
+
+// Adapt returns the policy document adapted to a placement (direction
+// pinned where the host cannot tell it, host.placement set, trust rules an
+// upstream filter cannot apply removed, host.tracer set to the proxy's
+// tracer) for a listener with or without a tracing block.
+func Adapt(doc []byte, pl Placement, tracing bool, tracer string) ([]byte, error) {
+	out, _, err := manifests.AdaptPolicy(doc, placements[pl], manifests.AdaptOptions{Tracer: tracer, Tracing: &tracing})
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	return out, nil
+}
+
+// tagRule is the part of a policy tag rule the span configuration needs.
+type tagRule struct {
+	Name   string   `json:"name"`
+	To     []string `json:"to"`
+	Header string   `json:"header"`
+}
+
+// CustomTags returns the tracing custom tags that put a policy's tags on
+// Envoy's span: a request-header tag per "header" sink (Istio Telemetry
+// customTags), a metadata tag per "metadata" sink (namespace tracebridge,
+// from ext_proc), and a filter-state value tag per "filterState" sink
+// (Envoy ≥ 1.37 %FILTER_STATE(wasm.tracebridge.<name>:PLAIN)%).
+func CustomTags(doc []byte, metadata, filterState bool) []envoysim.CustomTag {
+	var p struct {
+		Tags []tagRule `json:"tags"`
+	}
+	_ = json.Unmarshal(doc, &p)
+	var out []envoysim.CustomTag
+	for _, t := range p.Tags {
+		for _, sink := range t.To {
+			switch sink {
+			case "header":
+				h := t.Header
+				if h == "" {
+					h = "x-tracebridge-" + strings.ToLower(t.Name)
+				}
+				out = append(out, envoysim.CustomTag{Tag: t.Name, RequestHeader: h})
+			case "metadata":
+				if metadata {
+					out = append(out, envoysim.CustomTag{Tag: t.Name, MetadataNamespace: "tracebridge", MetadataKey: t.Name})
+				}
+			case "filterState":
+				if filterState {
+					out = append(out, envoysim.CustomTag{Tag: t.Name, FilterState: "wasm.tracebridge." + t.Name})
+				}
+			}
+		}
+	}
+	return out
+}

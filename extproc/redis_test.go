@@ -33,11 +33,11 @@ func compiled(t *testing.T, doc string) *engine.Config {
 // Redis store (a real redis-server): what the engine relies on holds for both.
 func TestStoreContract(t *testing.T) {
 	r := testdeps.Redis(t)
-	cfg := compiled(t, `{"correlation":{"ttl":"300ms","capacity":64}}`)
+	cfg := compiled(t, `{"correlation":{"ttl":"300ms","capacity":64,"inFlightTimeout":"400ms"}}`)
 	stores := map[string]func(t *testing.T) engine.Store{
 		"memory": func(t *testing.T) engine.Store { return (&MemoryStores{}).StoreFor(cfg) },
 		"redis": func(t *testing.T) engine.Store {
-			s := newRedisStore(t, r, RedisOptions{InFlightTimeout: 400 * time.Millisecond})
+			s := newRedisStore(t, r, RedisOptions{})
 			s.c.FlushDB(t.Context())
 			return s.StoreFor(cfg)
 		},
@@ -107,11 +107,7 @@ func TestStoreContract(t *testing.T) {
 				{"sole: unknown leave ignored", func() { s.Leave(99); sole(1, "two") }},
 				{"sole: all left", func() { s.Leave(2); sole(0, "") }},
 				{"sole: one without record", func() { s.Enter(3, nil); sole(1, "") }},
-				{"sole: forgotten after the in-flight timeout", func() {
-					if name == "memory" {
-						s.Leave(3) // the memory store's timeout is the engine default (minutes)
-						return
-					}
+				{"sole: forgotten after the policy's in-flight timeout", func() {
 					time.Sleep(500 * time.Millisecond)
 					sole(0, "")
 				}},

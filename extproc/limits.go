@@ -22,7 +22,7 @@ import (
 // (the request being handled, the data received behind it, the stream's
 // headers, and gRPC's per-stream write quota for replies; the connection
 // window is shared by the streams' windows); with the defaults 100 × 1.19 MiB
-// ≈ 119 MiB, and about 13 MiB for clients that send headers-sized messages.
+// ≈ 119 MiB, and about 20 MiB for clients that send headers-sized messages.
 type Limits struct {
 	// MaxMessageBytes is the largest ProcessingRequest accepted.
 	MaxMessageBytes int

@@ -2,7 +2,6 @@ package extproc
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,10 +21,6 @@ const RedisKeyPrefix = "tracebridge:"
 // ErrStoreUnavailable is returned while the Redis store backs off after a
 // connection error, so requests do not each wait for a dial timeout.
 var ErrStoreUnavailable = errors.New("redis store unavailable (backing off after an error)")
-
-// maxRedisKey bounds the length of a record key as sent to Redis; longer keys
-// (a client can send any x-request-id) are replaced by their SHA-256.
-const maxRedisKey = 256
 
 // RedisOptions tune the Redis store.
 type RedisOptions struct {
@@ -157,10 +152,12 @@ func (s *RedisStore) StoreFor(cfg *engine.Config) engine.Store {
 // Close closes the client.
 func (s *RedisStore) Close() error { return s.c.Close() }
 
+// recKey is the Redis key of a record: keys longer than engine.MaxKeyBytes
+// (a client can send any x-request-id) are replaced by their SHA-256, under
+// a prefix of their own.
 func (s *RedisStore) recKey(key string) string {
-	if len(key) > maxRedisKey {
-		sum := sha256.Sum256([]byte(key))
-		return RedisKeyPrefix + "rech:" + hex.EncodeToString(sum[:])
+	if k, hashed := engine.StoredKey(key); hashed {
+		return RedisKeyPrefix + "rech:" + hex.EncodeToString([]byte(k))
 	}
 	return RedisKeyPrefix + "rec:" + key
 }
@@ -185,6 +182,9 @@ func (s *RedisStore) check(err error) error {
 }
 
 func (s *RedisStore) Put(key string, rec []byte) error {
+	if len(rec) > engine.MaxRecordBytes {
+		return engine.ErrRecordTooLarge
+	}
 	if !s.up() {
 		return ErrStoreUnavailable
 	}
@@ -207,6 +207,9 @@ func (s *RedisStore) Get(dst []byte, key string) ([]byte, bool, error) {
 }
 
 func (s *RedisStore) Enter(owner uint64, rec []byte) error {
+	if len(rec) > engine.MaxRecordBytes {
+		rec = nil // counted without a record, like engine.InFlightSet
+	}
 	if !s.up() {
 		return ErrStoreUnavailable
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func liveHeap() uint64 {
 // index, and the newest records still restore under their long keys.
 func TestMemoryStoreHeapBound(t *testing.T) {
 	for _, capacity := range []int{1, 64, 1024} {
-		t.Run("capacity "+itoa(capacity), func(t *testing.T) {
+		t.Run("capacity "+strconv.Itoa(capacity), func(t *testing.T) {
 			buf := bytes.Repeat([]byte("k"), 60<<10)
 			rec := func(i int) []byte {
 				r := bytes.Repeat([]byte{byte(i)}, MaxRecordBytes)
@@ -65,19 +66,6 @@ func TestMemoryStoreHeapBound(t *testing.T) {
 			runtime.KeepAlive(s)
 		})
 	}
-}
-
-func itoa(i int) string { return fmtInt(i) }
-
-func fmtInt(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; i > 0; i /= 10 {
-		b = append([]byte{byte('0' + i%10)}, b...)
-	}
-	return string(b)
 }
 
 // TestMemoryStoreLongKeys: keys beyond MaxKeyBytes are kept as digests and
@@ -137,7 +125,7 @@ func TestMemoryStoreByteBudget(t *testing.T) {
 		t.Errorf("after the largest record, %d records, want 1", s.Len())
 	}
 	for i := 0; i < 1000; i++ {
-		s.Put(fmtInt(i%70), make([]byte, i*37%MaxRecordBytes))
+		s.Put(strconv.Itoa(i%70), make([]byte, i*37%MaxRecordBytes))
 		if s.Bytes() > s.Budget() {
 			t.Fatalf("put %d: bytes %d over budget %d", i, s.Bytes(), s.Budget())
 		}

@@ -56,7 +56,8 @@ func (e *Engine) record(st *Stream, h Headers, res *Result, ctxValid bool) {
 	if ctxValid && (c.byKey || c.soleInFlight) {
 		rec = res.scratch[:0]
 		for _, name := range c.restoreHeaders {
-			if v, ok := finalValue(h, res, name); ok && v != "" && len(v) <= maxRecordValue && len(name) < 256 {
+			if v, ok := finalValue(h, res, name); ok && v != "" && len(v) <= maxRecordValue && len(name) < 256 &&
+				len(rec)+3+len(name)+len(v) <= MaxRecordBytes { // what would not fit is left out; the rest is kept
 				rec = appendRecordEntry(rec, name, v)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -150,7 +151,7 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 }
 
 // TestMemoryStoreAgainstModel drives the store and a plain model (a map and
-// a ring of keys in insertion order) with the same random operations, with
+// a list of keys in write order) with the same random operations, with
 // the real hash and with hashes that make keys collide, so that probing and
 // the removal of evicted entries are exercised on crowded tables.
 func TestMemoryStoreAgainstModel(t *testing.T) {
@@ -168,20 +169,20 @@ func TestMemoryStoreAgainstModel(t *testing.T) {
 				s := NewMemoryStore(capacity, time.Hour, nil)
 				s.hash = h.fn
 				model := map[string]string{}
-				var ring []string // keys in insertion order, oldest first
+				var ring []string // keys in write order, oldest first
 				rng := rand.New(rand.NewPCG(uint64(capacity), 1))
 				for op := 0; op < 20000; op++ {
 					key := fmt.Sprintf("x-request-id=%d", rng.IntN(3*capacity+2))
 					if rng.IntN(2) == 0 {
 						rec := fmt.Sprintf("rec-%d", op)
 						s.Put(key, []byte(rec))
-						if _, ok := model[key]; !ok {
-							if len(ring) == capacity {
-								delete(model, ring[0])
-								ring = ring[1:]
-							}
-							ring = append(ring, key)
+						if _, ok := model[key]; ok {
+							ring = slices.DeleteFunc(ring, func(k string) bool { return k == key })
+						} else if len(ring) == capacity {
+							delete(model, ring[0])
+							ring = ring[1:]
 						}
+						ring = append(ring, key) // a renewed record is the newest
 						model[key] = rec
 					}
 					got, ok, _ := s.Get(nil, key)

@@ -1,6 +1,12 @@
 package engine
 
-import "time"
+import (
+	"errors"
+	"time"
+	"unsafe"
+
+	"github.com/tracebridge/tracebridge/engine/internal/hmacsha256"
+)
 
 // Store keeps correlation records: an inbound request's trace headers, keyed
 // by a header the app forwards (x-request-id), and the set of inbound
@@ -23,6 +29,37 @@ type Store interface {
 	// Sole reports how many inbound requests are in flight and, when exactly
 	// one is, appends its record to dst (ok false when it has none).
 	Sole(dst []byte) (inFlight int, rec []byte, ok bool, err error)
+}
+
+// Byte bounds shared by every store, so that what a store holds is a number
+// the docs state whatever the requests carry.
+const (
+	// MaxKeyBytes is the longest key a store keeps as it is; longer keys
+	// (a client chooses its x-request-id) are kept as their SHA-256 digest,
+	// which no other key can be made to match.
+	MaxKeyBytes = 64
+	// MaxRecordBytes bounds a record: stores refuse longer ones, and the
+	// engine builds none (restore headers that would not fit are left out).
+	MaxRecordBytes = 16 << 10
+	// MemoryBytesPerRecord is the memory store's byte budget per record of
+	// capacity: keys and records together stay within capacity × this (and
+	// at least one largest record); past it the oldest records go first.
+	MemoryBytesPerRecord = 1 << 10
+)
+
+// ErrRecordTooLarge is returned by a store asked to keep a record longer
+// than MaxRecordBytes.
+var ErrRecordTooLarge = errors.New("correlation record longer than engine.MaxRecordBytes")
+
+// StoredKey returns the form of key a store keeps: key itself when it is at
+// most MaxKeyBytes long, else its SHA-256 digest with hashed true. A store
+// must keep hashed beside the key: a short key may have the digest's bytes.
+func StoredKey(key string) (stored string, hashed bool) {
+	if len(key) <= MaxKeyBytes {
+		return key, false
+	}
+	d := hmacsha256.Sum256(unsafe.Slice(unsafe.StringData(key), len(key))) // crypto/sha256 would link the FIPS 140 module into the wasm module
+	return string(d[:]), true
 }
 
 // DefaultInFlightTimeout bounds how long a request stays counted in flight
@@ -53,6 +90,9 @@ const MaxInFlightEntries = 64
 
 // Enter adds an owner (or counts an overflow).
 func (s *InFlightSet) Enter(owner uint64, rec []byte, now int64) {
+	if len(rec) > MaxRecordBytes {
+		rec = nil // counted without a record: the set stays within its byte bound
+	}
 	if len(s.Entries) >= MaxInFlightEntries {
 		s.Overflow++
 		s.OverflowSince = now

@@ -34,11 +34,11 @@ func compiled(t *testing.T, doc string) *engine.Config {
 // Redis store (a real redis-server): what the engine relies on holds for both.
 func TestStoreContract(t *testing.T) {
 	r := testsupport.Redis(t)
-	cfg := compiled(t, `{"correlation":{"ttl":"300ms","capacity":64}}`)
+	cfg := compiled(t, `{"correlation":{"ttl":"300ms","capacity":64,"inFlightTimeout":"400ms"}}`)
 	stores := map[string]func(t *testing.T) engine.Store{
 		"memory": func(t *testing.T) engine.Store { return (&MemoryStores{}).StoreFor(cfg) },
 		"redis": func(t *testing.T) engine.Store {
-			s := newRedisStore(t, r, RedisOptions{InFlightTimeout: 400 * time.Millisecond})
+			s := newRedisStore(t, r, RedisOptions{})
 			s.c.FlushDB(t.Context())
 			return s.StoreFor(cfg)
 		},
@@ -95,6 +95,14 @@ func TestStoreContract(t *testing.T) {
 						t.Errorf("got %q %v", v, ok)
 					}
 				}},
+				{"record over MaxRecordBytes refused", func() {
+					if err := s.Put("x-request-id=big", make([]byte, engine.MaxRecordBytes+1)); err != engine.ErrRecordTooLarge {
+						t.Errorf("Put: %v, want ErrRecordTooLarge", err)
+					}
+					if _, ok := get("x-request-id=big"); ok {
+						t.Error("oversized record stored")
+					}
+				}},
 				{"ttl", func() {
 					time.Sleep(450 * time.Millisecond)
 					if _, ok := get("x-request-id=a"); ok {
@@ -108,11 +116,7 @@ func TestStoreContract(t *testing.T) {
 				{"sole: unknown leave ignored", func() { s.Leave(99); sole(1, "two") }},
 				{"sole: all left", func() { s.Leave(2); sole(0, "") }},
 				{"sole: one without record", func() { s.Enter(3, nil); sole(1, "") }},
-				{"sole: forgotten after the in-flight timeout", func() {
-					if name == "memory" {
-						s.Leave(3) // the memory store's timeout is the engine default (minutes)
-						return
-					}
+				{"sole: forgotten after the policy's in-flight timeout", func() {
 					time.Sleep(500 * time.Millisecond)
 					sole(0, "")
 				}},
@@ -217,5 +221,37 @@ func TestRunRedisStore(t *testing.T) {
 	}
 	if !bytes.Contains(v, []byte(validTP)) {
 		t.Errorf("record %q lacks the traceparent", v)
+	}
+}
+
+// TestRedisKeyBytes: record keys in Redis are bounded whatever the
+// x-request-id: keys over engine.MaxKeyBytes go under their SHA-256, and
+// still restore.
+func TestRedisKeyBytes(t *testing.T) {
+	r := testsupport.Redis(t)
+	s := newRedisStore(t, r, RedisOptions{})
+	s.c.FlushDB(t.Context())
+	s.StoreFor(compiled(t, `{}`))
+	maxKey := len(RedisKeyPrefix + "rech:" + strings.Repeat("0", 64))
+	for _, n := range []int{1, engine.MaxKeyBytes, engine.MaxKeyBytes + 1, 200, 60 << 10} {
+		key := strings.Repeat("r", n)
+		if err := s.Put(key, []byte(key[:1])); err != nil {
+			t.Fatal(err)
+		}
+		if rec, ok, err := s.Get(nil, key); err != nil || !ok || string(rec) != key[:1] {
+			t.Errorf("%d-byte key: %q %v %v", n, rec, ok, err)
+		}
+	}
+	keys, err := s.c.Keys(t.Context(), RedisKeyPrefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 5 {
+		t.Errorf("%d keys in Redis, want 5", len(keys))
+	}
+	for _, k := range keys {
+		if len(k) > maxKey {
+			t.Errorf("Redis key of %d bytes (%.40q...), want at most %d", len(k), k, maxKey)
+		}
 	}
 }

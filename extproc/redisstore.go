@@ -2,7 +2,6 @@ package extproc
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,10 +22,6 @@ const RedisKeyPrefix = "tracebridge:"
 // connection error, so requests do not each wait for a dial timeout.
 var ErrStoreUnavailable = errors.New("redis store unavailable (backing off after an error)")
 
-// maxRedisKey bounds the length of a record key as sent to Redis; longer keys
-// (a client can send any x-request-id) are replaced by their SHA-256.
-const maxRedisKey = 256
-
 // RedisOptions tune the Redis store.
 type RedisOptions struct {
 	// Timeout bounds each command, dial and pool wait included (default 50ms:
@@ -35,10 +30,10 @@ type RedisOptions struct {
 	// Backoff is how long the store fails fast after a connection error
 	// (default 1s).
 	Backoff time.Duration
-	// InFlightTimeout bounds how long a request stays counted in flight when
-	// its end is never seen (a replica that died with streams open), so the
-	// sole-in-flight count heals (default engine.DefaultInFlightTimeout).
-	InFlightTimeout time.Duration
+	// Now is the clock of the in-flight start times (nil: time.Now). Every
+	// replica sharing the database compares its own clock with the others'
+	// start times, so replicas need synchronised clocks.
+	Now func() time.Time
 }
 
 // RedisStore is an engine.Store in Redis, shared by every replica that points
@@ -52,7 +47,11 @@ type RedisStore struct {
 	c       *redis.Client
 	ttl     atomic.Int64 // nanoseconds
 	backoff time.Duration
-	timeout time.Duration
+	// timeout is the newest policy's correlation.inFlightTimeout: how long
+	// a request stays counted in flight when its end is never seen (a
+	// replica that died with streams open), so the count heals.
+	timeout atomic.Int64 // nanoseconds
+	now     func() time.Time
 	downTil atomic.Int64 // unix nanoseconds
 
 	keyInFlight, keyInFlightRec string
@@ -102,8 +101,8 @@ func NewRedisStore(url string, o RedisOptions) (*RedisStore, error) {
 	if o.Backoff <= 0 {
 		o.Backoff = time.Second
 	}
-	if o.InFlightTimeout <= 0 {
-		o.InFlightTimeout = engine.DefaultInFlightTimeout
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	opt.DialTimeout = o.Timeout
 	opt.ReadTimeout = o.Timeout
@@ -115,11 +114,12 @@ func NewRedisStore(url string, o RedisOptions) (*RedisStore, error) {
 	s := &RedisStore{
 		c:              redis.NewClient(opt),
 		backoff:        o.Backoff,
-		timeout:        o.InFlightTimeout,
+		now:            o.Now,
 		keyInFlight:    RedisKeyPrefix + "inflight",
 		keyInFlightRec: RedisKeyPrefix + "inflight:rec",
 	}
 	s.ttl.Store(int64(30 * time.Second))
+	s.timeout.Store(int64(engine.DefaultInFlightTimeout))
 	return s, nil
 }
 
@@ -137,11 +137,14 @@ func SetRedisLogger(log *slog.Logger) { redis.SetLogger(redisLogger{log}) }
 // Ping checks the connection (used at start-up to log the store's state).
 func (s *RedisStore) Ping(ctx context.Context) error { return s.c.Ping(ctx).Err() }
 
-// StoreFor implements StoreProvider: one shared client, the TTL of the newest
-// policy.
+// StoreFor implements StoreProvider: one shared client, the TTL and the
+// in-flight timeout of the newest policy.
 func (s *RedisStore) StoreFor(cfg *engine.Config) engine.Store {
 	if cfg.TTL > 0 {
 		s.ttl.Store(int64(cfg.TTL))
+	}
+	if cfg.InFlightTimeout > 0 {
+		s.timeout.Store(int64(cfg.InFlightTimeout))
 	}
 	return s
 }
@@ -149,10 +152,12 @@ func (s *RedisStore) StoreFor(cfg *engine.Config) engine.Store {
 // Close closes the client.
 func (s *RedisStore) Close() error { return s.c.Close() }
 
+// recKey is the Redis key of a record: keys longer than engine.MaxKeyBytes
+// (a client can send any x-request-id) are replaced by their SHA-256, under
+// a prefix of their own.
 func (s *RedisStore) recKey(key string) string {
-	if len(key) > maxRedisKey {
-		sum := sha256.Sum256([]byte(key))
-		return RedisKeyPrefix + "rech:" + hex.EncodeToString(sum[:])
+	if k, hashed := engine.StoredKey(key); hashed {
+		return RedisKeyPrefix + "rech:" + hex.EncodeToString([]byte(k))
 	}
 	return RedisKeyPrefix + "rec:" + key
 }
@@ -177,6 +182,9 @@ func (s *RedisStore) check(err error) error {
 }
 
 func (s *RedisStore) Put(key string, rec []byte) error {
+	if len(rec) > engine.MaxRecordBytes {
+		return engine.ErrRecordTooLarge
+	}
 	if !s.up() {
 		return ErrStoreUnavailable
 	}
@@ -199,11 +207,14 @@ func (s *RedisStore) Get(dst []byte, key string) ([]byte, bool, error) {
 }
 
 func (s *RedisStore) Enter(owner uint64, rec []byte) error {
+	if len(rec) > engine.MaxRecordBytes {
+		rec = nil // counted without a record, like engine.InFlightSet
+	}
 	if !s.up() {
 		return ErrStoreUnavailable
 	}
 	err := scriptEnter.Run(context.Background(), s.c, []string{s.keyInFlight, s.keyInFlightRec},
-		strconv.FormatUint(owner, 10), time.Now().UnixMilli(), rec, s.timeout.Milliseconds()).Err()
+		strconv.FormatUint(owner, 10), s.now().UnixMilli(), rec, time.Duration(s.timeout.Load()).Milliseconds()).Err()
 	return s.check(err)
 }
 
@@ -220,7 +231,7 @@ func (s *RedisStore) Sole(dst []byte) (int, []byte, bool, error) {
 	if !s.up() {
 		return 0, dst, false, ErrStoreUnavailable
 	}
-	cut := time.Now().Add(-s.timeout).UnixMilli()
+	cut := s.now().Add(-time.Duration(s.timeout.Load())).UnixMilli()
 	v, err := scriptSole.Run(context.Background(), s.c, []string{s.keyInFlight, s.keyInFlightRec}, cut).Slice()
 	if err := s.check(err); err != nil {
 		return 0, dst, false, err

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -31,34 +30,35 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/tracebridge/tracebridge/engine"
 )
 
 // Config is the command line of tracebridge-extproc.
 type Config struct {
-	Listen          string
-	AdminListen     string
-	ConfigFile      string
-	TLSCert         string
-	TLSKey          string
-	ClientCA        string
-	Store           string
-	StoreTimeout    time.Duration
-	LogLevel        string
-	Direction       string
-	DrainTimeout    time.Duration
-	MaxMessageBytes int
-	AllowEnvoy      bool
-	Pprof           bool
-	GCPercent       int
-	gcPercentSet    bool // --gc-percent was given: it wins over GOGC
+	Listen       string
+	AdminListen  string
+	ConfigFile   string
+	TLSCert      string
+	TLSKey       string
+	ClientCA     string
+	Store        string
+	StoreTimeout time.Duration
+	LogLevel     string
+	Direction    string
+	DrainTimeout time.Duration
+	// Limits bound each client connection (message size, streams, windows,
+	// keepalive).
+	Limits       Limits
+	AllowEnvoy   bool
+	Pprof        bool
+	GCPercent    int
+	gcPercentSet bool // --gc-percent was given: it wins over GOGC
 }
 
 // ParseFlags reads the command line. Errors and -h output go to out.
 func ParseFlags(args []string, out io.Writer) (*Config, error) {
-	c := &Config{}
+	c := &Config{Limits: DefaultLimits()}
 	fs := flag.NewFlagSet("tracebridge-extproc", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:9002", "gRPC listen address of the ext_proc service (0.0.0.0:9002 in a pod)")
@@ -72,7 +72,7 @@ func ParseFlags(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error (JSON logs on stderr)")
 	fs.StringVar(&c.Direction, "direction", "inbound", "direction for requests when the policy says \"auto\" and Envoy sends no xds.listener_direction attribute: inbound or outbound")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM, how long open streams may finish before the server stops")
-	fs.IntVar(&c.MaxMessageBytes, "max-message-bytes", 8<<20, "largest ProcessingRequest accepted (bytes); larger ones end the stream with RESOURCE_EXHAUSTED")
+	limits := c.Limits.flags(fs)
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's /debug/pprof/ on the admin listener")
 	fs.BoolVar(&c.AllowEnvoy, "allow-envoy-headers", false, "send x-envoy-* mutations (e.g. removing x-envoy-force-trace from untrusted requests); needs mutation_rules.allow_envoy: true in the filter")
 	fs.IntVar(&c.GCPercent, "gc-percent", DefaultGCPercent, "garbage collector target percentage, as GOGC (-1: off); when not given, GOGC from the environment wins")
@@ -80,6 +80,9 @@ func ParseFlags(args []string, out io.Writer) (*Config, error) {
 		return nil, err
 	}
 	fs.Visit(func(f *flag.Flag) { c.gcPercentSet = c.gcPercentSet || f.Name == "gc-percent" })
+	if err := limits.apply(&c.Limits); err != nil {
+		return nil, err
+	}
 	if c.GCPercent < -1 {
 		return nil, fmt.Errorf("--gc-percent must be -1 (off) or at least 0, got %d", c.GCPercent)
 	}
@@ -222,7 +225,7 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
-	opts = append(opts, ServerOptions(c.MaxMessageBytes)...)
+	opts = append(opts, c.Limits.ServerOptions()...)
 	opts = append(opts, CodecOption())
 	gs := grpc.NewServer(opts...)
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
@@ -365,23 +368,6 @@ loop:
 		cancel()
 	}
 	return runErr
-}
-
-// ServerOptions are the gRPC server options of tracebridge-extproc other
-// than TLS. benchtools/extproc gives its no-op baseline server the same ones, so
-// that the comparison measures tracebridge's work and nothing else.
-//
-// NumStreamWorkers runs streams on long-lived goroutines instead of one new
-// goroutine per stream (one per HTTP request): a fresh goroutine starts with
-// a small stack and grows it by copying, several times per stream, a
-// visible share of the server's CPU under load. When every worker is busy,
-// gRPC falls back to a new goroutine, so the count is no limit on streams.
-func ServerOptions(maxMessageBytes int) []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(maxMessageBytes),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.NumStreamWorkers(uint32(max(64, 32*runtime.GOMAXPROCS(0)))),
-	}
 }
 
 // DefaultGCPercent is tracebridge-extproc's garbage collector target

@@ -21,9 +21,10 @@ type StoreProvider interface {
 
 // MemoryStores provides engine.MemoryStore instances: the same one as long as
 // the policy's TTL and capacity do not change, a fresh one when they do
-// (streams opened before the reload finish on the old one).
+// (streams opened before the reload finish on the old one). Either way the
+// store gets the policy's correlation.inFlightTimeout.
 type MemoryStores struct {
-	// Now is the stores' clock (nil: time.Now).
+	// Now is the stores' clock (nil: the monotonic clock).
 	Now func() time.Time
 
 	mu       sync.Mutex
@@ -39,6 +40,9 @@ func (p *MemoryStores) StoreFor(cfg *engine.Config) engine.Store {
 	if p.cur == nil || p.ttl != cfg.TTL || p.capacity != cfg.Capacity {
 		p.cur = engine.NewMemoryStore(cfg.Capacity, cfg.TTL, p.Now)
 		p.ttl, p.capacity = cfg.TTL, cfg.Capacity
+	}
+	if cfg.InFlightTimeout > 0 {
+		p.cur.SetInFlightTimeout(cfg.InFlightTimeout)
 	}
 	return p.cur
 }

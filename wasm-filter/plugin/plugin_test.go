@@ -269,3 +269,35 @@ func TestRecycledContextsStartClean(t *testing.T) {
 		t.Fatalf("%d contexts kept, want at most %d", len(p.free), maxFreeContexts)
 	}
 }
+
+// TestLongKeysBoundedInSharedData: 60 KiB x-request-id values still restore
+// their own record, never another's, and every slot's value stays within
+// 10 + engine.MaxKeyBytes + engine.MaxRecordBytes bytes (long keys are kept
+// as their SHA-256).
+func TestLongKeysBoundedInSharedData(t *testing.T) {
+	s := newSidecar(t, `{"correlation":{"capacity":8}}`)
+	long := strings.Repeat("r", 60<<10)
+	rid := func(i int) string { return fmt.Sprintf("%d-%s-%d", i, long, i) }
+	tp := func(i int) string { return fmt.Sprintf("00-%032x-%016x-01", i+1, i+1) }
+	for i := 0; i < 3; i++ {
+		s.request(engine.Inbound, [][2]string{{"traceparent", tp(i)}, {"x-request-id", rid(i)}})
+	}
+	for i := 0; i < 3; i++ {
+		if _, out := s.request(engine.Outbound, [][2]string{{"x-request-id", rid(i)}}); out["traceparent"] != tp(i) {
+			t.Errorf("request %d: restored %q, want %q", i, out["traceparent"], tp(i))
+		}
+	}
+	other := rid(0)[:30<<10] + "s" + rid(0)[30<<10+1:]
+	if _, out := s.request(engine.Outbound, [][2]string{{"x-request-id", other}}); out["traceparent"] == tp(0) {
+		t.Error("a key differing in one byte restored another request's record")
+	}
+	for slot := 0; slot < 8; slot++ {
+		v, _, err := getSharedForTest(s, slot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v) > 10+engine.MaxKeyBytes+engine.MaxRecordBytes {
+			t.Errorf("slot %d holds %d bytes, bound %d", slot, len(v), 10+engine.MaxKeyBytes+engine.MaxRecordBytes)
+		}
+	}
+}

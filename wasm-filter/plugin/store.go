@@ -44,8 +44,10 @@ func SetClock(f func() time.Time) {
 // sharedStore is engine.Store over proxy-wasm shared data. Shared data has no
 // delete, so the key space is bounded by a fixed number of slots: a record
 // lives in one of two slots chosen by a hash of its key (two choices keep
-// collisions between live records rare), each slot holding expiry, key and
-// record; a Put takes the first candidate when it holds the key or is empty
+// collisions between live records rare), each slot holding expiry, key (as
+// engine.StoredKey keeps it: at most engine.MaxKeyBytes, longer keys as
+// their SHA-256) and record (at most engine.MaxRecordBytes), so a slot's
+// value has at most 10 + 64 + 16,384 bytes; a Put takes the first candidate when it holds the key or is empty
 // or expired, else the second when it holds the key or is free, else the one
 // that expires first (the oldest). The in-flight
 // set is one value updated by compare-and-swap.
@@ -69,8 +71,10 @@ func (s *sharedStore) slotKey(i uint64) string {
 	return bytesString(s.keyBuf)
 }
 
-// candidates returns the two slots a key may live in, from its 64-bit
-// FNV-1a hash (written out: hash/fnv's interface allocates per call).
+// candidates returns the two slots a stored key may live in, from its 64-bit
+// FNV-1a hash (written out: hash/fnv's interface allocates per call). A
+// client can steer its keys into chosen slots, which only evicts records
+// sooner: a record is found only under its exact stored key.
 func (s *sharedStore) candidates(key string) [2]uint64 {
 	const offset64, prime64 = 14695981039346656037, 1099511628211
 	v := uint64(offset64)
@@ -82,17 +86,22 @@ func (s *sharedStore) candidates(key string) [2]uint64 {
 	return [2]uint64{a, b}
 }
 
-// slot layout: [expires unix-nanos u64][key length u16][key][record].
-func decodeSlot(v []byte) (expires int64, key, rec []byte, ok bool) {
+// slot layout: [expires unix-nanos u64][key length u16, top bit: the key is
+// a SHA-256 digest][key][record].
+const hashedKeyFlag = 0x8000
+
+func decodeSlot(v []byte) (expires int64, key []byte, hashed bool, rec []byte, ok bool) {
 	if len(v) < 10 {
-		return 0, nil, nil, false
+		return 0, nil, false, nil, false
 	}
 	expires = int64(binary.BigEndian.Uint64(v))
 	kl := int(binary.BigEndian.Uint16(v[8:]))
+	hashed = kl&hashedKeyFlag != 0
+	kl &^= hashedKeyFlag
 	if len(v) < 10+kl {
-		return 0, nil, nil, false
+		return 0, nil, false, nil, false
 	}
-	return expires, v[10 : 10+kl], v[10+kl:], true
+	return expires, v[10 : 10+kl], hashed, v[10+kl:], true
 }
 
 func getShared(key string) ([]byte, uint32, error) {
@@ -104,9 +113,10 @@ func getShared(key string) ([]byte, uint32, error) {
 }
 
 func (s *sharedStore) Put(key string, rec []byte) error {
-	if len(key) > 0xffff {
-		return errors.New("correlation key too long")
+	if len(rec) > engine.MaxRecordBytes {
+		return engine.ErrRecordTooLarge
 	}
+	key, hashed := engine.StoredKey(key)
 	t := now().UnixNano()
 	exp := t + int64(s.ttl)
 	for attempt := 0; attempt < casAttempts; attempt++ {
@@ -121,9 +131,9 @@ func (s *sharedStore) Put(key string, rec []byte) error {
 			if err != nil {
 				return err
 			}
-			e, k, _, ok := decodeSlot(v)
+			e, k, h, _, ok := decodeSlot(v)
 			switch {
-			case ok && string(k) == key:
+			case ok && h == hashed && string(k) == key:
 				bestSlot, bestCas, bestExpiry, chosen = i, cas, -1, true
 			case !ok || e <= t:
 				if bestExpiry > 0 {
@@ -140,7 +150,11 @@ func (s *sharedStore) Put(key string, rec []byte) error {
 			}
 		}
 		val := binary.BigEndian.AppendUint64(s.valBuf[:0], uint64(exp))
-		val = binary.BigEndian.AppendUint16(val, uint16(len(key)))
+		kl := uint16(len(key))
+		if hashed {
+			kl |= hashedKeyFlag
+		}
+		val = binary.BigEndian.AppendUint16(val, kl)
 		val = append(val, key...)
 		val = append(val, rec...)
 		s.valBuf = val
@@ -156,13 +170,14 @@ func (s *sharedStore) Put(key string, rec []byte) error {
 }
 
 func (s *sharedStore) Get(dst []byte, key string) ([]byte, bool, error) {
+	key, hashed := engine.StoredKey(key)
 	t := now().UnixNano()
 	for _, i := range s.candidates(key) {
 		v, _, err := getShared(s.slotKey(i))
 		if err != nil {
 			return dst, false, err
 		}
-		if e, k, rec, ok := decodeSlot(v); ok && string(k) == key && e > t {
+		if e, k, h, rec, ok := decodeSlot(v); ok && h == hashed && string(k) == key && e > t {
 			return append(dst, rec...), true, nil
 		}
 	}

@@ -2,11 +2,12 @@ package engine
 
 import (
 	"encoding/base64"
+	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/tracebridge/tracebridge/engine/internal/pathregex"
 	"github.com/tracebridge/tracebridge/propagation"
 )
 
@@ -79,11 +80,9 @@ func compileTag(e *ConfigError, path string, r *TagRule, env func(string) string
 	}
 	if src.Path != nil {
 		set++
-		// pathregex, not regexp: same matches, linear time, and about half a
-		// megabyte less in the wasm module (docs/POLICY.md lists the syntax).
-		re, err := pathregex.Compile(src.Path.Regex)
+		re, err := compilePathRegex(src.Path.Regex)
 		if err != nil {
-			e.add(path+".from.path.regex", "does not compile: "+err.Error())
+			e.add(path+".from.path.regex", err.Error())
 		} else if src.Path.Group < 0 || src.Path.Group > re.NumSubexp() {
 			e.add(path+".from.path.group", "must be between 0 and "+strconv.Itoa(re.NumSubexp())+" (the regex's groups), got "+strconv.Itoa(src.Path.Group))
 		}
@@ -109,6 +108,75 @@ func compileTag(e *ConfigError, path string, r *TagRule, env func(string) string
 	}
 	return t
 }
+
+// Bounds on a path regex, checked before it is compiled: a policy is
+// refused at start rather than making the proxy spend memory and time on an
+// expression no path tag needs.
+const (
+	// MaxRegexBytes caps the length of tags[].from.path.regex.
+	MaxRegexBytes = 1024
+	// MaxRegexInsts caps the size of its compiled program, counted as
+	// regexp/syntax would compile it (repetitions expanded).
+	MaxRegexInsts = 2000
+)
+
+// compilePathRegex compiles a path-tag expression with Go's regexp (RE2
+// syntax, matching in time linear in the path). The program size is
+// estimated from the parse tree before compiling, so an expression like
+// a{1000}{1000} is refused without building its program.
+func compilePathRegex(expr string) (*regexp.Regexp, error) {
+	if len(expr) > MaxRegexBytes {
+		return nil, errorString("must be at most " + strconv.Itoa(MaxRegexBytes) + " bytes, got " + strconv.Itoa(len(expr)))
+	}
+	parsed, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil, errorString("does not compile: " + err.Error())
+	}
+	if n := progSize(parsed, MaxRegexInsts+1); n > MaxRegexInsts {
+		return nil, errorString("compiles to more than " + strconv.Itoa(MaxRegexInsts) + " instructions")
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, errorString("does not compile: " + err.Error())
+	}
+	return re, nil
+}
+
+// progSize is an upper bound of the number of instructions syntax.Compile
+// makes for re after Simplify (which expands x{n,m} into copies of x), or
+// any number above limit once the bound passes it.
+func progSize(re *syntax.Regexp, limit int) int {
+	sat := func(n int) int { return min(n, limit) }
+	switch re.Op {
+	case syntax.OpLiteral:
+		return sat(len(re.Rune) + 1)
+	case syntax.OpCapture:
+		return sat(progSize(re.Sub[0], limit) + 2)
+	case syntax.OpStar, syntax.OpPlus, syntax.OpQuest:
+		return sat(progSize(re.Sub[0], limit) + 1)
+	case syntax.OpRepeat:
+		copies := re.Max
+		if copies < 0 {
+			copies = re.Min + 1
+		}
+		sub := progSize(re.Sub[0], limit)
+		if copies > 0 && sub > limit/copies {
+			return limit
+		}
+		return sat(copies*(sub+1) + 1)
+	case syntax.OpConcat, syntax.OpAlternate:
+		n := 1
+		for _, s := range re.Sub {
+			n = sat(n + progSize(s, limit) + 1)
+		}
+		return n
+	}
+	return 1
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
 
 // applyTags computes every tag rule for the request and writes the header
 // and baggage sinks as mutations.
@@ -164,8 +232,12 @@ func (t *compiledTag) value(h Headers) (string, bool) {
 		if i := strings.IndexByte(p, '?'); i >= 0 {
 			p = p[:i]
 		}
-		v, ok := t.path.FindGroup(p, t.group)
-		return v, ok && v != ""
+		m := t.path.FindStringSubmatchIndex(p)
+		if m == nil || m[2*t.group] < 0 {
+			return "", false
+		}
+		v := p[m[2*t.group]:m[2*t.group+1]]
+		return v, v != ""
 	case t.query != "":
 		p, _ := h.Get(":path")
 		_, q, ok := strings.Cut(p, "?")

@@ -51,7 +51,7 @@ func TestLoadPolicyErrorsNameTheField(t *testing.T) {
 		{"response header name", `{"responseHeader":{"name":"bad name"}}`, []string{"responseHeader.name: must be a valid HTTP header name"}},
 		{"placement", `{"host":{"placement":"sideways"}}`, []string{"host.placement: must be"}},
 		{"negative baggage", `{"baggage":{"maxBytes":-1}}`, []string{"baggage.maxBytes: must not be negative"}},
-		{"not an object", `[1,2]`, []string{"the policy must be a JSON object"}},
+		{"not an object", `[1,2]`, []string{"the policy must be an object, got a list"}},
 		{"not json", `{"read":`, []string{"not valid JSON"}},
 		{"several at once", `{"foo":1,"correlation":{"ttl":"x"},"read":["nope"]}`, []string{"foo: unknown field", "correlation.ttl:", "read[0]: unknown format"}},
 	}

@@ -132,7 +132,8 @@ func compilePathRegex(expr string) (*regexp.Regexp, error) {
 	if err != nil {
 		return nil, errorString("does not compile: " + err.Error())
 	}
-	if n := progSize(parsed, MaxRegexInsts+1); n > MaxRegexInsts {
+	// +2: the program's fail and match instructions.
+	if n := progSize(parsed, MaxRegexInsts+1) + 2; n > MaxRegexInsts {
 		return nil, errorString("compiles to more than " + strconv.Itoa(MaxRegexInsts) + " instructions")
 	}
 	re, err := regexp.Compile(expr)
@@ -142,30 +143,33 @@ func compilePathRegex(expr string) (*regexp.Regexp, error) {
 	return re, nil
 }
 
-// progSize is an upper bound of the number of instructions syntax.Compile
-// makes for re after Simplify (which expands x{n,m} into copies of x), or
-// any number above limit once the bound passes it.
+// progSize is about the number of instructions syntax.Compile makes for re
+// after Simplify (which expands x{n,m} into n copies of x and m-n optional
+// ones), never less than it, or limit once it passes limit.
 func progSize(re *syntax.Regexp, limit int) int {
 	sat := func(n int) int { return min(n, limit) }
 	switch re.Op {
 	case syntax.OpLiteral:
-		return sat(len(re.Rune) + 1)
+		return sat(len(re.Rune))
 	case syntax.OpCapture:
 		return sat(progSize(re.Sub[0], limit) + 2)
 	case syntax.OpStar, syntax.OpPlus, syntax.OpQuest:
 		return sat(progSize(re.Sub[0], limit) + 1)
 	case syntax.OpRepeat:
-		copies := re.Max
-		if copies < 0 {
-			copies = re.Min + 1
-		}
+		// Min copies, then Max-Min optional ones (or one starred copy when
+		// Max is -1), each optional one with its own branch instruction.
 		sub := progSize(re.Sub[0], limit)
-		if copies > 0 && sub > limit/copies {
+		extra := re.Max - re.Min
+		if re.Max < 0 {
+			extra = 1
+		}
+		copies := re.Min + extra
+		if copies > 0 && sub+1 > limit/copies {
 			return limit
 		}
-		return sat(copies*(sub+1) + 1)
+		return sat(re.Min*sub + extra*(sub+1))
 	case syntax.OpConcat, syntax.OpAlternate:
-		n := 1
+		n := 0
 		for _, s := range re.Sub {
 			n = sat(n + progSize(s, limit) + 1)
 		}

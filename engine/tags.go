@@ -196,7 +196,10 @@ func (e *Engine) applyTags(dir Direction, h Headers, res *Result) {
 		if !ok {
 			continue
 		}
-		v = sanitizeTag(v, t.maxLen)
+		v, removed := sanitizeTag(v, t.maxLen)
+		if removed {
+			res.Decisions.add(DecisionSanitized)
+		}
 		if v == "" {
 			continue
 		}
@@ -371,23 +374,28 @@ func jwtClaim(h Headers, header string, path []string) (string, bool) {
 	return "", false
 }
 
-// sanitizeTag drops control characters and invalid UTF-8 and caps the length
-// at a rune boundary, so a client cannot smuggle header or log injection
-// through a tag.
-func sanitizeTag(v string, max int) string {
-	clean := true
+// sanitizeTag drops control characters (C0, DEL, C1), invalid UTF-8, the
+// Unicode bidirectional controls and the line and paragraph separators, and
+// caps the length at a rune boundary, so that a client cannot smuggle header
+// or log injection through a tag, nor text that displays otherwise than it
+// reads (in a trace UI, a log viewer, a terminal) or that splits a line in a
+// JSON or JavaScript consumer. removed reports whether characters were
+// dropped (not counting the cap).
+func sanitizeTag(v string, max int) (clean string, removed bool) {
+	plain := true
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; c < 0x20 || c == 0x7f || c >= 0x80 {
-			clean = false
+			plain = false
 			break
 		}
 	}
-	if clean && len(v) <= max {
-		return v
+	if plain && len(v) <= max {
+		return v, false
 	}
 	var b strings.Builder
 	for _, r := range v {
-		if r == utf8.RuneError || r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		if r == utf8.RuneError || r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || invisibleFormat(r) {
+			removed = true
 			continue
 		}
 		if b.Len()+utf8.RuneLen(r) > max {
@@ -395,5 +403,22 @@ func sanitizeTag(v string, max int) string {
 		}
 		b.WriteRune(r)
 	}
-	return b.String()
+	return b.String(), removed
+}
+
+// invisibleFormat reports the bidirectional controls of Unicode's UAX #9
+// (§2, "Explicit Directional Formatting Characters", and the implicit marks
+// ALM, LRM, RLM), which reorder the text around them, and U+2028 LINE
+// SEPARATOR and U+2029 PARAGRAPH SEPARATOR, which end a line for many
+// readers but are not JSON escapes.
+func invisibleFormat(r rune) bool {
+	switch {
+	case r == 0x061c, r == 0x200e, r == 0x200f:
+		return true
+	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	case r == 0x2028, r == 0x2029:
+		return true
+	}
+	return false
 }

@@ -2,11 +2,11 @@ package engine
 
 import (
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/tracebridge/tracebridge/engine/internal/pathregex"
 	"github.com/tracebridge/tracebridge/propagation"
 )
 
@@ -124,7 +124,7 @@ type compiledTag struct {
 	literal   string
 	isLiteral bool
 	header2   string // source header
-	path      *pathregex.Regexp
+	path      *regexp.Regexp
 	group     int
 	query     string
 	jwtHeader string

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"strconv"
 	"strings"
 )
@@ -20,51 +19,100 @@ func (e FieldError) Error() string {
 }
 
 // ConfigError lists every problem found in a policy document.
-type ConfigError struct{ Fields []FieldError }
+type ConfigError struct {
+	Fields []FieldError
+	// Omitted counts the problems found beyond the first maxConfigErrors,
+	// which are not listed: a document of many bad fields must not make an
+	// error (and a log line) many times its own size.
+	Omitted int
+}
+
+// maxConfigErrors caps ConfigError.Fields.
+const maxConfigErrors = 100
 
 func (e *ConfigError) Error() string {
 	parts := make([]string, len(e.Fields))
 	for i, f := range e.Fields {
 		parts[i] = f.Error()
 	}
-	return "invalid policy: " + strings.Join(parts, "; ")
+	msg := "invalid policy: " + strings.Join(parts, "; ")
+	if e.Omitted > 0 {
+		msg += "; and " + strconv.Itoa(e.Omitted) + " more"
+	}
+	return msg
 }
 
 // add records one error. Callers build msg with strconv rather than fmt:
 // fmt (and the reflect it brings) would grow the wasm module (BENCHMARKS.md).
 func (e *ConfigError) add(path, msg string) {
+	if len(e.Fields) >= maxConfigErrors {
+		e.Omitted++
+		return
+	}
 	e.Fields = append(e.Fields, FieldError{Path: path, Msg: msg})
 }
 
-// ParsePolicy reads a JSON policy document strictly: unknown fields and wrong
-// types are errors naming the field path. An empty document is the
-// zero-config default.
+// ParsePolicy reads a JSON policy document strictly: the document rules of
+// PolicyText, then unknown fields, wrong types, keys given twice, values over
+// their bounds and syntax errors are errors naming the field path. An empty
+// document (or null) is the zero-config default.
 func ParsePolicy(data []byte) (*Policy, error) {
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 {
+	data, err := PolicyText(data)
+	if err != nil {
+		return nil, err
+	}
+	if data == nil {
 		return DefaultPolicy(), nil
 	}
-	generic, err := decodeJSON(data)
+	generic, err := decodePolicyJSON(data)
 	if err != nil {
-		return nil, &ConfigError{Fields: []FieldError{{Msg: "not valid JSON: " + err.Error()}}}
+		se := err.(*jsonSyntaxError)
+		msg := "not valid JSON at " + se.line + ": " + se.msg
+		path := se.path()
+		if path == "" {
+			msg = "the policy document is " + msg
+		}
+		return nil, &ConfigError{Fields: []FieldError{{Path: path, Msg: msg}}}
 	}
-	if _, ok := generic.(map[string]any); !ok {
-		return nil, &ConfigError{Fields: []FieldError{{Msg: "the policy must be a JSON object"}}}
+	return ParsePolicyValue(generic)
+}
+
+// ParsePolicyValue maps a decoded policy document onto a Policy with the
+// rules of ParsePolicy. doc is a tree as decoders of JSON or YAML make it:
+// map[string]any, []any, string, float64, BadNumber, bool and nil; nil is
+// the zero-config default.
+func ParsePolicyValue(doc any) (*Policy, error) {
+	if doc == nil {
+		return DefaultPolicy(), nil
+	}
+	if _, ok := doc.(map[string]any); !ok {
+		return nil, &ConfigError{Fields: []FieldError{{Msg: "the policy must be an object, got " + describeJSON(doc)}}}
 	}
 	cerr := &ConfigError{}
 	var p Policy
-	decodeFields(cerr, "", generic, p.fields())
+	decodeFields(cerr, "", doc, p.fields())
 	if len(cerr.Fields) > 0 {
 		return &p, cerr
 	}
 	return &p, nil
 }
 
-// LoadPolicy parses and compiles a policy document, reporting every problem
-// at once: shape errors (unknown fields, wrong types) and semantic ones.
-// Adapters call it at start and on reload; env resolves environment variables.
+// LoadPolicy parses and compiles a JSON policy document, reporting every
+// problem at once: shape errors (unknown fields, wrong types) and semantic
+// ones. Adapters call it at start and on reload; env resolves environment
+// variables.
 func LoadPolicy(data []byte, env func(string) string) (*Config, error) {
 	p, perr := ParsePolicy(data)
+	return compileParsed(p, perr, env)
+}
+
+// LoadPolicyValue is LoadPolicy for a decoded document (see ParsePolicyValue).
+func LoadPolicyValue(doc any, env func(string) string) (*Config, error) {
+	p, perr := ParsePolicyValue(doc)
+	return compileParsed(p, perr, env)
+}
+
+func compileParsed(p *Policy, perr error, env func(string) string) (*Config, error) {
 	if p == nil {
 		return nil, perr
 	}
@@ -80,9 +128,10 @@ func LoadPolicy(data []byte, env func(string) string) (*Config, error) {
 		}
 		for _, f := range ce.Fields {
 			if !seen[f.Path] {
-				all.Fields = append(all.Fields, f)
+				all.add(f.Path, f.Msg)
 			}
 		}
+		all.Omitted += ce.Omitted
 	}
 	return nil, all
 }
@@ -109,6 +158,8 @@ func describeJSON(v any) string {
 		return strconv.Quote(x)
 	case float64:
 		return "number " + strconv.FormatFloat(x, 'g', -1, 64)
+	case BadNumber:
+		return "number " + string(x) + " (out of range)"
 	case bool:
 		return "boolean " + strconv.FormatBool(x)
 	case []any:

@@ -1,11 +1,23 @@
 package engine
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // FuzzLoadPolicy: any document either loads or fails with field errors,
-// never panics; a loaded policy drives a request without panicking.
+// each naming its field path or the whole document, never panics; a loaded
+// policy drives a request without panicking.
 func FuzzLoadPolicy(f *testing.F) {
 	for _, p := range fuzzPolicies {
+		f.Add([]byte(p))
+	}
+	for _, p := range []string{
+		"\xef\xbb\xbf{}", "null", `{"correlation":{"capacity":1e400}}`, `{"a":1,"a":2}`,
+		`{"inject":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+		`{"tags":[{"name":"t","from":{"path":{"regex":"(abcd){600}"}},"to":["header"]}]}`,
+		"{\"read\":[\"w3c\"\x00]}", "\xff\xfe{\x00}\x00",
+	} {
 		f.Add([]byte(p))
 	}
 	f.Add([]byte(`{"correlation":{"ttl":"thirty"},"tags":[{"name":"x","from":{"path":{"regex":"(a)(b)","group":3}},"to":["x"]}]}`))
@@ -13,8 +25,14 @@ func FuzzLoadPolicy(f *testing.F) {
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		cfg, err := LoadPolicy(doc, func(string) string { return "v" })
 		if err != nil {
-			if _, ok := err.(*ConfigError); !ok {
+			ce, ok := err.(*ConfigError)
+			if !ok {
 				t.Fatalf("error of type %T: %v", err, err)
+			}
+			for _, fe := range ce.Fields {
+				if fe.Path == "" && !strings.HasPrefix(fe.Msg, "the policy ") {
+					t.Fatalf("error names no field path: %v", fe)
+				}
 			}
 			return
 		}

@@ -6,15 +6,30 @@ import (
 	"unicode/utf8"
 )
 
+// The engine reads JSON here only (policy documents, JWT claims), with its
+// own decoder rather than encoding/json: the policy decoder (policydecode.go)
+// names the field path of every refusal, which this decoder makes possible
+// (a syntax error names the path of the value it is in; an out-of-range
+// number is kept for the field to refuse), and encoding/json with the
+// reflect it brings would take the wasm module past its size goal.
+
 // decodeJSON parses one JSON document (RFC 8259) into the generic tree
 // encoding/json produces for an `any`: map[string]any, []any, string,
 // float64, bool and nil. A later duplicate key wins and invalid UTF-8 in
-// strings becomes U+FFFD, as with encoding/json.
-//
-// The engine reads JSON only here (policy documents, JWT claims): encoding/json
-// would add about 0.7 MB to the wasm module for these two uses.
+// strings becomes U+FFFD, as with encoding/json. JWT payloads are read so.
 func decodeJSON(data []byte) (any, error) {
-	d := jsonDecoder{data: data}
+	return jsonDecoder{data: data, maxDepth: maxJSONDepth}.document()
+}
+
+// decodePolicyJSON parses a policy document, stricter than decodeJSON: a
+// key given twice in an object is an error, nesting is capped at
+// maxPolicyDepth, and a number out of float64's range is kept as a
+// BadNumber. Errors are *jsonSyntaxError with the path of the value.
+func decodePolicyJSON(data []byte) (any, error) {
+	return jsonDecoder{data: data, maxDepth: maxPolicyDepth, policy: true}.document()
+}
+
+func (d jsonDecoder) document() (any, error) {
 	d.space()
 	v, err := d.value(0)
 	if err != nil {
@@ -31,21 +46,50 @@ func decodeJSON(data []byte) (any, error) {
 const maxJSONDepth = 10000
 
 type jsonDecoder struct {
-	data []byte
-	pos  int
+	data     []byte
+	pos      int
+	maxDepth int
+	policy   bool
 }
 
+// jsonSyntaxError is a syntax error and where it is: the byte offset, and
+// the path of the value being read (segments innermost first, added as the
+// error travels out of the objects and arrays around it).
 type jsonSyntaxError struct {
 	msg    string
 	offset int
+	line   string
+	rev    []string
 }
 
 func (e *jsonSyntaxError) Error() string {
 	return e.msg + " at offset " + strconv.Itoa(e.offset)
 }
 
+// path is the field path of the value the error is in ("" at the top).
+func (e *jsonSyntaxError) path() string {
+	p := ""
+	for i := len(e.rev) - 1; i >= 0; i-- {
+		if seg := e.rev[i]; seg[0] == '[' {
+			p += seg
+		} else {
+			p = joinPath(p, printableKey(seg[1:]))
+		}
+	}
+	return p
+}
+
+// in adds the key (as ".key") or "[index]" of the value the error travels
+// out of.
+func in(err error, seg string) error {
+	if se, ok := err.(*jsonSyntaxError); ok {
+		se.rev = append(se.rev, seg)
+	}
+	return err
+}
+
 func (d *jsonDecoder) errorf(msg string) error {
-	return &jsonSyntaxError{msg: msg, offset: d.pos}
+	return &jsonSyntaxError{msg: msg, offset: d.pos, line: position(d.data, d.pos)}
 }
 
 // unexpected describes the byte at the current position.
@@ -72,8 +116,8 @@ func (d *jsonDecoder) value(depth int) (any, error) {
 		return nil, d.unexpected("looking for beginning of value")
 	}
 	c := d.data[d.pos]
-	if (c == '{' || c == '[') && depth >= maxJSONDepth {
-		return nil, d.errorf("exceeded max depth")
+	if (c == '{' || c == '[') && depth >= d.maxDepth {
+		return nil, d.errorf("nested more than " + strconv.Itoa(d.maxDepth) + " deep")
 	}
 	switch {
 	case c == '{':
@@ -126,9 +170,12 @@ func (d *jsonDecoder) object(depth int) (any, error) {
 		}
 		d.pos++
 		d.space()
+		if _, dup := obj[k]; dup && d.policy {
+			return nil, in(d.errorf("key given twice in one object"), "."+k)
+		}
 		v, err := d.value(depth + 1)
 		if err != nil {
-			return nil, err
+			return nil, in(err, "."+k)
 		}
 		obj[k] = v
 		d.space()
@@ -158,7 +205,7 @@ func (d *jsonDecoder) array(depth int) (any, error) {
 	for {
 		v, err := d.value(depth + 1)
 		if err != nil {
-			return nil, err
+			return nil, in(err, "["+strconv.Itoa(len(arr))+"]")
 		}
 		arr = append(arr, v)
 		d.space()
@@ -212,6 +259,9 @@ func (d *jsonDecoder) number() (any, error) {
 	}
 	lit := string(d.data[start:d.pos])
 	f, err := strconv.ParseFloat(lit, 64)
+	if err != nil && d.policy {
+		return BadNumber(lit), nil
+	}
 	if err != nil {
 		d.pos = start
 		return nil, d.errorf("number " + lit + " is out of range")

@@ -47,3 +47,51 @@ func FuzzDecodeJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, doc string) { checkDecodeJSON(t, doc) })
 }
+
+// checkDecodePolicyJSON: the policy decoder accepts a subset of what
+// decodeJSON accepts, with the same tree, except that it keeps numbers out
+// of range (BadNumber) and refuses keys given twice and deep nesting.
+func checkDecodePolicyJSON(t *testing.T, doc string) {
+	t.Helper()
+	got, err := decodePolicyJSON([]byte(doc))
+	if err != nil {
+		if _, ok := err.(*jsonSyntaxError); !ok {
+			t.Fatalf("%q: error of type %T", doc, err)
+		}
+		return
+	}
+	if hasBadNumber(got) {
+		return
+	}
+	want, werr := decodeJSON([]byte(doc))
+	if werr != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q: policy decoder %#v, decodeJSON %#v (%v)", doc, got, want, werr)
+	}
+}
+
+func hasBadNumber(v any) bool {
+	switch x := v.(type) {
+	case BadNumber:
+		return true
+	case []any:
+		for _, e := range x {
+			if hasBadNumber(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			if hasBadNumber(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func FuzzDecodePolicyJSON(f *testing.F) {
+	for _, doc := range jsonSamples {
+		f.Add(doc)
+	}
+	f.Fuzz(func(t *testing.T, doc string) { checkDecodePolicyJSON(t, doc) })
+}

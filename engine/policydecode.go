@@ -182,9 +182,27 @@ next:
 				continue next
 			}
 		}
-		e.add(joinPath(path, k), "unknown field (known: "+knownFields(fields)+")")
+		e.add(joinPath(path, printableKey(k)), "unknown field (known: "+knownFields(fields)+")")
 	}
 	return true
+}
+
+// printableKey is an unknown key as an error shows it: as it is when it is
+// a short identifier, else quoted and cut, so that a key cannot put control
+// characters or a megabyte of text into a log line.
+func printableKey(k string) string {
+	plain := len(k) > 0 && len(k) <= 64
+	for i := 0; plain && i < len(k); i++ {
+		c := k[i]
+		plain = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+	}
+	if plain {
+		return k
+	}
+	if len(k) > 64 {
+		k = k[:64] + "..."
+	}
+	return strconv.Quote(k)
 }
 
 func knownFields(fields []jsonField) string {
@@ -274,7 +292,7 @@ func (v *stringsValue) decodeJSON(e *ConfigError, path string, j any) bool {
 	return true
 }
 
-// listOf checks that j is a list (or null). The caller then sets its field to
+// listOf checks that j is a list (or null) of at most MaxListEntries. The caller then sets its field to
 // a list as long as the JSON array, even an empty one: an empty list and an
 // absent one mean different things in a policy.
 func listOf(e *ConfigError, path string, j any) ([]any, bool) {
@@ -284,8 +302,13 @@ func listOf(e *ConfigError, path string, j any) ([]any, bool) {
 	arr, ok := j.([]any)
 	if !ok {
 		e.add(path, "must be a list, got "+describeJSON(j))
+		return nil, false
 	}
-	return arr, ok
+	if len(arr) > MaxListEntries {
+		e.add(path, "must have at most "+strconv.Itoa(MaxListEntries)+" entries, got "+strconv.Itoa(len(arr)))
+		return nil, false
+	}
+	return arr, true
 }
 
 func elemPath(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
@@ -301,6 +324,10 @@ func (v *stringValue) decodeJSON(e *ConfigError, path string, j any) bool {
 	s, ok := j.(string)
 	if !ok {
 		e.add(path, "must be a string, got "+describeJSON(j))
+		return false
+	}
+	if len(s) > MaxStringBytes {
+		e.add(path, "must be at most "+strconv.Itoa(MaxStringBytes)+" bytes, got "+strconv.Itoa(len(s)))
 		return false
 	}
 	*v = stringValue(s)

@@ -44,7 +44,7 @@ func reflectDecodeShape(cerr *ConfigError, path string, j any, v reflect.Value) 
 		for _, k := range keys {
 			f, ok := fields[k]
 			if !ok {
-				cerr.add(joinPath(path, k), "unknown field (known: "+strings.Join(reflectSortedKeys(fields), ", ")+")")
+				cerr.add(joinPath(path, printableKey(k)), "unknown field (known: "+strings.Join(reflectSortedKeys(fields), ", ")+")")
 				continue
 			}
 			reflectDecodeShape(cerr, joinPath(path, k), obj[k], v.FieldByIndex(f.Index))
@@ -55,13 +55,20 @@ func reflectDecodeShape(cerr *ConfigError, path string, j any, v reflect.Value) 
 			cerr.add(path, "must be a list, got "+describeJSON(j))
 			return false
 		}
+		if len(arr) > MaxListEntries {
+			cerr.add(path, "must have at most "+strconv.Itoa(MaxListEntries)+" entries, got "+strconv.Itoa(len(arr)))
+			return false
+		}
 		s := reflect.MakeSlice(v.Type(), len(arr), len(arr))
 		for i, ev := range arr {
 			reflectDecodeShape(cerr, path+"["+strconv.Itoa(i)+"]", ev, s.Index(i))
 		}
 		v.Set(s)
 	case reflect.String:
-		if s, ok := j.(string); ok {
+		if s, ok := j.(string); ok && len(s) > MaxStringBytes {
+			cerr.add(path, "must be at most "+strconv.Itoa(MaxStringBytes)+" bytes, got "+strconv.Itoa(len(s)))
+			return false
+		} else if ok {
 			v.SetString(s)
 		} else {
 			cerr.add(path, "must be a string, got "+describeJSON(j))

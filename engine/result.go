@@ -23,6 +23,9 @@ const (
 	DecisionError
 	DecisionStripped
 	DecisionRecorded
+	// DecisionSanitized: a tag value had characters removed (control
+	// characters, invalid UTF-8, bidirectional controls, U+2028/U+2029).
+	DecisionSanitized
 	decisionCount
 )
 
@@ -32,6 +35,7 @@ const DecisionCount = int(decisionCount)
 var decisionNames = [decisionCount]string{
 	"kept", "injected", "repaired", "restarted", "translated", "restored",
 	"ambiguous", "rejected", "tagged", "error", "stripped", "recorded",
+	"sanitized",
 }
 
 func (d Decision) String() string {

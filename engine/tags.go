@@ -2,11 +2,12 @@ package engine
 
 import (
 	"encoding/base64"
+	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/tracebridge/tracebridge/engine/internal/pathregex"
 	"github.com/tracebridge/tracebridge/propagation"
 )
 
@@ -79,11 +80,9 @@ func compileTag(e *ConfigError, path string, r *TagRule, env func(string) string
 	}
 	if src.Path != nil {
 		set++
-		// pathregex, not regexp: same matches, linear time, and about half a
-		// megabyte less in the wasm module (docs/POLICY.md lists the syntax).
-		re, err := pathregex.Compile(src.Path.Regex)
+		re, err := compilePathRegex(src.Path.Regex)
 		if err != nil {
-			e.add(path+".from.path.regex", "does not compile: "+err.Error())
+			e.add(path+".from.path.regex", err.Error())
 		} else if src.Path.Group < 0 || src.Path.Group > re.NumSubexp() {
 			e.add(path+".from.path.group", "must be between 0 and "+strconv.Itoa(re.NumSubexp())+" (the regex's groups), got "+strconv.Itoa(src.Path.Group))
 		}
@@ -110,6 +109,79 @@ func compileTag(e *ConfigError, path string, r *TagRule, env func(string) string
 	return t
 }
 
+// Bounds on a path regex, checked before it is compiled: a policy is
+// refused at start rather than making the proxy spend memory and time on an
+// expression no path tag needs.
+const (
+	// MaxRegexBytes caps the length of tags[].from.path.regex.
+	MaxRegexBytes = 1024
+	// MaxRegexInsts caps the size of its compiled program, counted as
+	// regexp/syntax would compile it (repetitions expanded).
+	MaxRegexInsts = 2000
+)
+
+// compilePathRegex compiles a path-tag expression with Go's regexp (RE2
+// syntax, matching in time linear in the path). The program size is
+// estimated from the parse tree before compiling, so an expression like
+// a{1000}{1000} is refused without building its program.
+func compilePathRegex(expr string) (*regexp.Regexp, error) {
+	if len(expr) > MaxRegexBytes {
+		return nil, errorString("must be at most " + strconv.Itoa(MaxRegexBytes) + " bytes, got " + strconv.Itoa(len(expr)))
+	}
+	parsed, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil, errorString("does not compile: " + err.Error())
+	}
+	// +2: the program's fail and match instructions.
+	if n := progSize(parsed, MaxRegexInsts+1) + 2; n > MaxRegexInsts {
+		return nil, errorString("compiles to more than " + strconv.Itoa(MaxRegexInsts) + " instructions")
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, errorString("does not compile: " + err.Error())
+	}
+	return re, nil
+}
+
+// progSize is about the number of instructions syntax.Compile makes for re
+// after Simplify (which expands x{n,m} into n copies of x and m-n optional
+// ones), never less than it, or limit once it passes limit.
+func progSize(re *syntax.Regexp, limit int) int {
+	sat := func(n int) int { return min(n, limit) }
+	switch re.Op {
+	case syntax.OpLiteral:
+		return sat(len(re.Rune))
+	case syntax.OpCapture:
+		return sat(progSize(re.Sub[0], limit) + 2)
+	case syntax.OpStar, syntax.OpPlus, syntax.OpQuest:
+		return sat(progSize(re.Sub[0], limit) + 1)
+	case syntax.OpRepeat:
+		// Min copies, then Max-Min optional ones (or one starred copy when
+		// Max is -1), each optional one with its own branch instruction.
+		sub := progSize(re.Sub[0], limit)
+		extra := re.Max - re.Min
+		if re.Max < 0 {
+			extra = 1
+		}
+		copies := re.Min + extra
+		if copies > 0 && sub+1 > limit/copies {
+			return limit
+		}
+		return sat(re.Min*sub + extra*(sub+1))
+	case syntax.OpConcat, syntax.OpAlternate:
+		n := 0
+		for _, s := range re.Sub {
+			n = sat(n + progSize(s, limit) + 1)
+		}
+		return n
+	}
+	return 1
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
 // applyTags computes every tag rule for the request and writes the header
 // and baggage sinks as mutations.
 func (e *Engine) applyTags(dir Direction, h Headers, res *Result) {
@@ -124,7 +196,10 @@ func (e *Engine) applyTags(dir Direction, h Headers, res *Result) {
 		if !ok {
 			continue
 		}
-		v = sanitizeTag(v, t.maxLen)
+		v, removed := sanitizeTag(v, t.maxLen)
+		if removed {
+			res.Decisions.add(DecisionSanitized)
+		}
 		if v == "" {
 			continue
 		}
@@ -164,8 +239,12 @@ func (t *compiledTag) value(h Headers) (string, bool) {
 		if i := strings.IndexByte(p, '?'); i >= 0 {
 			p = p[:i]
 		}
-		v, ok := t.path.FindGroup(p, t.group)
-		return v, ok && v != ""
+		m := t.path.FindStringSubmatchIndex(p)
+		if m == nil || m[2*t.group] < 0 {
+			return "", false
+		}
+		v := p[m[2*t.group]:m[2*t.group+1]]
+		return v, v != ""
 	case t.query != "":
 		p, _ := h.Get(":path")
 		_, q, ok := strings.Cut(p, "?")
@@ -295,23 +374,28 @@ func jwtClaim(h Headers, header string, path []string) (string, bool) {
 	return "", false
 }
 
-// sanitizeTag drops control characters and invalid UTF-8 and caps the length
-// at a rune boundary, so a client cannot smuggle header or log injection
-// through a tag.
-func sanitizeTag(v string, max int) string {
-	clean := true
+// sanitizeTag drops control characters (C0, DEL, C1), invalid UTF-8, the
+// Unicode bidirectional controls and the line and paragraph separators, and
+// caps the length at a rune boundary, so that a client cannot smuggle header
+// or log injection through a tag, nor text that displays otherwise than it
+// reads (in a trace UI, a log viewer, a terminal) or that splits a line in a
+// JSON or JavaScript consumer. removed reports whether characters were
+// dropped (not counting the cap).
+func sanitizeTag(v string, max int) (clean string, removed bool) {
+	plain := true
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; c < 0x20 || c == 0x7f || c >= 0x80 {
-			clean = false
+			plain = false
 			break
 		}
 	}
-	if clean && len(v) <= max {
-		return v
+	if plain && len(v) <= max {
+		return v, false
 	}
 	var b strings.Builder
 	for _, r := range v {
-		if r == utf8.RuneError || r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		if r == utf8.RuneError || r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || invisibleFormat(r) {
+			removed = true
 			continue
 		}
 		if b.Len()+utf8.RuneLen(r) > max {
@@ -319,5 +403,22 @@ func sanitizeTag(v string, max int) string {
 		}
 		b.WriteRune(r)
 	}
-	return b.String()
+	return b.String(), removed
+}
+
+// invisibleFormat reports the bidirectional controls of Unicode's UAX #9
+// (§2, "Explicit Directional Formatting Characters", and the implicit marks
+// ALM, LRM, RLM), which reorder the text around them, and U+2028 LINE
+// SEPARATOR and U+2029 PARAGRAPH SEPARATOR, which end a line for many
+// readers but are not JSON escapes.
+func invisibleFormat(r rune) bool {
+	switch {
+	case r == 0x061c, r == 0x200e, r == 0x200f:
+		return true
+	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	case r == 0x2028, r == 0x2029:
+		return true
+	}
+	return false
 }

@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
 	"net/netip"
 	"strconv"
 	"strings"
 
-	"github.com/tracebridge/tracebridge/engine/internal/hmacsha256"
 	"github.com/tracebridge/tracebridge/propagation"
 )
 
@@ -35,7 +37,7 @@ func (e *Engine) untrusted(dir Direction, src netip.Addr, principal string, h He
 		}
 	}
 	if u && c.trustedHeader != nil {
-		if v, n := h.Get(c.trustedHeader.Name); n == 1 && hmacsha256.Equal(v, c.trustedHeader.Value) {
+		if v, n := h.Get(c.trustedHeader.Name); n == 1 && subtle.ConstantTimeCompare([]byte(v), []byte(c.trustedHeader.Value)) == 1 {
 			return false
 		}
 	}
@@ -62,7 +64,7 @@ func (e *Engine) debugTokenValid(v string, n int) bool {
 	if unix <= now || unix-now > int64(c.debugMaxTTL.Seconds()) {
 		return false
 	}
-	var got [hmacsha256.Size]byte
+	var got [sha256.Size]byte
 	if len(mac) != 2*len(got) {
 		return false
 	}
@@ -73,13 +75,14 @@ func (e *Engine) debugTokenValid(v string, n int) bool {
 		}
 		got[i] = byte(hi<<4 | lo)
 	}
-	return hmacsha256.Equal(got[:], DebugTokenMAC(c.debugSecret, exp))
+	return hmac.Equal(got[:], DebugTokenMAC(c.debugSecret, exp))
 }
 
 // DebugTokenMAC computes the MAC of a debug token's expiry digits.
 func DebugTokenMAC(secret []byte, expiry string) []byte {
-	m := hmacsha256.MAC(secret, []byte(expiry))
-	return m[:]
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(expiry))
+	return m.Sum(nil)
 }
 
 // MakeDebugToken builds a token valid until the given unix time.

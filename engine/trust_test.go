@@ -110,3 +110,33 @@ func TestTrustedHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestDebugTokenReplayWindow: the same token is accepted again and again
+// (nothing records its use), but only during the last maxTTL before its
+// expiry, whatever TTL it was made with (docs/POLICY.md "Debug tokens").
+func TestDebugTokenReplayWindow(t *testing.T) {
+	const secret = "0123456789abcdef0123"
+	cfg, err := LoadPolicy([]byte(`{"trust":{"untrustedDirections":["inbound"],"action":"strip","debugToken":{"secret":"`+secret+`","maxTTL":"10m"}}}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const made = 1_700_000_000
+	token := refDebugToken(secret, made+3600) // made with --ttl 1h
+	for _, tc := range []struct {
+		at int64
+		ok bool
+	}{
+		{made, false}, {made + 2999, false}, {made + 3000, true}, {made + 3000, true},
+		{made + 3300, true}, {made + 3599, true}, {made + 3600, false},
+	} {
+		now := time.Unix(tc.at, 0)
+		e := New(cfg, Options{Now: func() time.Time { return now }})
+		h := testHeaders{"traceparent": {inboundTP}, "x-envoy-force-trace": {"true"}, "x-tracebridge-debug": {token}}
+		var st Stream
+		var res Result
+		e.OnRequest(&st, &Request{Headers: h, Direction: Inbound}, &res)
+		if accepted := !res.Decisions.Has(DecisionStripped); accepted != tc.ok {
+			t.Errorf("at made+%ds: accepted=%v, want %v", tc.at-made, accepted, tc.ok)
+		}
+	}
+}

@@ -32,6 +32,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/tracebridge/tracebridge/engine"
+	"github.com/tracebridge/tracebridge/engine/policyfile"
 )
 
 // Config is the command line of tracebridge-extproc.
@@ -63,7 +64,7 @@ func ParseFlags(args []string, out io.Writer) (*Config, error) {
 	fs.SetOutput(out)
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:9002", "gRPC listen address of the ext_proc service (0.0.0.0:9002 in a pod)")
 	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:9003", "HTTP listen address for /metrics, /healthz and /readyz (empty: off)")
-	fs.StringVar(&c.ConfigFile, "config", "", "policy document (JSON); reloaded on change and on SIGHUP (empty: zero-config default)")
+	fs.StringVar(&c.ConfigFile, "config", "", "policy document (JSON or YAML); reloaded on change and on SIGHUP (empty: zero-config default)")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM server certificate (with --tls-key: serve TLS)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM server private key")
 	fs.StringVar(&c.ClientCA, "client-ca", "", "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)")
@@ -125,17 +126,19 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-// LoadPolicy reads and parses a policy file ("" is the zero-config default).
+// LoadPolicy reads and parses a policy file, JSON or YAML, with the same
+// reader and rules as `tracebridge config validate` ("" is the zero-config
+// default).
 func LoadPolicy(path string) (*engine.Policy, []byte, error) {
 	if path == "" {
 		p, err := engine.ParsePolicy(nil)
 		return p, nil, err
 	}
-	data, err := os.ReadFile(path)
+	data, err := policyfile.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := engine.ParsePolicy(data)
+	p, err := policyfile.Parse(data)
 	return p, data, err
 }
 

@@ -7,9 +7,8 @@ import (
 	"slices"
 	"strings"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/tracebridge/tracebridge/engine"
+	"github.com/tracebridge/tracebridge/engine/policyfile"
 	"github.com/tracebridge/tracebridge/propagation"
 )
 
@@ -22,20 +21,10 @@ const MetadataNamespace = "tracebridge"
 // proxy or the ext_proc pod.
 func placeholderEnv(string) string { return "render-time-placeholder-value" }
 
-// PolicyJSON accepts a JSON policy as is and converts YAML to JSON.
+// PolicyJSON returns a JSON or YAML policy as JSON, read with the rules of
+// `tracebridge config validate` and tracebridge-extproc --config.
 func PolicyJSON(data []byte) ([]byte, error) {
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 || trimmed[0] == '{' {
-		return trimmed, nil
-	}
-	out, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		return nil, fmt.Errorf("policy is neither JSON nor valid YAML: %w", err)
-	}
-	if bytes.Equal(bytes.TrimSpace(out), []byte("null")) {
-		return nil, nil
-	}
-	return out, nil
+	return policyfile.JSON(data)
 }
 
 // policyDoc is one policy: the document as the user wrote it (kept as a

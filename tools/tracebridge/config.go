@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -9,9 +8,8 @@ import (
 	"os"
 	"strings"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/tracebridge/tracebridge/engine"
+	"github.com/tracebridge/tracebridge/engine/policyfile"
 )
 
 func runConfig(args []string, stdout, stderr io.Writer) int {
@@ -45,41 +43,25 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// loadPolicyFile reads a JSON or YAML policy and compiles it with the
-// process environment (for env tag sources and secretEnv).
+// loadPolicyFile reads a JSON or YAML policy the way tracebridge-extproc
+// reads its --config (policyfile) and compiles it with the process
+// environment (for env tag sources and secretEnv).
 func loadPolicyFile(path string) (*engine.Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := policyfile.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	doc, err := policyJSON(data)
-	if err != nil {
-		return nil, err
-	}
-	return engine.LoadPolicy(doc, os.Getenv)
-}
-
-// policyJSON accepts JSON as is and converts YAML (a JSON superset) to JSON.
-func policyJSON(data []byte) ([]byte, error) {
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 || trimmed[0] == '{' {
-		return trimmed, nil
-	}
-	out, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		return nil, fmt.Errorf("not valid YAML: %w", err)
-	}
-	if bytes.Equal(bytes.TrimSpace(out), []byte("null")) {
-		return nil, nil
-	}
-	return out, nil
+	return policyfile.Load(data, os.Getenv)
 }
 
 func reportConfigError(w io.Writer, file string, err error) {
 	if ce, ok := err.(*engine.ConfigError); ok {
-		fmt.Fprintf(w, "%s: invalid policy (%d problem(s)):\n", file, len(ce.Fields))
+		fmt.Fprintf(w, "%s: invalid policy (%d problem(s)):\n", file, len(ce.Fields)+ce.Omitted)
 		for _, f := range ce.Fields {
 			fmt.Fprintf(w, "  %s\n", f.Error())
+		}
+		if ce.Omitted > 0 {
+			fmt.Fprintf(w, "  and %d more\n", ce.Omitted)
 		}
 		return
 	}

@@ -5,7 +5,7 @@ BIN       := $(CURDIR)/bin
 GOFLAGS   ?=
 export GOFLAGS
 
-.PHONY: all build wasm extproc image test test-deps bench bench-extproc lint demo clean
+.PHONY: all build wasm extproc image test test-deps istiocheck bench bench-extproc lint demo clean
 
 all: build
 
@@ -47,7 +47,7 @@ test-deps:
 # Every test the project has, slow ones included (real Jaeger, Redis, the
 # compiled module, subprocess signal tests). .ci/run calls this. The tools are
 # built first so that no test spends its timeout compiling Jaeger.
-test: build tools test-deps
+test: build tools test-deps istiocheck
 	$(GO) vet ./...
 	$(GO) vet -tags vtprotobuf ./extproc/...
 	$(GO) test -count=1 -timeout 20m ./...
@@ -57,6 +57,14 @@ test: build tools test-deps
 	$(GO) test -count=1 -race -timeout 30m -tags vtprotobuf ./extproc/...
 	# The load generator of bench-extproc is a module of its own (benchtools/).
 	cd benchtools && $(GO) vet -tags vtprotobuf ./... && $(GO) test -count=1 -race -tags vtprotobuf ./...
+
+# The Istio render check (istiocheck/README.md): every overlay of
+# manifests/istio through pilot's xDS generation and istio-agent's wasm
+# conversion. A module of its own, so that istio.io/istio stays out of the
+# main go.mod; Go's build and test caches make a warm run take seconds (the
+# cold build of istio.io/istio takes most of .ci/run's time).
+istiocheck:
+	cd istiocheck && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -timeout 60m ./...
 
 # Engine benchmarks side by side with the OpenTelemetry-Go baseline.
 bench:

@@ -9,6 +9,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	upstreamcodecv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/upstream_codec/v3"
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -206,6 +207,22 @@ func upstreamCodec() *hcmv3.HttpFilter {
 // that requests flow (fail open) until the module is fetched and loaded.
 func noopUpstreamFilter() *anypb.Any {
 	return mustAny(&headermutationv3.HeaderMutation{})
+}
+
+// upstreamECDSTypeURLs are the type_urls of the module's upstream ECDS
+// reference: every config it may carry. Envoy refuses a default_config and
+// any ECDS update whose type is not listed (validateTypeUrlHelper in
+// source/common/filter/config_discovery_impl.cc, Envoy 1.37): the module's
+// Wasm config; the allow-all RBAC filter istio-agent serves instead when the
+// image cannot be fetched and the failure policy is FAIL_OPEN
+// (createHTTPDefaultFilter in pkg/wasm/convert.go, Istio 1.31); and the
+// default, noopUpstreamFilter.
+func upstreamECDSTypeURLs() []string {
+	var out []string
+	for _, m := range []proto.Message{&wasmfilterv3.Wasm{}, &rbacv3.RBAC{}, &headermutationv3.HeaderMutation{}} {
+		out = append(out, typeURLPrefix+string(m.ProtoReflect().Descriptor().FullName()))
+	}
+	return out
 }
 
 // protocolOptions builds the cluster HttpProtocolOptions carrying upstream

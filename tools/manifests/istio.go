@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -179,7 +180,8 @@ Telemetry for these workloads.`
 // preciseParenting installs the module as an upstream HTTP filter of the
 // inbound clusters (docs/ENVOY.md §3): an ECDS resource carrying the wasm
 // config (istio-agent fetches oci:// modules for ECDS wasm configs) and a
-// cluster patch referencing it.
+// router patch referencing it (the inbound router's upstream_http_filters,
+// which leave the clusters as Istio generates them).
 func (r *renderer) preciseParenting() ([]File, error) {
 	d, err := r.p.derive(PlaceSidecarUpstream, renderedProxy)
 	if err != nil {
@@ -202,25 +204,29 @@ func (r *renderer) preciseParenting() ([]File, error) {
 			},
 			DefaultConfig:                    noopUpstreamFilter(),
 			ApplyDefaultConfigWithoutWarming: true,
-			TypeUrls:                         []string{typeURLPrefix + "envoy.extensions.filters.http.wasm.v3.Wasm"},
+			TypeUrls:                         upstreamECDSTypeURLs(),
 		},
 	}}
-	opts := protocolOptions([]*hcmv3.HttpFilter{filter}, true, false)
+	router := &hcmv3.HttpFilter{Name: nameRouter, ConfigType: &hcmv3.HttpFilter_TypedConfig{
+		TypedConfig: mustAny(&routerv3.Router{UpstreamHttpFilters: []*hcmv3.HttpFilter{filter, upstreamCodec()}}),
+	}}
 	ef := r.envoyFilter("tracebridge-precise-parenting", ns, r.o.WorkloadLabels, []any{
 		map[string]any{
 			"applyTo": "EXTENSION_CONFIG",
 			"patch":   map[string]any{"operation": "ADD", "value": toMap(ext)},
 		},
 		map[string]any{
-			"applyTo": "CLUSTER",
-			"match":   map[string]any{"context": "SIDECAR_INBOUND"},
-			"patch": map[string]any{"operation": "MERGE", "value": map[string]any{
-				"typed_extension_protocol_options": map[string]any{nameHTTPProtocol: toMap(mustAny(opts))},
+			"applyTo": "HTTP_FILTER",
+			"match": map[string]any{"context": "SIDECAR_INBOUND", "listener": map[string]any{
+				"filterChain": map[string]any{"filter": map[string]any{
+					"name": nameHCM, "subFilter": map[string]any{"name": nameRouter},
+				}},
 			}},
+			"patch": map[string]any{"operation": "MERGE", "value": toMap(router)},
 		},
 	})
 	comment := `Precise parenting (DESIGN.md "Deployment modes" 2): the same module, also
-installed as an upstream HTTP filter of every inbound cluster. Upstream
+installed as an upstream HTTP filter for every inbound cluster. Upstream
 filters run after the router injected the server span's context
 (docs/ENVOY.md §3), so the inbound record taken there names THIS hop's server
 span, and the next hop's parent is that span. Apply with sidecar-auto-forward:
@@ -235,19 +241,27 @@ vm_id is empty like Istio's WasmPlugin VMs (docs/ENVOY.md §4): proxy-wasm share
 data is keyed by vm_id, and the records must be visible to the listener
 instance. failure_policy FAIL_OPEN, for the reason given in
 trafficextension.yaml.
-Patch 2 (CLUSTER MERGE): Istio's proto merge REPLACES map entries, so this
-HttpProtocolOptions replaces the one Istio generated for the inbound cluster
-and must choose the upstream protocol itself: use_downstream_protocol_config
-(the app gets the protocol the caller used, as Istio does for sniffed ports).
-Istio's idle timeout for the cluster is dropped with it. Until the module
-arrives, the ECDS default config (an empty header_mutation filter) lets
-requests through.
+Patch 2 (HTTP_FILTER MERGE on the router of every inbound HTTP connection
+manager): the router's upstream_http_filters run on every request it sends
+to the app, for clusters that set no upstream filters of their own (Istio
+sets none on inbound clusters). Istio merges the router's config field by
+field and appends lists, so the router keeps Istio's settings, and the
+inbound clusters keep Istio's protocol options (the app gets HTTP/1.1 on
+http ports, HTTP/2 on grpc/http2 ports, the caller's protocol on sniffed
+ports, idle timeouts unchanged). A CLUSTER MERGE cannot add the filter
+instead: Istio's merge replaces whole map entries, so it would replace
+Istio's HttpProtocolOptions of each cluster.
+The ECDS reference admits every config it can carry: the module's Wasm
+config, the allow-all RBAC filter istio-agent serves instead when the image
+cannot be fetched under FAIL_OPEN, and the default (an empty header_mutation
+filter that lets requests through until the module arrives); Envoy refuses a
+default config or an update whose type the list lacks.
 
 ` + floorComment + " Upstream wasm filters: Envoy >= 1.31.\n\n" + notesComment(d)
 	return []File{
 		{"istio/overlays/" + ModePreciseParenting + "/kustomization.yaml", kustomization(
 			`Precise parenting: sidecar-auto-forward plus the module as an upstream
-filter on inbound clusters.`, "../"+ModeSidecarAutoForward, "envoyfilter.yaml")},
+filter of the inbound traffic.`, "../"+ModeSidecarAutoForward, "envoyfilter.yaml")},
 		{"istio/overlays/" + ModePreciseParenting + "/envoyfilter.yaml", yamlFile(doc{comment: comment, obj: ef})},
 	}, nil
 }
@@ -281,6 +295,18 @@ func (r *renderer) metadataTagsPatch() (map[string]any, []string) {
 	}, names
 }
 
+// referenceExtProc names the ext_proc Service in the EnvoyFilter annotation
+// Istio reads when it filters a gateway's clusters to the services its routes
+// use (PILOT_FILTER_GATEWAY_CLUSTER_CONFIG): without it the gateway gets no
+// cluster for the service ext_proc calls (convertToEnvoyFilterWrapper in
+// pilot/pkg/model/envoyfilter.go, Istio 1.31; "namespace/host" entries).
+func (r *renderer) referenceExtProc(ef map[string]any) {
+	meta := ef["metadata"].(map[string]any)
+	meta["annotations"] = map[string]any{
+		"envoyfilter.istio.io/referenced-services": r.o.gatewayNS() + "/" + r.extProcHost(),
+	}
+}
+
 const extProcComment = `ext_proc filter: failure_mode_allow true (an unreachable or slow service
 never fails a request); message_timeout 100ms per message (the engine answers
 in microseconds; the bound is what a sick service may add, twice: request and
@@ -288,7 +314,10 @@ response headers); processing mode headers only (bodies and trailers are
 never sent); metadata_options accepts the "tracebridge" namespace the service
 writes tags to (docs/ENVOY.md §6); request_attributes source.address and
 xds.listener_direction are what the service reads for trust and direction.
-The service is reached through the cluster Istio generates for its Service.`
+The service is reached through the cluster Istio generates for its Service;
+the envoyfilter.istio.io/referenced-services annotation makes Istio send that
+cluster to the gateway also when PILOT_FILTER_GATEWAY_CLUSTER_CONFIG limits
+the gateway's clusters to the services its routes use.`
 
 func (r *renderer) gatewayConfigMap(d *derived, dir string) File {
 	cm := map[string]any{
@@ -321,6 +350,7 @@ func (r *renderer) gatewayEnrichment() ([]File, error) {
 		patches = append(patches, tagPatch)
 	}
 	ef := r.envoyFilter("tracebridge-gateway-enrichment", ns, r.o.GatewayLabels, patches)
+	r.referenceExtProc(ef)
 	comment := `Sidecar-free gateway enrichment (DESIGN.md "Deployment modes" 3): the
 ext_proc filter on the ingress gateway, inserted right before the router (so
 after Istio's authentication and authorization filters), and the span tags
@@ -383,6 +413,7 @@ func (r *renderer) gatewayEnrichmentUpstream() ([]File, error) {
 		patches = append(patches, tagPatch)
 	}
 	ef := r.envoyFilter("tracebridge-gateway-enrichment-upstream", ns, r.o.GatewayLabels, patches)
+	r.referenceExtProc(ef)
 	comment := `Gateway enrichment, upstream-filter variant: the ext_proc filter on the
 gateway's clusters to the listed backends instead of on its listener. Upstream
 filters run after the router injected the gateway span's context

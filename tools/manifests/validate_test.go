@@ -39,7 +39,7 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_forward_proxy/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/upstream_codec/v3"
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/http/early_header_mutation/header_mutation/v3"
@@ -283,8 +283,8 @@ func minimalCluster() *clusterv3.Cluster {
 }
 
 type envoyPatch struct {
-	file, applyTo, op string
-	value             json.RawMessage
+	file, applyTo, op, context string
+	value                      json.RawMessage
 }
 
 func envoyFilterPatches(t *testing.T) []envoyPatch {
@@ -302,7 +302,10 @@ func patchesOf(t *testing.T, files []File) []envoyPatch {
 		var spec struct {
 			ConfigPatches []struct {
 				ApplyTo string `json:"applyTo"`
-				Patch   struct {
+				Match   struct {
+					Context string `json:"context"`
+				} `json:"match"`
+				Patch struct {
 					Operation string          `json:"operation"`
 					Value     json.RawMessage `json:"value"`
 				} `json:"patch"`
@@ -312,7 +315,7 @@ func patchesOf(t *testing.T, files []File) []envoyPatch {
 			t.Fatal(err)
 		}
 		for _, p := range spec.ConfigPatches {
-			out = append(out, envoyPatch{r.file, p.ApplyTo, p.Patch.Operation, p.Patch.Value})
+			out = append(out, envoyPatch{r.file, p.ApplyTo, p.Patch.Operation, p.Match.Context, p.Patch.Value})
 		}
 	}
 	return out
@@ -342,6 +345,26 @@ func checkPatches(t *testing.T, patches []envoyPatch) {
 				continue
 			}
 			validateAll(t, where, f, true)
+		case "HTTP_FILTER MERGE":
+			// Istio merges the typed configs field by field
+			// (MergeAnyWithAny in pilot/pkg/networking/util/util.go).
+			f := &hcmv3.HttpFilter{}
+			if err := strictJSON.Unmarshal(p.value, f); err != nil {
+				t.Errorf("%s: %v", where, err)
+				continue
+			}
+			if f.GetName() != nameRouter {
+				t.Errorf("%s: merges into %q, only the router is validated", where, f.GetName())
+				continue
+			}
+			partial := &routerv3.Router{}
+			if err := f.GetTypedConfig().UnmarshalTo(partial); err != nil {
+				t.Errorf("%s: typed_config is not a Router: %v", where, err)
+				continue
+			}
+			merged := &routerv3.Router{}
+			proto.Merge(merged, partial)
+			validateAll(t, where, merged, true)
 		case "NETWORK_FILTER MERGE":
 			f := &listenerv3.Filter{}
 			if err := strictJSON.Unmarshal(p.value, f); err != nil {

@@ -23,6 +23,10 @@ const (
 	DecisionError
 	DecisionStripped
 	DecisionRecorded
+	// DecisionDropped: a correlation record read back held headers that were
+	// not applied (a name outside correlation.restoreHeaders, or a trace
+	// header that fails the rules an incoming one must meet).
+	DecisionDropped
 	decisionCount
 )
 
@@ -32,6 +36,7 @@ const DecisionCount = int(decisionCount)
 var decisionNames = [decisionCount]string{
 	"kept", "injected", "repaired", "restarted", "translated", "restored",
 	"ambiguous", "rejected", "tagged", "error", "stripped", "recorded",
+	"dropped",
 }
 
 func (d Decision) String() string {

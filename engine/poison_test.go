@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tracebridge/tracebridge/propagation"
 )
 
 // record builds a correlation record from name/value pairs, as a store
@@ -175,4 +177,81 @@ func TestSoleInFlightRecordIsParsed(t *testing.T) {
 	if got["authorization"] != nil || got["traceparent"][0] == "garbage" {
 		t.Fatalf("poisoned record applied: %v", got)
 	}
+}
+
+// FuzzRestoreRecord plants arbitrary bytes as a correlation record and
+// restores them onto an outbound request. Invariants: no panic; the engine
+// sets no header outside the policy's restore headers and the emitted
+// formats; every trace header and baggage it leaves the request with, when
+// it restored something, passes the parser an incoming one goes through.
+func FuzzRestoreRecord(f *testing.F) {
+	policies := []string{
+		`{}`,
+		`{"correlation":{"restoreHeaders":["traceparent","baggage","x-amzn-trace-id"]}}`,
+		`{"read":["w3c"],"emit":["w3c","b3","jaeger"]}`,
+		`{"correlation":{"strategies":["soleInFlight"],"restoreHeaders":["b3","tracestate","traceparent"]}}`,
+	}
+	for i, rec := range [][]byte{
+		record("traceparent", inboundTP, "tracestate", "a=1", "baggage", "k=v"),
+		record("traceparent", inboundTP, "authorization", "Bearer x", "cookie", "c=1"),
+		record("traceparent", "00-zz", "x-b3-traceid", b3TraceID, "x-b3-spanid", b3SpanID),
+		record("b3", "11111111111111111111111111111111-2222222222222222-1", "x-b3-traceid", b3TraceID, "x-b3-spanid", b3SpanID),
+		record("traceparent", inboundTP, "traceparent", otherTP, "tracestate", ts33),
+		record("uber-trace-id", "abc:1:0:3", "baggage", "=x"),
+		{3, 'a', 'b'},
+	} {
+		f.Add(rec, uint8(i))
+	}
+	engines := make([]*Engine, len(policies))
+	stores := make([]*MemoryStore, len(policies))
+	for i, p := range policies {
+		cfg, err := LoadPolicy([]byte(p), nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		stores[i] = NewMemoryStore(8, time.Minute, nil)
+		engines[i] = New(cfg, Options{Store: stores[i]})
+	}
+	f.Fuzz(func(t *testing.T, rec []byte, policy uint8) {
+		i := int(policy) % len(engines)
+		e, store := engines[i], stores[i]
+		if e.cfg.soleInFlight {
+			if err := store.Enter(1, rec); err != nil {
+				t.Fatal(err)
+			}
+			defer store.Leave(1)
+		} else if err := store.Put("x-request-id=f", rec); err != nil {
+			t.Fatal(err)
+		}
+		req := testHeaders{"x-request-id": {"f"}}
+		var st Stream
+		var res Result
+		e.OnRequest(&st, &Request{Headers: req, Direction: Outbound}, &res)
+		allowed := map[string]bool{}
+		for _, h := range e.cfg.restoreHeaders {
+			allowed[h] = true
+		}
+		for _, f := range e.cfg.emitList {
+			for _, h := range propagation.FormatHeaders(f) {
+				allowed[h] = true
+			}
+		}
+		for _, m := range res.Mutations {
+			if m.Op == OpSet && !allowed[m.Name] {
+				t.Fatalf("set %q, outside the restore headers and the emitted formats: %+v", m.Name, res.Mutations)
+			}
+		}
+		if !res.Decisions.Has(DecisionRestored) {
+			return
+		}
+		out := req.apply(&res)
+		var x extraction
+		x.extractFormats(e.cfg, out, propagation.Formats[:])
+		if x.nProblems > 0 {
+			t.Fatalf("restored request has malformed headers %v: %v", x.problems(), out)
+		}
+		if _, n := out.Get(propagation.HeaderTracestate); n > 0 && !x.f[propagation.FormatW3C].valid {
+			t.Fatalf("tracestate restored without a valid traceparent: %v", out)
+		}
+	})
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -99,6 +100,10 @@ type Config struct {
 	restoreHeaders  []string
 
 	tags []compiledTag
+	// ownedHeaders are the request headers only tracebridge writes (tag
+	// header sinks, the x-tracebridge-<tag> names, the untrusted trace id):
+	// an untrusted request never brings its own.
+	ownedHeaders []string
 
 	responseOn   bool
 	responseName string
@@ -129,6 +134,9 @@ type compiledTag struct {
 	query     string
 	jwtHeader string
 	jwtClaim  []string
+	// srcOwned: the source header is one tracebridge owns, so an untrusted
+	// request's value is a forgery and not read.
+	srcOwned bool
 }
 
 // DefaultRestoreHeaders are recorded and restored when the policy names none.
@@ -211,6 +219,11 @@ func Compile(p *Policy, env func(string) string) (*Config, error) {
 	compileCorrelation(e, c, &p.Correlation, &d.Correlation)
 	for i := range p.Tags {
 		c.tags = append(c.tags, compileTag(e, "tags["+strconv.Itoa(i)+"]", &p.Tags[i], env))
+	}
+	c.ownedHeaders = ownedHeaders(c.tags)
+	for i := range c.tags {
+		t := &c.tags[i]
+		t.srcOwned = slices.Contains(c.ownedHeaders, t.header2) || slices.Contains(c.ownedHeaders, t.jwtHeader)
 	}
 	seen := map[string]bool{}
 	for i, t := range p.Tags {
@@ -453,3 +466,29 @@ func validHeaderName(s string) bool {
 	}
 	return true
 }
+
+// ownedHeaders lists the request headers tracebridge writes itself and a
+// client must not be able to set: each tag's header sink and its default
+// x-tracebridge-<name> header (what Istio Telemetry customTags of type header
+// read, whatever the rule's sinks), and the untrusted trace id header.
+func ownedHeaders(tags []compiledTag) []string {
+	out := []string{UntrustedTraceIDHeader}
+	add := func(h string) {
+		if h != "" && !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	for i := range tags {
+		t := &tags[i]
+		if t.sinks&SinkHeader != 0 {
+			add(t.header)
+		}
+		add(TagHeaderPrefix + strings.ToLower(t.name))
+	}
+	return out
+}
+
+// OwnedHeaders returns the request headers only tracebridge writes, which
+// are removed from untrusted requests (and by an edge's early header
+// mutation rendered from the policy).
+func (c *Config) OwnedHeaders() []string { return slices.Clone(c.ownedHeaders) }

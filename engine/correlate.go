@@ -19,6 +19,12 @@ func appendRecordEntry(dst []byte, name, value string) []byte {
 	return append(dst, value...)
 }
 
+// AppendRecordEntry appends one entry of the record encoding to dst (for
+// stores and tools that build or inspect records).
+func AppendRecordEntry(dst []byte, name, value string) []byte {
+	return appendRecordEntry(dst, name, value)
+}
+
 // decodeRecord calls fn for each entry; it stops at the first malformed
 // byte, so a corrupted record yields a prefix, never a panic.
 func decodeRecord(rec string, fn func(name, value string)) {
@@ -106,10 +112,13 @@ func (e *Engine) owner() uint64 {
 
 // overlay is a header view with restored values laid over the request's.
 type overlay struct {
-	base  Headers
+	base  Headers // nil: the record alone
 	names [16]string
 	vals  [16]string
 	n     int
+	// hidden is a request header the view reports absent (a tracestate
+	// that did not come with the restored traceparent).
+	hidden string
 }
 
 func (o *overlay) Get(name string) (string, int) {
@@ -118,7 +127,93 @@ func (o *overlay) Get(name string) (string, int) {
 			return o.vals[i], 1
 		}
 	}
+	if o.base == nil || name == o.hidden {
+		return "", 0
+	}
 	return o.base.Get(name)
+}
+
+// drop removes the entries named name.
+func (o *overlay) drop(name string) bool {
+	k, found := 0, false
+	for i := 0; i < o.n; i++ {
+		if o.names[i] == name {
+			found = true
+			continue
+		}
+		o.names[k], o.vals[k] = o.names[i], o.vals[i]
+		k++
+	}
+	o.n = k
+	return found
+}
+
+// restores reports whether name is one of the policy's restore headers.
+func (c *Config) restores(name string) bool {
+	for _, h := range c.restoreHeaders {
+		if h == name {
+			return true
+		}
+	}
+	return false
+}
+
+// readRecord fills ov (base nil) with the entries of rec that may be
+// restored: names in correlation.restoreHeaders, and trace headers that pass
+// the rules an incoming header must meet (the store is shared: Redis, or
+// proxy-wasm shared data every plugin of the proxy can write). It reports
+// whether anything was left out and whether a valid context remains.
+func (e *Engine) readRecord(ov *overlay, rec string) (dropped, usable bool) {
+	c := e.cfg
+	var dup [len(overlay{}.names)]bool
+	decodeRecord(rec, func(name, value string) {
+		if !c.restores(name) {
+			dropped = true
+			return
+		}
+		for i := 0; i < ov.n; i++ {
+			if ov.names[i] == name {
+				// A repeated name: the same value twice is harmless (a
+				// policy may list a header twice), two values are a
+				// repeated header, which no single record entry can be.
+				dup[i] = dup[i] || ov.vals[i] != value
+				return
+			}
+		}
+		if ov.n == len(ov.names) {
+			dropped = true
+			return
+		}
+		ov.names[ov.n], ov.vals[ov.n] = name, value
+		ov.n++
+	})
+	for i := ov.n - 1; i >= 0; i-- {
+		if dup[i] {
+			ov.drop(ov.names[i])
+			dropped = true
+		}
+	}
+	// The same parsers as for an incoming request, over every format whatever
+	// the policy reads: a record is written from a request the engine already
+	// made consistent, so anything malformed in it was not written by it.
+	var rx extraction
+	rx.extractFormats(c, ov, propagation.Formats[:])
+	for _, f := range propagation.Formats {
+		if st := &rx.f[f]; st.present && !st.valid || f == propagation.FormatB3Single && rx.staleB3 {
+			for _, name := range propagation.FormatHeaders(f) {
+				dropped = ov.drop(name) || dropped
+			}
+		}
+	}
+	// TC §3.3: a tracestate only travels with the valid traceparent it
+	// describes.
+	if rx.tracestate != propagation.OK || !rx.f[propagation.FormatW3C].valid {
+		dropped = ov.drop(propagation.HeaderTracestate) || dropped
+	}
+	if rx.baggage != propagation.OK {
+		dropped = ov.drop(propagation.HeaderBaggage) || dropped
+	}
+	return dropped, rx.primary(c) != nil
 }
 
 // restore looks up the record of the inbound request an outbound request
@@ -166,22 +261,48 @@ func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
 		return nil, false
 	}
 	ov := &res.restored // valid until the next restore with res: OnRequest uses it only while it runs
-	*ov = overlay{base: h}
-	decodeRecord(string(rec), func(name, value string) {
-		if ov.n == len(ov.names) {
-			return
-		}
+	*ov = overlay{}
+	dropped, usable := e.readRecord(ov, string(rec))
+	if dropped {
+		res.Decisions.add(DecisionDropped)
+	}
+	if !usable {
+		return nil, false
+	}
+	ov.base = h
+	k := 0
+	for i := 0; i < ov.n; i++ {
+		name, value := ov.names[i], ov.vals[i]
 		if !isTraceHeader(name) {
 			if _, n := h.Get(name); n > 0 {
-				return
+				continue
 			}
 		}
-		ov.names[ov.n], ov.vals[ov.n] = name, value
-		ov.n++
+		ov.names[k], ov.vals[k] = name, value
+		k++
 		res.set(name, value)
-	})
+	}
+	ov.n = k
+	// The record's trace headers replace the request's: a tracestate the
+	// request carries did not come with the restored traceparent.
+	if ov.has(propagation.HeaderTraceparent) && !ov.has(propagation.HeaderTracestate) {
+		if _, n := h.Get(propagation.HeaderTracestate); n > 0 {
+			ov.hidden = propagation.HeaderTracestate
+			res.remove(propagation.HeaderTracestate)
+		}
+	}
 	res.Decisions.add(DecisionRestored)
 	return ov, true
+}
+
+// has reports whether the record itself holds name.
+func (o *overlay) has(name string) bool {
+	for i := 0; i < o.n; i++ {
+		if o.names[i] == name {
+			return true
+		}
+	}
+	return false
 }
 
 func isTraceHeader(name string) bool {

@@ -128,8 +128,11 @@ func (e *Engine) write(f propagation.Format, x *extraction, view Headers, ctx *p
 			if cur, _ := view.Get(propagation.HeaderTracestate); cur != ctx.TraceState {
 				res.set(propagation.HeaderTracestate, ctx.TraceState)
 			}
-		} else if x.f[propagation.FormatW3C].present {
-			// The tracestate belonged to the traceparent being replaced.
+		} else {
+			// W3C Trace Context §3.3: tracestate describes the traceparent it
+			// accompanies. ctx carries none, so whatever tracestate the
+			// request has came with no traceparent, an invalid one or one
+			// that lost to another format: another trace's vendor state.
 			removeIfPresent(view, res, propagation.HeaderTracestate)
 		}
 	case propagation.FormatB3Single:

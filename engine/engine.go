@@ -163,6 +163,7 @@ func (e *Engine) OnRequest(st *Stream, req *Request, res *Result) {
 	untrusted := !debug && e.untrusted(dir, req.Source, req.PeerPrincipal, h)
 	restart := false
 	if untrusted {
+		e.stripOwned(h, res)
 		switch c.trustAction {
 		case TrustStrip:
 			stripForcing(h, res)
@@ -247,7 +248,7 @@ func (e *Engine) OnRequest(st *Stream, req *Request, res *Result) {
 	st.respond = c.responseOn && ctx.Valid() && (origin == OriginIncoming || c.upstream || !c.hostTracing)
 
 	if len(c.tags) > 0 {
-		e.applyTags(dir, h, res)
+		e.applyTags(dir, h, untrusted, res)
 	}
 	if dir == Inbound && e.store != nil {
 		res.finish()

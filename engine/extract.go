@@ -32,8 +32,12 @@ func (x *extraction) addProblem(header string, p propagation.Problem) {
 func (x *extraction) problems() []HeaderProblem { return x.problemsBuf[:x.nProblems] }
 
 // extract parses every format the policy reads.
-func (x *extraction) extract(c *Config, h Headers) {
-	for _, f := range c.read {
+func (x *extraction) extract(c *Config, h Headers) { x.extractFormats(c, h, c.read) }
+
+// extractFormats parses the given formats (in that precedence), then the
+// cross-format rules and baggage.
+func (x *extraction) extractFormats(c *Config, h Headers, formats []propagation.Format) {
+	for _, f := range formats {
 		st := &x.f[f]
 		switch f {
 		case propagation.FormatW3C:

@@ -26,6 +26,10 @@ const (
 	// DecisionSanitized: a tag value had characters removed (control
 	// characters, invalid UTF-8, bidirectional controls, U+2028/U+2029).
 	DecisionSanitized
+	// DecisionDropped: a correlation record read back held headers that were
+	// not applied (a name outside correlation.restoreHeaders, or a trace
+	// header that fails the rules an incoming one must meet).
+	DecisionDropped
 	decisionCount
 )
 
@@ -35,7 +39,7 @@ const DecisionCount = int(decisionCount)
 var decisionNames = [decisionCount]string{
 	"kept", "injected", "repaired", "restarted", "translated", "restored",
 	"ambiguous", "rejected", "tagged", "error", "stripped", "recorded",
-	"sanitized",
+	"sanitized", "dropped",
 }
 
 func (d Decision) String() string {

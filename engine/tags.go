@@ -184,12 +184,12 @@ func (e errorString) Error() string { return string(e) }
 
 // applyTags computes every tag rule for the request and writes the header
 // and baggage sinks as mutations.
-func (e *Engine) applyTags(dir Direction, h Headers, res *Result) {
+func (e *Engine) applyTags(dir Direction, h Headers, untrusted bool, res *Result) {
 	var bag string
 	bagSet := false
 	for i := range e.cfg.tags {
 		t := &e.cfg.tags[i]
-		if !t.allDirs && !t.dirs[dir] {
+		if !t.allDirs && !t.dirs[dir] || untrusted && t.srcOwned {
 			continue
 		}
 		v, ok := t.value(h)

@@ -14,6 +14,9 @@ import (
 // UntrustedTraceIDTag names the tag that keeps a discarded client trace id.
 const UntrustedTraceIDTag = "untrusted_trace_id"
 
+// UntrustedTraceIDHeader is the request header the tag is written to.
+const UntrustedTraceIDHeader = TagHeaderPrefix + "untrusted-trace-id"
+
 // untrusted applies the policy's trust rules: a request is untrusted when its
 // direction or source address is listed, unless its mTLS peer is a trusted
 // principal or it carries the trusted header.
@@ -101,6 +104,18 @@ func MakeDebugToken(secret []byte, expiryUnix int64) string {
 func (e *Engine) untrustedTag(res *Result, id propagation.TraceID) {
 	v := id.String()
 	res.Tags = append(res.Tags, Tag{Name: UntrustedTraceIDTag, Value: v, Sinks: SinkHeader | SinkMetadata | SinkFilterState})
-	res.set("x-tracebridge-"+strings.ReplaceAll(UntrustedTraceIDTag, "_", "-"), v)
+	res.set(UntrustedTraceIDHeader, v)
 	res.Decisions.add(DecisionTagged)
+}
+
+// stripOwned removes the headers only tracebridge writes from an untrusted
+// request: a client could otherwise set span tags (Telemetry customTags read
+// these headers) whenever a rule computes no value of its own.
+func (e *Engine) stripOwned(h Headers, res *Result) {
+	for _, name := range e.cfg.ownedHeaders {
+		if _, n := h.Get(name); n > 0 {
+			res.remove(name)
+			res.Decisions.add(DecisionStripped)
+		}
+	}
 }

@@ -474,7 +474,8 @@ The filters (wasm, ext_proc) still count and tag what reaches them.
 
 Why these headers: ` + why + `.
 Removed: ` + strings.Join(headers, ", ") + `.
-Only what must go before the span is removed. The debug flag of b3 and
+Trace headers: only what must go before the span is removed. The tag
+headers go here because hops behind the edge trust them. The debug flag of b3 and
 x-b3-flags stays (for Envoy it only means "sampled", which x-b3-sampled or
 traceparent flags can say too; the filters downgrade and count it). baggage
 stays: it does not feed Envoy's span, and the engine validates it. With

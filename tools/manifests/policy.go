@@ -264,7 +264,13 @@ func EarlyRemovals(policy []byte) ([]string, error) {
 // removed: everything else stays visible to the filters, which count, tag
 // and repair what they see (docs/ENVOY.md §1 and "Consequences for the design").
 //
-//   - No untrusted inbound traffic, or trust.action "keep": nothing.
+//   - No untrusted inbound traffic: nothing.
+//   - Untrusted inbound traffic, whatever trust.action says: the headers
+//     only tracebridge writes (Config.OwnedHeaders: each tag's header sink
+//     and x-tracebridge-<name>, x-tracebridge-untrusted-trace-id). A client's
+//     own copy would otherwise become a span tag of the gateway and of
+//     every hop behind it whenever a rule computes no value (customTags of
+//     type header read them), and the hops behind the edge trust them.
 //   - "strip": x-envoy-force-trace and x-client-trace-id. Envoy reads them
 //     when it makes the sampling decision of the span it creates from the
 //     incoming headers; a filter running later cannot undo that decision
@@ -293,12 +299,14 @@ func (p *policyDoc) earlyRemovals() (headers []string, why string, err error) {
 	if t.TrustedHeader != nil {
 		return nil, "", fmt.Errorf("trust.trustedHeader cannot be honoured before the span exists: early_header_mutation removes headers from every request on the listener; drop trustedHeader or leave the trust rules to the filters")
 	}
+	owned := p.cfg.OwnedHeaders()
+	const ownedWhy = "the headers only tracebridge writes (tag headers, the untrusted trace id) go, so that a client cannot set span tags"
 	switch t.Action {
 	case "", "keep":
-		return nil, `trust.action is "keep": untrusted headers are kept`, nil
+		return owned, `trust.action is "keep": untrusted trace headers are kept; ` + ownedWhy, nil
 	case "strip":
-		return append([]string(nil), propagation.ForcingHeaders[:]...),
-			`trust.action "strip": the sampling-forcing headers go before Envoy's sampling decision`, nil
+		return append(append([]string(nil), propagation.ForcingHeaders[:]...), owned...),
+			`trust.action "strip": the sampling-forcing headers go before Envoy's sampling decision, and ` + ownedWhy, nil
 	case "restart":
 		hs := append([]string(nil), propagation.ForcingHeaders[:]...)
 		read := p.cfg.Policy.Read
@@ -316,7 +324,8 @@ func (p *policyDoc) earlyRemovals() (headers []string, why string, err error) {
 				}
 			}
 		}
-		return hs, `trust.action "restart": the sampling-forcing headers and every header of the read formats go before Envoy creates its span, so the span starts a new trace`, nil
+		hs = append(hs, owned...)
+		return hs, `trust.action "restart": the sampling-forcing headers and every header of the read formats go before Envoy creates its span, so the span starts a new trace, and ` + ownedWhy, nil
 	}
 	return nil, "", fmt.Errorf("unknown trust.action %q", t.Action)
 }

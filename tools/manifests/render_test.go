@@ -121,7 +121,6 @@ func TestPoliciesTheEdgeCannotExpress(t *testing.T) {
 	for _, tc := range []struct{ name, policy, want string }{
 		{"cidr only", `{"trust":{"untrustedCIDRs":["203.0.113.0/24"],"action":"restart"}}`, "untrustedCIDRs"},
 		{"trusted header", `{"trust":{"untrustedDirections":["inbound"],"trustedHeader":{"name":"x-lb","value":"v"},"action":"strip"}}`, "trustedHeader"},
-		{"keep", `{"trust":{"untrustedDirections":["inbound"]}}`, "keep"},
 		{"nothing untrusted", `{}`, "no untrusted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,6 +139,42 @@ func TestPoliciesTheEdgeCannotExpress(t *testing.T) {
 			}
 			if _, err := RenderMode([]byte(tc.policy), Options{Mode: ModeSidecarAutoForward}, false); err != nil {
 				t.Errorf("sidecar mode: %v", err)
+			}
+		})
+	}
+}
+
+// TestEdgeTrustRemovesOwnedHeaders: whatever trust.action says, the edge's
+// early header mutation removes the headers only tracebridge writes, so a
+// client cannot set span tags at the gateway or at any hop behind it.
+func TestEdgeTrustRemovesOwnedHeaders(t *testing.T) {
+	const tags = `"tags":[{"name":"tenant","from":{"header":"x-tenant-id"},"to":["header"]},
+		{"name":"plan","from":{"jwt":{"claim":"plan"}},"to":["header","metadata"],"header":"x-plan"}]`
+	owned := []string{"x-tracebridge-untrusted-trace-id", "x-tracebridge-tenant", "x-plan", "x-tracebridge-plan"}
+	for _, tc := range []struct {
+		action      string
+		traceparent bool // trace headers removed too
+	}{{"keep", false}, {"strip", false}, {"restart", true}} {
+		t.Run(tc.action, func(t *testing.T) {
+			policy := `{"trust":{"untrustedDirections":["inbound"],"action":"` + tc.action + `"},` + tags + `}`
+			got, err := EarlyRemovals([]byte(policy))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range owned {
+				if !slices.Contains(got, h) {
+					t.Errorf("early removals %v lack %s", got, h)
+				}
+			}
+			if slices.Contains(got, "traceparent") != tc.traceparent {
+				t.Errorf("early removals %v: traceparent removed = %v, want %v", got, !tc.traceparent, tc.traceparent)
+			}
+			out, err := RenderMode([]byte(policy), Options{Mode: ModeEdgeTrust}, false)
+			if err != nil {
+				t.Fatalf("edge-trust: %v", err)
+			}
+			if !strings.Contains(string(out), "remove: x-tracebridge-tenant") {
+				t.Errorf("the edge-trust EnvoyFilter does not remove x-tracebridge-tenant")
 			}
 		})
 	}

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tracebridge/tracebridge/e2e/testdeps"
+	"github.com/tracebridge/tracebridge/e2e/testsupport"
 	"github.com/tracebridge/tracebridge/engine"
 )
 
@@ -14,7 +14,7 @@ import (
 // outbound request gets neither headers outside correlation.restoreHeaders
 // nor malformed trace headers from them, and that the drop is counted.
 func TestPoisonedRecordsNotApplied(t *testing.T) {
-	r := testdeps.Redis(t)
+	r := testsupport.Redis(t)
 	const policy = `{"direction":"outbound"}`
 	cfg := compiled(t, policy)
 	rec := func(kv ...string) []byte {

@@ -13,7 +13,9 @@ import (
 // §5.3) and the number of occurrences.
 type Headers = propagation.Headers
 
-// IDSource makes new identifiers; both must be non-zero.
+// IDSource makes new identifiers; both must be non-zero, and trace ids must
+// be random in at least their right-most 7 bytes (the engine sets the W3C
+// random-trace-id flag on every context it makes).
 type IDSource interface {
 	TraceID() propagation.TraceID
 	SpanID() propagation.SpanID
@@ -203,6 +205,12 @@ func (e *Engine) OnRequest(st *Stream, req *Request, res *Result) {
 			origin = OriginIncoming
 		}
 	}
+	// TC2 "Random Trace ID Flag": an outgoing traceparent that keeps the
+	// incoming trace id keeps its random flag, also when another format
+	// (the host tracer's, or a higher-precedence one) is the context.
+	if w := &x.f[propagation.FormatW3C]; origin == OriginIncoming && w.hasIDs && w.ctx.TraceID == ctx.TraceID {
+		ctx.Random = w.ctx.Random
+	}
 	if origin == OriginNone && !restart && dir == Outbound {
 		if ov, ok := e.restore(h, res); ok {
 			var rx extraction
@@ -214,7 +222,10 @@ func (e *Engine) OnRequest(st *Stream, req *Request, res *Result) {
 	}
 	traceProblem := x.hasTraceProblem() && c.invalid != InvalidPass
 	if origin == OriginNone && (restart || traceProblem || c.injectOn && !x.passBlocksInjection(c)) {
-		ctx = propagation.SpanContext{TraceID: e.ids.TraceID(), SpanID: e.ids.SpanID(), Sampling: c.injectSample}
+		// Every trace id tracebridge makes is random (IDSource), so the new
+		// context carries the random flag (TC2 "Random Trace ID Flag": SHOULD
+		// be set when the right-most 7 bytes are random).
+		ctx = propagation.SpanContext{TraceID: e.ids.TraceID(), SpanID: e.ids.SpanID(), Sampling: c.injectSample, Random: true}
 		if s, ok := x.samplingOnly(); ok && !restart {
 			ctx.Sampling = s
 		}

@@ -25,7 +25,6 @@ const (
 	ProblemTooLong
 	ProblemKey
 	ProblemValue
-	ProblemDuplicateKey
 	ProblemParentEqualsSpan
 	// ProblemStale: a valid header that names another span than the
 	// authoritative one (a client's stale single b3 next to fresh x-b3-*).
@@ -53,7 +52,6 @@ var problemText = [problemCount]string{
 	ProblemTooLong:          "value too long",
 	ProblemKey:              "invalid key",
 	ProblemValue:            "invalid value",
-	ProblemDuplicateKey:     "duplicate key",
 	ProblemParentEqualsSpan: "parent span id equals span id",
 	ProblemStale:            "stale: disagrees with the context the proxy propagates",
 }
@@ -93,7 +91,6 @@ var problemCode = [problemCount]string{
 	ProblemTooLong:          "too_long",
 	ProblemKey:              "key",
 	ProblemValue:            "value",
-	ProblemDuplicateKey:     "duplicate_key",
 	ProblemParentEqualsSpan: "parent_equals_span",
 	ProblemStale:            "stale",
 }

@@ -101,7 +101,7 @@ type Config struct {
 	tags []compiledTag
 
 	responseOn   bool
-	responseName string
+	responseName string // header of the traceresponse format; "" for serverTiming
 
 	baggageMembers, baggageBytes int
 
@@ -221,11 +221,22 @@ func Compile(p *Policy, env func(string) string) (*Config, error) {
 	}
 
 	c.responseOn = p.ResponseHeader.Enabled == nil || *p.ResponseHeader.Enabled
-	c.responseName = strings.ToLower(p.ResponseHeader.Name)
-	if c.responseName == "" {
-		c.responseName = propagation.HeaderTraceresponse
-	} else if !validHeaderName(c.responseName) {
-		e.add("responseHeader.name", "must be a valid HTTP header name, got "+strconv.Quote(p.ResponseHeader.Name))
+	switch p.ResponseHeader.Format {
+	case "", "serverTiming":
+		if p.ResponseHeader.Name != "" {
+			// Refused rather than ignored: the name used to select the
+			// header, and serverTiming always writes server-timing.
+			e.add("responseHeader.name", `names the header of format "traceresponse"; set responseHeader.format to "traceresponse" or remove the name (format "serverTiming" writes server-timing)`)
+		}
+	case "traceresponse":
+		c.responseName = strings.ToLower(p.ResponseHeader.Name)
+		if c.responseName == "" {
+			c.responseName = propagation.HeaderTraceresponse
+		} else if !validHeaderName(c.responseName) {
+			e.add("responseHeader.name", "must be a valid HTTP header name, got "+strconv.Quote(p.ResponseHeader.Name))
+		}
+	default:
+		e.add("responseHeader.format", `must be "serverTiming" or "traceresponse", got `+strconv.Quote(p.ResponseHeader.Format))
 	}
 
 	c.baggageMembers, c.baggageBytes = p.Baggage.MaxMembers, p.Baggage.MaxBytes

@@ -3,6 +3,7 @@ package engine
 import (
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/tracebridge/tracebridge/propagation"
@@ -269,19 +270,47 @@ func (e *Engine) OnRequest(st *Stream, req *Request, res *Result) {
 	}
 }
 
-// OnResponse adds the trace-id response header.
+// OnResponse adds the trace context to the response: a "trace" metric in
+// server-timing, or a traceresponse header, by policy.
 func (e *Engine) OnResponse(st *Stream, h Headers, res *Result) {
 	res.Reset()
 	if !st.respond {
 		return
 	}
-	name := e.cfg.responseName
-	if _, n := h.Get(name); n > 0 {
-		return // the app answered with its own, more precise span
+	if name := e.cfg.responseName; name != "" {
+		if _, n := h.Get(name); n > 0 {
+			return // the app answered with its own, more precise span
+		}
+		off := len(res.buf)
+		res.buf = propagation.AppendTraceresponse(res.buf, &st.Context)
+		res.setBuf(name, off)
+		res.finish()
+		return
 	}
+	// TC2 "Trace Context Server Timing Metric Format". The app's own
+	// server-timing metrics are kept byte for byte: the trace metric is
+	// appended to the list (one field line with the app's lines joined by
+	// commas, which RFC 9110 §5.3 makes equivalent).
+	cur, n := h.Get(propagation.HeaderServerTiming)
 	off := len(res.buf)
-	res.buf = propagation.AppendTraceresponse(res.buf, &st.Context)
-	res.setBuf(name, off)
+	if n > 0 {
+		_, found, open := propagation.FindServerTimingMetric(cur, propagation.ServerTimingTraceMetric)
+		if found {
+			return // the app's own trace metric, more precise; never two
+		}
+		if open {
+			// A quoted string left open would swallow anything appended:
+			// the header is left as the app sent it.
+			res.problem(propagation.HeaderServerTiming, propagation.ProblemUnterminated)
+			return
+		}
+		if trimmed := strings.TrimRight(cur, " \t"); trimmed != "" {
+			res.buf = append(res.buf, trimmed...)
+			res.buf = append(res.buf, ", "...)
+		}
+	}
+	res.buf = propagation.AppendServerTimingTrace(res.buf, &st.Context)
+	res.setBuf(propagation.HeaderServerTiming, off)
 	res.finish()
 }
 

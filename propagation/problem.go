@@ -29,6 +29,9 @@ const (
 	// ProblemStale: a valid header that names another span than the
 	// authoritative one (a client's stale single b3 next to fresh x-b3-*).
 	ProblemStale
+	// ProblemUnterminated: a quoted string that is never closed
+	// (server-timing).
+	ProblemUnterminated
 	problemCount
 )
 
@@ -54,6 +57,7 @@ var problemText = [problemCount]string{
 	ProblemValue:            "invalid value",
 	ProblemParentEqualsSpan: "parent span id equals span id",
 	ProblemStale:            "stale: disagrees with the context the proxy propagates",
+	ProblemUnterminated:     "unterminated quoted string",
 }
 
 func (p Problem) String() string {
@@ -93,6 +97,7 @@ var problemCode = [problemCount]string{
 	ProblemValue:            "value",
 	ProblemParentEqualsSpan: "parent_equals_span",
 	ProblemStale:            "stale",
+	ProblemUnterminated:     "unterminated",
 }
 
 // hexTable maps a byte to its hex value (0-15) for 0-9 and a-f, to 0x10|value

@@ -221,12 +221,16 @@ func Compile(p *Policy, env func(string) string) (*Config, error) {
 	}
 
 	c.responseOn = p.ResponseHeader.Enabled == nil || *p.ResponseHeader.Enabled
-	switch p.ResponseHeader.Format {
+	format := p.ResponseHeader.Format
+	if format == "" && p.ResponseHeader.Name != "" {
+		// A policy that names its response header (written before the
+		// format existed) keeps getting that header.
+		format = "traceresponse"
+	}
+	switch format {
 	case "", "serverTiming":
 		if p.ResponseHeader.Name != "" {
-			// Refused rather than ignored: the name used to select the
-			// header, and serverTiming always writes server-timing.
-			e.add("responseHeader.name", `names the header of format "traceresponse"; set responseHeader.format to "traceresponse" or remove the name (format "serverTiming" writes server-timing)`)
+			e.add("responseHeader.name", `names the header of format "traceresponse"; format "serverTiming" always writes server-timing`)
 		}
 	case "traceresponse":
 		c.responseName = strings.ToLower(p.ResponseHeader.Name)

@@ -50,7 +50,7 @@ func TestLoadPolicyErrorsNameTheField(t *testing.T) {
 		{"tag maxLength", `{"tags":[{"name":"t","from":{"header":"a"},"to":["header"],"maxLength":5000}]}`, []string{"tags[0].maxLength: must be between 1 and 4096"}},
 		{"response header name", `{"responseHeader":{"format":"traceresponse","name":"bad name"}}`, []string{"responseHeader.name: must be a valid HTTP header name"}},
 		{"response header format", `{"responseHeader":{"format":"server-timing"}}`, []string{`responseHeader.format: must be "serverTiming" or "traceresponse", got "server-timing"`}},
-		{"response header name without traceresponse", `{"responseHeader":{"name":"x-trace"}}`, []string{`responseHeader.name: names the header of format "traceresponse"`}},
+		{"response header bad name, format implied", `{"responseHeader":{"name":"bad name"}}`, []string{"responseHeader.name: must be a valid HTTP header name"}},
 		{"response header name with serverTiming", `{"responseHeader":{"format":"serverTiming","name":"x-trace"}}`, []string{`responseHeader.name: names the header of format "traceresponse"`}},
 		{"placement", `{"host":{"placement":"sideways"}}`, []string{"host.placement: must be"}},
 		{"negative baggage", `{"baggage":{"maxBytes":-1}}`, []string{"baggage.maxBytes: must not be negative"}},

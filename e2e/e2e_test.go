@@ -148,7 +148,7 @@ func tail(s string, n int) string {
 var client = &http.Client{Timeout: 10 * time.Second}
 
 // send sends one request per token through the gateway and returns the
-// responses' traceresponse headers.
+// trace context each response names (server-timing trace metric).
 func send(t *testing.T, m *demo.Mesh, tokens []string, extra map[string]string) map[string]string {
 	t.Helper()
 	tr := map[string]string{}
@@ -160,7 +160,7 @@ func send(t *testing.T, m *demo.Mesh, tokens []string, extra map[string]string) 
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s: status %d", tok, resp.StatusCode)
 		}
-		tr[tok] = resp.Header.Get("Traceresponse")
+		_, tr[tok] = demo.ResponseTraceContext(resp.Header)
 	}
 	return tr
 }
@@ -350,20 +350,20 @@ func TestMeshWithJaeger(t *testing.T) {
 				}
 			}
 		})
-		t.Run("traceresponse-matches-jaeger", func(t *testing.T) {
+		t.Run("response-trace-metric-matches-jaeger", func(t *testing.T) {
 			for tok, ts := range got {
 				v := tr[tok]
 				parts := strings.Split(v, "-")
 				if len(parts) != 4 {
-					t.Errorf("%s: traceresponse %q", tok, v)
+					t.Errorf("%s: trace metric %q", tok, v)
 					continue
 				}
 				if len(ts) != 1 || !backend.TraceIDEqual(parts[1], ts[0].ID) {
-					t.Errorf("%s: traceresponse %s names trace %s, Jaeger has %v", tok, v, parts[1], ids(ts))
+					t.Errorf("%s: trace metric %s names trace %s, Jaeger has %v", tok, v, parts[1], ids(ts))
 					continue
 				}
 				if gw := only(t, ts[0], demo.GatewayService); gw.SpanID != parts[2] {
-					t.Errorf("%s: traceresponse span %s, want the gateway span %s", tok, parts[2], gw.SpanID)
+					t.Errorf("%s: trace metric span %s, want the gateway span %s", tok, parts[2], gw.SpanID)
 				}
 			}
 		})

@@ -30,7 +30,7 @@ import (
 // a new trace (edge trust removed the client's context), the app's outbound
 // call through the forward proxy is restored by x-request-id into that same
 // trace, the inbound span carries the ext_proc metadata tags, and
-// traceresponse names that trace.
+// the response's server-timing trace metric names that trace.
 func TestRealEnvoy(t *testing.T) {
 	envoy, err := exec.LookPath("envoy")
 	if err != nil {
@@ -136,7 +136,8 @@ func TestRealEnvoy(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	tr := strings.Split(resp.Header.Get("Traceresponse"), "-")
+	_, trv := demo.ResponseTraceContext(resp.Header)
+	tr := strings.Split(trv, "-")
 	mu.Lock()
 	seen := backendSeen
 	mu.Unlock()
@@ -145,7 +146,7 @@ func TestRealEnvoy(t *testing.T) {
 	}
 	tp := strings.Split(seen.Get("Traceparent"), "-")
 	if len(tp) != 4 || len(tr) != 4 || tp[1] != tr[1] {
-		t.Errorf("outbound traceparent %q and traceresponse %q do not name the same trace", seen.Get("Traceparent"), resp.Header.Get("Traceresponse"))
+		t.Errorf("outbound traceparent %q and the response's trace metric %q do not name the same trace", seen.Get("Traceparent"), trv)
 	}
 	if len(tr) == 4 && tr[1] == clientTrace {
 		t.Errorf("the client's trace id survived the edge (early_header_mutation)")

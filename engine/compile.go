@@ -106,7 +106,7 @@ type Config struct {
 	ownedHeaders []string
 
 	responseOn   bool
-	responseName string
+	responseName string // header of the traceresponse format; "" for serverTiming
 
 	baggageMembers, baggageBytes int
 
@@ -234,11 +234,26 @@ func Compile(p *Policy, env func(string) string) (*Config, error) {
 	}
 
 	c.responseOn = p.ResponseHeader.Enabled == nil || *p.ResponseHeader.Enabled
-	c.responseName = strings.ToLower(p.ResponseHeader.Name)
-	if c.responseName == "" {
-		c.responseName = propagation.HeaderTraceresponse
-	} else if !validHeaderName(c.responseName) {
-		e.add("responseHeader.name", "must be a valid HTTP header name, got "+strconv.Quote(p.ResponseHeader.Name))
+	format := p.ResponseHeader.Format
+	if format == "" && p.ResponseHeader.Name != "" {
+		// A policy that names its response header (written before the
+		// format existed) keeps getting that header.
+		format = "traceresponse"
+	}
+	switch format {
+	case "", "serverTiming":
+		if p.ResponseHeader.Name != "" {
+			e.add("responseHeader.name", `names the header of format "traceresponse"; format "serverTiming" always writes server-timing`)
+		}
+	case "traceresponse":
+		c.responseName = strings.ToLower(p.ResponseHeader.Name)
+		if c.responseName == "" {
+			c.responseName = propagation.HeaderTraceresponse
+		} else if !validHeaderName(c.responseName) {
+			e.add("responseHeader.name", "must be a valid HTTP header name, got "+strconv.Quote(p.ResponseHeader.Name))
+		}
+	default:
+		e.add("responseHeader.format", `must be "serverTiming" or "traceresponse", got `+strconv.Quote(p.ResponseHeader.Format))
 	}
 
 	c.baggageMembers, c.baggageBytes = p.Baggage.MaxMembers, p.Baggage.MaxBytes

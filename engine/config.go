@@ -180,6 +180,6 @@ func DefaultPolicy() *Policy {
 		Inject:         InjectPolicy{Sampling: "defer"},
 		Trust:          TrustPolicy{Action: "keep"},
 		Correlation:    CorrelationPolicy{Strategies: []string{"key"}, KeyHeaders: []string{"x-request-id"}, TTL: "30s", Capacity: 4096},
-		ResponseHeader: ResponseHeaderPolicy{Name: "traceresponse"},
+		ResponseHeader: ResponseHeaderPolicy{Format: "serverTiming"},
 	}
 }

@@ -21,7 +21,8 @@ func (e *Engine) emit(x *extraction, view Headers, ctx *propagation.SpanContext,
 			if !c.reads(f) && !targets[f] {
 				continue // neither read nor written: not ours to touch.
 			}
-			if !force && st.hasIDs && !(f == propagation.FormatB3Single && x.staleB3) && agrees(&st.ctx, ctx, x.stripDebug) {
+			if !force && st.hasIDs && !(f == propagation.FormatB3Single && x.staleB3) && agrees(&st.ctx, ctx, x.stripDebug) &&
+				!(f == propagation.FormatW3C && (x.w3cFuture || st.ctx.Random != ctx.Random)) {
 				continue
 			}
 			if !st.valid && c.invalid == InvalidPass {

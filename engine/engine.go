@@ -3,6 +3,7 @@ package engine
 import (
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/tracebridge/tracebridge/propagation"
@@ -13,7 +14,9 @@ import (
 // §5.3) and the number of occurrences.
 type Headers = propagation.Headers
 
-// IDSource makes new identifiers; both must be non-zero.
+// IDSource makes new identifiers; both must be non-zero, and trace ids must
+// be random in at least their right-most 7 bytes (the engine sets the W3C
+// random-trace-id flag on every context it makes).
 type IDSource interface {
 	TraceID() propagation.TraceID
 	SpanID() propagation.SpanID
@@ -204,6 +207,12 @@ func (e *Engine) OnRequest(st *Stream, req *Request, res *Result) {
 			origin = OriginIncoming
 		}
 	}
+	// TC2 "Random Trace ID Flag": an outgoing traceparent that keeps the
+	// incoming trace id keeps its random flag, also when another format
+	// (the host tracer's, or a higher-precedence one) is the context.
+	if w := &x.f[propagation.FormatW3C]; origin == OriginIncoming && w.hasIDs && w.ctx.TraceID == ctx.TraceID {
+		ctx.Random = w.ctx.Random
+	}
 	if origin == OriginNone && !restart && dir == Outbound {
 		if ov, ok := e.restore(h, res); ok {
 			var rx extraction
@@ -215,7 +224,10 @@ func (e *Engine) OnRequest(st *Stream, req *Request, res *Result) {
 	}
 	traceProblem := x.hasTraceProblem() && c.invalid != InvalidPass
 	if origin == OriginNone && (restart || traceProblem || c.injectOn && !x.passBlocksInjection(c)) {
-		ctx = propagation.SpanContext{TraceID: e.ids.TraceID(), SpanID: e.ids.SpanID(), Sampling: c.injectSample}
+		// Every trace id tracebridge makes is random (IDSource), so the new
+		// context carries the random flag (TC2 "Random Trace ID Flag": SHOULD
+		// be set when the right-most 7 bytes are random).
+		ctx = propagation.SpanContext{TraceID: e.ids.TraceID(), SpanID: e.ids.SpanID(), Sampling: c.injectSample, Random: true}
 		if s, ok := x.samplingOnly(); ok && !restart {
 			ctx.Sampling = s
 		}
@@ -259,19 +271,47 @@ func (e *Engine) OnRequest(st *Stream, req *Request, res *Result) {
 	}
 }
 
-// OnResponse adds the trace-id response header.
+// OnResponse adds the trace context to the response: a "trace" metric in
+// server-timing, or a traceresponse header, by policy.
 func (e *Engine) OnResponse(st *Stream, h Headers, res *Result) {
 	res.Reset()
 	if !st.respond {
 		return
 	}
-	name := e.cfg.responseName
-	if _, n := h.Get(name); n > 0 {
-		return // the app answered with its own, more precise span
+	if name := e.cfg.responseName; name != "" {
+		if _, n := h.Get(name); n > 0 {
+			return // the app answered with its own, more precise span
+		}
+		off := len(res.buf)
+		res.buf = propagation.AppendTraceresponse(res.buf, &st.Context)
+		res.setBuf(name, off)
+		res.finish()
+		return
 	}
+	// TC2 "Trace Context Server Timing Metric Format". The app's own
+	// server-timing metrics are kept byte for byte: the trace metric is
+	// appended to the list (one field line with the app's lines joined by
+	// commas, which RFC 9110 §5.3 makes equivalent).
+	cur, n := h.Get(propagation.HeaderServerTiming)
 	off := len(res.buf)
-	res.buf = propagation.AppendTraceresponse(res.buf, &st.Context)
-	res.setBuf(name, off)
+	if n > 0 {
+		_, found, open := propagation.FindServerTimingMetric(cur, propagation.ServerTimingTraceMetric)
+		if found {
+			return // the app's own trace metric, more precise; never two
+		}
+		if open {
+			// A quoted string left open would swallow anything appended:
+			// the header is left as the app sent it.
+			res.problem(propagation.HeaderServerTiming, propagation.ProblemUnterminated)
+			return
+		}
+		if trimmed := strings.TrimRight(cur, " \t"); trimmed != "" {
+			res.buf = append(res.buf, trimmed...)
+			res.buf = append(res.buf, ", "...)
+		}
+	}
+	res.buf = propagation.AppendServerTimingTrace(res.buf, &st.Context)
+	res.setBuf(propagation.HeaderServerTiming, off)
 	res.finish()
 }
 

@@ -20,6 +20,9 @@ type extraction struct {
 	baggage      propagation.Problem
 	staleB3      bool
 	stripDebug   bool
+	// w3cFuture: the traceparent is valid but of a version above 00, so it
+	// is rewritten as 00 even when it names the context's span.
+	w3cFuture bool
 }
 
 func (x *extraction) addProblem(header string, p propagation.Problem) {
@@ -53,6 +56,7 @@ func (x *extraction) extractFormats(c *Config, h Headers, formats []propagation.
 				continue
 			}
 			st.valid, st.hasIDs, st.ctx = true, true, ctx
+			x.w3cFuture = !propagation.TraceparentVersion00(v)
 			// TC §3.3.1.1: tracestate travels with a valid traceparent only;
 			// a malformed one is dropped, the traceparent stays valid.
 			if ts, tn := h.Get(propagation.HeaderTracestate); tn > 0 {

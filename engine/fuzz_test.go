@@ -15,6 +15,8 @@ var fuzzPolicies = []string{
 	`{"invalid":"pass","read":["jaeger","b3multi"],"emit":["b3"]}`,
 	`{"trust":{"untrustedDirections":["inbound"],"action":"restart"},"tags":[{"name":"t","from":{"header":"x-t"},"to":["header","baggage"]},{"name":"q","from":{"query":"q"},"to":["metadata"]},{"name":"j","from":{"jwt":{"claim":"a.b"}},"to":["filterState"]}]}`,
 	`{"trust":{"untrustedDirections":["inbound"],"action":"strip"},"correlation":{"strategies":["key","soleInFlight"]}}`,
+	`{"responseHeader":{"format":"traceresponse","name":"x-trace"},"host":{"tracing":false}}`,
+	`{"responseHeader":{"format":"serverTiming"},"host":{"placement":"upstream"}}`,
 }
 
 // FuzzOnRequest feeds arbitrary header lists to the engine under several
@@ -30,6 +32,8 @@ func FuzzOnRequest(f *testing.F) {
 		"b3:0\nx-envoy-force-trace:true\nx-request-id:r1",
 		"tracestate:a=b,a=c\ntraceparent:" + inboundTP + "\ntraceparent:" + inboundTP,
 		"x-t:v\u0001al\n:path:/a?q=1&q=2\nauthorization:Bearer e30.eyJhIjp7ImIiOiJ4In19.x",
+		"traceparent:cc-" + inboundTP[3:] + "-x\ntracestate:foo@=1,1a=2,foo@=3\nserver-timing:db;dur=1\nserver-timing:TRACE;desc=\"a,b\"",
+		"traceparent:" + inboundTP + "\nserver-timing:db;desc=\"open",
 	}
 	for i, s := range seeds {
 		f.Add(s, uint8(i), uint8(i%3))
@@ -57,6 +61,18 @@ func FuzzOnRequest(f *testing.F) {
 		var res Result
 		e.OnRequest(&st, &Request{Headers: h, Direction: Direction(dir % 3)}, &res)
 		defer e.OnDone(&st)
+		// The response, with the blob's headers as the app's: the app's
+		// server-timing text is kept and never gets a second trace metric.
+		var rres Result
+		e.OnResponse(&st, h, &rres)
+		if v, set := rres.Set(propagation.HeaderServerTiming); set {
+			app, _ := h.Get(propagation.HeaderServerTiming)
+			_, had, _ := propagation.FindServerTimingMetric(app, propagation.ServerTimingTraceMetric)
+			_, has, open := propagation.FindServerTimingMetric(v, propagation.ServerTimingTraceMetric)
+			if had || !has || open || !strings.HasPrefix(v, strings.TrimRight(app, " \t")) {
+				t.Fatalf("server-timing %q -> %q", app, v)
+			}
+		}
 		seen := map[string]bool{}
 		for _, m := range res.Mutations {
 			if seen[m.Name] {

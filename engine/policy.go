@@ -131,8 +131,12 @@ type JWTClaim struct {
 
 // ResponseHeaderPolicy configures the trace-id response header.
 type ResponseHeaderPolicy struct {
-	Enabled *bool  `json:"enabled,omitempty"`
-	Name    string `json:"name,omitempty"`
+	Enabled *bool `json:"enabled,omitempty"`
+	// Format is "serverTiming" (default: a "trace" metric in server-timing,
+	// Trace Context Level 2) or "traceresponse" (the earlier draft's header).
+	Format string `json:"format,omitempty"`
+	// Name is the header of the traceresponse format (default traceresponse).
+	Name string `json:"name,omitempty"`
 }
 
 // BaggagePolicy limits accepted baggage (W3C Baggage §3.3.2 defaults).

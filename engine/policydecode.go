@@ -140,6 +140,7 @@ func (p *JWTClaim) fields() []jsonField {
 func (p *ResponseHeaderPolicy) fields() []jsonField {
 	return []jsonField{
 		{"enabled", optBool(&p.Enabled)},
+		{"format", str(&p.Format)},
 		{"name", str(&p.Name)},
 	}
 }

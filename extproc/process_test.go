@@ -163,7 +163,7 @@ func TestSIGTERMDrain(t *testing.T) {
 	for i, s := range streams {
 		r := roundTrip(t, s, respHeadersMsg(hmap(":status", "200")))
 		sets := r.GetResponseHeaders().GetResponse().GetHeaderMutation().GetSetHeaders()
-		if len(sets) != 1 || sets[0].Header.Key != "traceresponse" {
+		if len(sets) != 1 || sets[0].Header.Key != "server-timing" {
 			t.Errorf("stream %d: response reply %v", i, r)
 		}
 		closeStream(t, s)

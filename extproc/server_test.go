@@ -207,9 +207,10 @@ func TestValueField(t *testing.T) {
 	}
 }
 
-// TestTraceresponse: the response phase adds traceresponse from the context
-// decided on the request, and leaves an app's own alone.
-func TestTraceresponse(t *testing.T) {
+// TestResponseTraceMetric: the response phase adds the server-timing trace
+// metric from the context decided on the request after the app's metrics,
+// and leaves an app's own trace metric alone.
+func TestResponseTraceMetric(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			env := startServer(t, tr, "", Options{})
@@ -218,8 +219,9 @@ func TestTraceresponse(t *testing.T) {
 				resp []string
 				want string
 			}{
-				{"added", []string{":status", "200"}, "00-" + validTID + "-"},
-				{"app's own kept", []string{":status", "200", "traceresponse", "00-11111111111111111111111111111111-2222222222222222-01"}, ""},
+				{"added", []string{":status", "200"}, "trace;desc=00-" + validTID + "-"},
+				{"after the app's metrics", []string{":status", "200", "server-timing", "db;dur=53", "server-timing", "app;dur=1"}, "db;dur=53,app;dur=1, trace;desc=00-" + validTID + "-"},
+				{"app's own kept", []string{":status", "200", "server-timing", "trace;desc=00-11111111111111111111111111111111-2222222222222222-01"}, ""},
 			} {
 				s, cancel := openStream(t, env.client)
 				roundTrip(t, s, reqHeadersMsg(hmap("traceparent", validTP), nil))
@@ -232,8 +234,8 @@ func TestTraceresponse(t *testing.T) {
 				switch {
 				case tc.want == "" && len(sets) != 0:
 					t.Errorf("%s: set %v", tc.name, sets)
-				case tc.want != "" && (len(sets) != 1 || sets[0].Header.Key != "traceresponse" || !strings.HasPrefix(string(sets[0].Header.RawValue), tc.want)):
-					t.Errorf("%s: set %v, want traceresponse %s...", tc.name, sets, tc.want)
+				case tc.want != "" && (len(sets) != 1 || sets[0].Header.Key != "server-timing" || !strings.HasPrefix(string(sets[0].Header.RawValue), tc.want)):
+					t.Errorf("%s: set %v, want server-timing %s...", tc.name, sets, tc.want)
 				}
 				closeStream(t, s)
 				cancel()

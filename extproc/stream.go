@@ -352,12 +352,12 @@ type requestReply struct {
 }
 
 // responseReply is a response headers reply with room for one set mutation
-// (traceresponse).
+// (the server-timing trace metric, 66 bytes alone, or traceresponse).
 type responseReply struct {
 	headersReply
 	opts [1]*corev3.HeaderValueOption
 	sets [1]setHeader
-	raw  [64]byte
+	raw  [128]byte
 }
 
 // fill sets the header mutation of a headers reply, if there is one.

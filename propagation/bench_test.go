@@ -37,6 +37,14 @@ func TestParsersDoNotAllocate(t *testing.T) {
 		"AppendTraceparent": func() {
 			sinkBytes = AppendTraceparent(sinkBytes[:0], &sinkCtx)
 		},
+		"FindServerTimingMetric": func() {
+			var desc string
+			desc, sinkBool, _ = FindServerTimingMetric(benchServerTiming, ServerTimingTraceMetric)
+			sinkBool = sinkBool && desc != ""
+		},
+		"AppendServerTimingTrace": func() {
+			sinkBytes = AppendServerTimingTrace(sinkBytes[:0], &sinkCtx)
+		},
 	} {
 		sinkBytes = make([]byte, 0, 128)
 		if n := testing.AllocsPerRun(100, f); n != 0 {
@@ -46,6 +54,8 @@ func TestParsersDoNotAllocate(t *testing.T) {
 }
 
 var repeat32 = repeatMembers(32, ",")
+
+var benchServerTiming = `db;dur=53, cache;desc="Cache Read";dur=23.2, trace;desc=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01`
 
 func BenchmarkParseTraceparent(b *testing.B) {
 	b.ReportAllocs()

@@ -66,6 +66,10 @@ type SpanContext struct {
 	TraceID64 bool
 	// TraceState is a validated W3C tracestate value, or empty.
 	TraceState string
+	// Random is the W3C Level 2 random-trace-id flag (trace-flags 0x02): at
+	// least the right-most 7 bytes of the trace id are random. Only W3C
+	// carries it; see TRANSLATION.md for what the other formats do.
+	Random bool
 }
 
 // Valid reports whether the context has a usable trace id and span id.

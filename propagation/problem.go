@@ -25,11 +25,13 @@ const (
 	ProblemTooLong
 	ProblemKey
 	ProblemValue
-	ProblemDuplicateKey
 	ProblemParentEqualsSpan
 	// ProblemStale: a valid header that names another span than the
 	// authoritative one (a client's stale single b3 next to fresh x-b3-*).
 	ProblemStale
+	// ProblemUnterminated: a quoted string that is never closed
+	// (server-timing).
+	ProblemUnterminated
 	problemCount
 )
 
@@ -53,9 +55,9 @@ var problemText = [problemCount]string{
 	ProblemTooLong:          "value too long",
 	ProblemKey:              "invalid key",
 	ProblemValue:            "invalid value",
-	ProblemDuplicateKey:     "duplicate key",
 	ProblemParentEqualsSpan: "parent span id equals span id",
 	ProblemStale:            "stale: disagrees with the context the proxy propagates",
+	ProblemUnterminated:     "unterminated quoted string",
 }
 
 func (p Problem) String() string {
@@ -93,9 +95,9 @@ var problemCode = [problemCount]string{
 	ProblemTooLong:          "too_long",
 	ProblemKey:              "key",
 	ProblemValue:            "value",
-	ProblemDuplicateKey:     "duplicate_key",
 	ProblemParentEqualsSpan: "parent_equals_span",
 	ProblemStale:            "stale",
+	ProblemUnterminated:     "unterminated",
 }
 
 // hexTable maps a byte to its hex value (0-15) for 0-9 and a-f, to 0x10|value

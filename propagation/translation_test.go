@@ -104,7 +104,12 @@ func TestTranslateSampling(t *testing.T) {
 		{"b3 multi defer", mustB3Multi(t, B3Multi{TraceID: tTrace, SpanID: tSpan}), "00", "", "", "", "0"},
 		{"w3c sampled", mustTP(t, tp("00", tTrace, tSpan, "01")), "01", "1", "1", "", "1"},
 		{"w3c not sampled", mustTP(t, tp("00", tTrace, tSpan, "00")), "00", "0", "0", "", "0"},
-		{"w3c other flags", mustTP(t, tp("00", tTrace, tSpan, "03")), "01", "1", "1", "", "1"},
+		// The random flag (0x02) stays on W3C and is lost in B3 and Jaeger,
+		// which have no field for it; reserved bits are dropped everywhere.
+		{"w3c random sampled", mustTP(t, tp("00", tTrace, tSpan, "03")), "03", "1", "1", "", "1"},
+		{"w3c random", mustTP(t, tp("00", tTrace, tSpan, "02")), "02", "0", "0", "", "0"},
+		{"w3c reserved flags", mustTP(t, tp("00", tTrace, tSpan, "fd")), "01", "1", "1", "", "1"},
+		{"w3c all flags", mustTP(t, tp("00", tTrace, tSpan, "ff")), "03", "1", "1", "", "1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

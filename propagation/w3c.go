@@ -1,15 +1,18 @@
 package propagation
 
 // W3C Trace Context Level 1 (W3C Recommendation, 23 November 2021), referred to
-// below as "TC §x" with the section numbers of that Recommendation. The W3C
-// test suite (w3c/trace-context, branch level-1, test/test.py) is cited as
+// below as "TC §x" with the section numbers of that Recommendation, and Trace
+// Context Level 2 (Candidate Recommendation; the editor's draft as of 2026,
+// w3c/trace-context spec/20-http_request_header_format.md and
+// spec/21-http_response_header_format.md), cited as "TC2 <section title>".
+// The W3C test suite (w3c/trace-context main, test/test.py) is cited as
 // "TC test <name>" where it settles what the prose leaves open.
 //
-// traceresponse is not part of Level 1. It was specified in the Trace Context
-// editor's draft from 2020 (w3c/trace-context#365, section "Trace Context
-// HTTP Response Headers Format" of that draft) until October 2025, when the
-// editor's draft replaced it with a Server-Timing "trace" metric
-// (w3c/trace-context#560). tracebridge keeps the traceresponse layout.
+// The response header: the editor's draft specified a traceresponse header
+// from 2020 (w3c/trace-context#365) until October 2025, when it was replaced
+// by a Server-Timing "trace" metric (w3c/trace-context#560, TC2 "Trace
+// Context Server Timing Metric Format"). tracebridge writes either
+// (AppendTraceresponse, AppendServerTimingTrace).
 
 const traceparentLen = 55 // TC §3.2.2: 2+1+32+1+16+1+2 for version 00.
 
@@ -65,16 +68,49 @@ func ParseTraceparent(v string) (SpanContext, Problem) {
 	if p := decodeHex(flags[:], v[53:55]); p != OK {
 		return c, ProblemFlags // TC §3.2.2.5: 2 HEXDIGLC.
 	}
-	// TC §3.2.2.5.1: only the sampled bit (0x01) is defined. TC §3.2.2.5.2:
-	// the other bits are reserved and vendors MUST set them to zero, so they
-	// are ignored on input and never written (TC §3.2.4 likewise reads only
-	// the sampled bit of a future version).
-	if flags[0]&0x01 != 0 {
+	// TC §3.2.2.5.1: the sampled bit (0x01). TC2 "Random Trace ID Flag": bit
+	// 0x02 says the right-most 7 bytes of the trace id are random, and a
+	// participant continuing the trace MUST keep it. TC2 "Other Flags": the
+	// remaining bits are reserved, so they are ignored on input and never
+	// written. TC2 "Versioning of traceparent": of a higher version only the
+	// sampled bit is read ("MUST NOT parse or assume anything about unknown
+	// fields"), so its random bit is not carried over.
+	if flags[0]&FlagSampled != 0 {
 		c.Sampling = SamplingAccept
 	} else {
 		c.Sampling = SamplingDeny
 	}
+	c.Random = ver[0] == 0 && flags[0]&FlagRandom != 0
 	return c, OK
+}
+
+// Trace-flags bits (TC §3.2.2.5, TC2 "trace-flags").
+const (
+	FlagSampled = 0x01
+	FlagRandom  = 0x02
+)
+
+// TraceFlags returns the trace-flags byte of c: sampled (debug counts as
+// sampled, W3C has no debug state) and random.
+func TraceFlags(c *SpanContext) byte {
+	var f byte
+	if c.Sampling.Sampled() {
+		f |= FlagSampled
+	}
+	if c.Random {
+		f |= FlagRandom
+	}
+	return f
+}
+
+// TraceparentVersion00 reports whether a traceparent value (valid or not)
+// starts with version 00 after optional white space. A context read from a
+// higher version must be rewritten before it is forwarded (TC2 "Mutating the
+// traceparent Field": "Downgrade the version"; TC test
+// test_traceparent_version_0xcc reads the forwarded value as version 00).
+func TraceparentVersion00(v string) bool {
+	v = trimOWS(v)
+	return len(v) >= 2 && v[0] == '0' && v[1] == '0'
 }
 
 // ParseTraceparentHeader applies the header-level rules to a traceparent that
@@ -89,18 +125,19 @@ func ParseTraceparentHeader(v string, count int) (SpanContext, Problem) {
 	return ParseTraceparent(v)
 }
 
-// AppendTraceparent writes a version-00 traceparent (TC §3.2.2). A 64-bit trace
-// id is left-padded with zeros to 128 bits (TC §3.2.2.3 gives no other way to
-// carry it; OpenTelemetry's B3 propagator does the same).
+// AppendTraceparent writes a version-00 traceparent (TC §3.2.2; a context read
+// from a higher version leaves as 00, TC2 "Versioning of traceparent": "MUST
+// use these fields to construct the new traceparent field according to the
+// highest version ... known"). A 64-bit trace id is left-padded with zeros to
+// 128 bits (TC §3.2.2.3 gives no other way to carry it; OpenTelemetry's B3
+// propagator does the same).
 func AppendTraceparent(dst []byte, c *SpanContext) []byte {
 	dst = append(dst, '0', '0', '-')
 	dst = appendHex(dst, c.TraceID[:])
 	dst = append(dst, '-')
 	dst = appendHex(dst, c.SpanID[:])
-	if c.Sampling.Sampled() {
-		return append(dst, '-', '0', '1')
-	}
-	return append(dst, '-', '0', '0')
+	f := TraceFlags(c)
+	return append(dst, '-', hexDigits[f>>4], hexDigits[f&0x0f])
 }
 
 // AppendTraceresponse writes a traceresponse value (Trace Context editor's
@@ -124,18 +161,16 @@ const (
 
 // ValidateTracestate checks a combined tracestate value (TC §3.3). Repeated
 // tracestate headers are combined with commas before the call (TC §3.3.1.1,
-// which defers to RFC 7230 §3.2.2, now RFC 9110 §5.3).
+// which defers to RFC 7230 §3.2.2, now RFC 9110 §5.3). A repeated key is not
+// an error: TC2 "Mutating the tracestate Field" lets a vendor "discard
+// duplicate keys that were not generated by them" (MAY), and TC test
+// test_tracestate_duplicated_keys expects the tracestate to be inherited, so
+// tracebridge forwards it as it came.
 func ValidateTracestate(v string) Problem {
 	if len(v) > TracestateMaxLen {
 		return ProblemTooLong
 	}
 	members := 0
-	// Keys seen so far, to detect duplicates (TC §3.3.1.4: "Only one entry per
-	// key is allowed"; TC test test_tracestate_duplicated_keys expects the
-	// whole tracestate to be discarded). 32 members keep the quadratic scan
-	// trivially small.
-	var keys [TracestateMaxMembers]string
-	var sums [TracestateMaxMembers]uint32 // cheap key hashes: compare strings only on a match
 	for start := 0; start <= len(v); {
 		end := start
 		for end < len(v) && v[end] != ',' {
@@ -155,48 +190,29 @@ func ValidateTracestate(v string) Problem {
 		if eq <= 0 {
 			return ProblemKey
 		}
-		key, val := m[:eq], m[eq+1:]
-		if !validTracestateKey(key) {
+		if !validTracestateKey(m[:eq]) {
 			return ProblemKey
 		}
-		if !validTracestateValue(val) {
+		if !validTracestateValue(m[eq+1:]) {
 			return ProblemValue
 		}
-		sum := keySum(key)
-		for i, k := range keys[:members] {
-			if sums[i] == sum && k == key {
-				return ProblemDuplicateKey
-			}
-		}
-		keys[members], sums[members] = key, sum
 		members++
 	}
 	return OK
 }
 
-// TC §3.3.1.3.1: key = simple-key / multi-tenant-key;
-// simple-key = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" );
-// multi-tenant-key = tenant-id "@" system-id, tenant-id = ( lcalpha / DIGIT )
-// 0*240(...), system-id = lcalpha 0*13(...).
+// TC2 "Key": key = ( lcalpha / DIGIT ) 0*255( keychar ); keychar = lcalpha /
+// DIGIT / "_" / "-" / "*" / "/" / "@". Level 1's simple-key and
+// tenant@system forms are subsets of it; keys such as "foo@", "foo@@bar" and
+// "1foo" that Level 1 refused are legal (TC tests
+// test_tracestate_key_illegal_vendor_format, test_tracestate_key_length_limit).
 func validTracestateKey(k string) bool {
-	at := indexByte(k, '@')
-	if at < 0 {
-		return len(k) <= 256 && isLCAlpha(k[0]) && allKeyChars(k[1:])
-	}
-	tenant, system := k[:at], k[at+1:]
-	if len(tenant) == 0 || len(tenant) > 241 || len(system) == 0 || len(system) > 14 {
+	if len(k) == 0 || len(k) > 256 || !isLCAlpha(k[0]) && !isDigit(k[0]) {
 		return false
 	}
-	if !isLCAlpha(tenant[0]) && !isDigit(tenant[0]) {
-		return false
-	}
-	return allKeyChars(tenant[1:]) && isLCAlpha(system[0]) && allKeyChars(system[1:])
-}
-
-func allKeyChars(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !isLCAlpha(c) && !isDigit(c) && c != '_' && c != '-' && c != '*' && c != '/' {
+	for i := 1; i < len(k); i++ {
+		c := k[i]
+		if !isLCAlpha(c) && !isDigit(c) && c != '_' && c != '-' && c != '*' && c != '/' && c != '@' {
 			return false
 		}
 	}
@@ -219,15 +235,6 @@ func validTracestateValue(v string) bool {
 		}
 	}
 	return true
-}
-
-// keySum is FNV-1a over the key, used only to skip most string comparisons.
-func keySum(k string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(k); i++ {
-		h = (h ^ uint32(k[i])) * 16777619
-	}
-	return h
 }
 
 func isLCAlpha(c byte) bool { return c >= 'a' && c <= 'z' }

@@ -360,7 +360,8 @@ the service returns as dynamic metadata.
 
 As a downstream filter its trace-header changes to formats the tracer owns
 are overwritten by the router (docs/ENVOY.md §2, §6); it tags, repairs formats the
-tracer does not write and answers traceresponse for contexts Envoy joined.
+tracer does not write and answers the server-timing trace metric for contexts
+Envoy joined.
 For translation after injection use gateway-enrichment-upstream.
 `
 	if len(names) > 0 {
@@ -418,8 +419,8 @@ func (r *renderer) gatewayEnrichmentUpstream() ([]File, error) {
 gateway's clusters to the listed backends instead of on its listener. Upstream
 filters run after the router injected the gateway span's context
 (docs/ENVOY.md §3), so formats translated here agree with the span Envoy
-reports, their changes stick (docs/ENVOY.md §6), and traceresponse names the
-gateway's span. Metadata returned here still becomes span tags. Upstream
+reports, their changes stick (docs/ENVOY.md §6), and the server-timing trace
+metric names the gateway's span. Metadata returned here still becomes span tags. Upstream
 ext_proc needs Envoy >= 1.30 and is alpha there.
 
 One ext_proc service serves one policy, hence one placement: this variant
@@ -438,7 +439,7 @@ http2_protocol_options for HTTP/2 or gRPC backends.
 	dir := "istio/overlays/" + ModeGatewayEnrichmentUpstream + "/"
 	return []File{
 		{dir + "kustomization.yaml", kustomization(`Gateway enrichment with ext_proc as an upstream filter (format translation
-and traceresponse after injection): the ext_proc service (base), its policy,
+and the server-timing trace metric after injection): the ext_proc service (base), its policy,
 and the EnvoyFilter.`, "../../base", "configmap.yaml", "envoyfilter.yaml")},
 		r.gatewayConfigMap(d, dir),
 		{dir + "envoyfilter.yaml", yamlFile(doc{comment: comment + "\nThe service's policy is configmap.yaml. " + notesComment(d), obj: ef})},

@@ -37,6 +37,21 @@ func getProperty(path *propertyPath) ([]byte, error) { return proxywasm.GetPrope
 // responseHeader reads one response header.
 func responseHeader(name string) (string, error) { return proxywasm.GetHttpResponseHeader(name) }
 
+// responseHeaderLines appends the response's header lines to dst.
+func responseHeaderLines(dst engine.HeaderList) (engine.HeaderList, bool) {
+	pairs, err := proxywasm.GetHttpResponseHeaders()
+	if err != nil {
+		return dst, false
+	}
+	for _, kv := range pairs {
+		dst = append(dst, engine.HeaderPair{Name: engine.LowerName(kv[0]), Value: kv[1]})
+	}
+	return dst, true
+}
+
+// removeResponseHeader removes a response header.
+func removeResponseHeader(name string) error { return proxywasm.RemoveHttpResponseHeader(name) }
+
 // getSharedData reads a shared-data value and its cas.
 func getSharedData(key string) ([]byte, uint32, error) { return proxywasm.GetSharedData(key) }
 

@@ -56,6 +56,20 @@ func responseHeader(name string) (string, error) {
 	return string(v), statusError(st)
 }
 
+// responseHeaderLines appends the response's header lines to dst.
+func responseHeaderLines(dst engine.HeaderList) (engine.HeaderList, bool) {
+	buf, st := abi.HeaderMapPairs(mapTypeHttpResponseHeaders)
+	if st != 0 {
+		return dst, false
+	}
+	return parseHeaderPairs(dst, buf)
+}
+
+// removeResponseHeader removes a response header.
+func removeResponseHeader(name string) error {
+	return statusError(abi.RemoveHeaderMapValue(mapTypeHttpResponseHeaders, name))
+}
+
 // getSharedData reads a shared-data value and its cas; the value is valid
 // until the next host call.
 func getSharedData(key string) ([]byte, uint32, error) {

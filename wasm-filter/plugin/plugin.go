@@ -33,7 +33,14 @@ type pluginContext struct {
 	// One Result per VM: a VM runs one callback at a time (one VM per worker).
 	res     engine.Result
 	headers engine.IndexedHeaders
-	panics  map[string]bool
+	// respRes is the response callbacks' result: its own buffer, so that
+	// a response never writes over request values a host may still hold
+	// (the SDK's emulator keeps the strings it was given).
+	respRes engine.Result
+	// resp holds the response's header lines when the engine asks for a
+	// header the response has (see responseHeaders).
+	resp   engine.HeaderList
+	panics map[string]bool
 	// Contexts of finished streams, reused by NewHttpContext: allocating
 	// one is a large share of the context-create phase's guest time
 	// (BENCHMARKS.md, wasm module).
@@ -80,7 +87,7 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 	// Each callback applies the result's mutations before it returns, so
 	// their values may alias the result's buffer (one allocation less per
 	// callback that writes a header).
-	p.res.BorrowValues = true
+	p.res.BorrowValues, p.respRes.BorrowValues = true, true
 	p.needDirection, p.needSource, p.needPeer = cfg.ReadsDirection(), cfg.ReadsSource(), cfg.ReadsPeerPrincipal()
 	for _, t := range cfg.Policy.Tags {
 		for _, s := range t.To {
@@ -217,13 +224,25 @@ func (h *httpContext) OnHttpResponseHeaders(int, bool) (action types.Action) {
 			action = types.ActionContinue
 		}
 	}()
-	res := &p.res
-	p.engine.OnResponse(&h.stream, responseHeaders{}, res)
+	res := &p.respRes
+	rh := responseHeaders{p: p}
+	p.engine.OnResponse(&h.stream, &rh, res)
 	for _, m := range res.Mutations {
-		if m.Op == engine.OpSet {
-			if err := replaceResponseHeader(m.Name, m.Value); err != nil {
-				p.counters.count(h.stream.Direction, 1<<engine.DecisionError)
-			}
+		if m.Op != engine.OpSet {
+			continue
+		}
+		// The value replaces every line of the header (the engine joined
+		// them); as for requests, remove once per line seen, then set.
+		_, n := rh.Get(m.Name)
+		var err error
+		for i := 0; i < n && n > 1 && err == nil; i++ {
+			err = removeResponseHeader(m.Name)
+		}
+		if err == nil {
+			err = replaceResponseHeader(m.Name, m.Value)
+		}
+		if err != nil {
+			p.counters.count(h.stream.Direction, 1<<engine.DecisionError)
 		}
 	}
 	return types.ActionContinue
@@ -248,20 +267,36 @@ func (h *httpContext) OnHttpStreamDone() {
 	p.recycle(h) // not after a panic: the stream's state is then unknown
 }
 
-// responseHeaders reads single response headers from the host when the
-// engine asks (only the traceresponse check does): one small host call
-// instead of fetching and decoding every response header.
-type responseHeaders struct{}
+// responseHeaders reads response headers from the host when the engine asks
+// (the response-header check): one small host call for a header the
+// response does not have, the usual case. proxy_get_header_map_value returns
+// only a header's first line, so when the header is there the response's
+// lines are fetched once, and Get joins repeated lines (engine.Headers).
+type responseHeaders struct {
+	p      *pluginContext
+	loaded bool
+}
 
-func (responseHeaders) Get(name string) (string, int) {
-	v, err := responseHeader(name)
-	if err != nil || v == "" {
-		// A missing header comes back as NotFound, or as an empty value from
-		// hosts that answer Ok for it (the 0.1 ABI's convention); an empty
-		// traceresponse carries no context either way.
+func (r *responseHeaders) Get(name string) (string, int) {
+	if !r.loaded {
+		v, err := responseHeader(name)
+		if err != nil || v == "" {
+			// A missing header comes back as NotFound, or as an empty value
+			// from hosts that answer Ok for it (the 0.1 ABI's convention);
+			// an empty value carries nothing either way.
+			return "", 0
+		}
+		list, ok := responseHeaderLines(r.p.resp[:0])
+		if !ok {
+			return v, 1
+		}
+		r.p.resp, r.loaded = list, true
+	}
+	v, n := r.p.resp.Get(name)
+	if v == "" {
 		return "", 0
 	}
-	return v, 1
+	return v, n
 }
 
 // panicText describes a recovered panic value without fmt (which would

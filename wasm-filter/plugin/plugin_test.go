@@ -71,16 +71,17 @@ func TestInboundRecordsOutboundRestoresByRequestID(t *testing.T) {
 	if s.counter(engine.DecisionRestored, engine.Outbound) != 1 || s.counter(engine.DecisionRecorded, engine.Inbound) != 1 {
 		t.Fatal("restored/recorded counters not incremented")
 	}
-	// traceresponse on the inbound response
-	s.host.CallOnResponseHeaders(in, [][2]string{{":status", "200"}}, false)
-	found := false
+	// The server-timing trace metric on the inbound response, after the
+	// app's own lines.
+	s.host.CallOnResponseHeaders(in, [][2]string{{":status", "200"}, {"server-timing", "db;dur=53"}, {"server-timing", "app;dur=1"}}, false)
+	var got []string
 	for _, kv := range s.host.GetCurrentResponseHeaders(in) {
-		if kv[0] == "traceresponse" && kv[1] == tpA {
-			found = true
+		if kv[0] == "server-timing" {
+			got = append(got, kv[1])
 		}
 	}
-	if !found {
-		t.Fatalf("no traceresponse: %v", s.host.GetCurrentResponseHeaders(in))
+	if len(got) != 1 || got[0] != "db;dur=53,app;dur=1, trace;desc="+tpA {
+		t.Fatalf("server-timing: %q", got)
 	}
 	s.host.CompleteHttpContext(in)
 	// An unknown request id is not restored: a fresh context is injected.

@@ -27,6 +27,7 @@ import (
 	"github.com/tracebridge/tracebridge/e2e/sim/envoysim"
 	"github.com/tracebridge/tracebridge/e2e/sim/sidecar"
 	"github.com/tracebridge/tracebridge/internal/repo"
+	"github.com/tracebridge/tracebridge/propagation"
 )
 
 // DemoJWT is an unsigned JWT whose payload carries subscription.plan=gold
@@ -306,8 +307,8 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 				m.Close()
 				return err
 			}
-			if tr := resp.Header.Get("Traceresponse"); tr != "" {
-				traceResponses = append(traceResponses, tok+": traceresponse "+tr)
+			if label, v := ResponseTraceContext(resp.Header); v != "" {
+				traceResponses = append(traceResponses, tok+": "+label+v)
 			}
 		}
 		m.Flush()
@@ -349,4 +350,21 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 		<-sig
 	}
 	return nil
+}
+
+// ResponseTraceContext returns the trace context a response names, in
+// traceparent layout, and a label saying how it came (printed before it):
+// the server-timing "trace" metric's
+// desc (Trace Context Level 2, tracebridge's default), else a traceresponse
+// header (responseHeader.format traceresponse). Both empty when neither is
+// there.
+func ResponseTraceContext(h http.Header) (label, value string) {
+	st := strings.Join(h.Values("Server-Timing"), ",")
+	if desc, found, _ := propagation.FindServerTimingMetric(st, propagation.ServerTimingTraceMetric); found && desc != "" {
+		return "server-timing trace;desc=", desc
+	}
+	if v := h.Get("Traceresponse"); v != "" {
+		return "traceresponse ", v
+	}
+	return "", ""
 }

@@ -39,7 +39,7 @@ func TestDemoCommand(t *testing.T) {
 		"auto-forward: 2 requests → 2 traces",
 		"precise:      2 requests → 2 traces",
 		"tenant=acme route=products plan=gold",
-		"traceresponse 00-",
+		"server-timing trace;desc=00-",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())

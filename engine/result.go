@@ -23,6 +23,9 @@ const (
 	DecisionError
 	DecisionStripped
 	DecisionRecorded
+	// DecisionNarrowed accompanies DecisionRestored when the narrowed
+	// strategy found the record.
+	DecisionNarrowed
 	decisionCount
 )
 
@@ -32,6 +35,7 @@ const DecisionCount = int(decisionCount)
 var decisionNames = [decisionCount]string{
 	"kept", "injected", "repaired", "restarted", "translated", "restored",
 	"ambiguous", "rejected", "tagged", "error", "stripped", "recorded",
+	"narrowed",
 }
 
 func (d Decision) String() string {
@@ -131,6 +135,8 @@ type Result struct {
 	// so that it is not allocated per restore: in the wasm module an
 	// allocation costs about a microsecond.
 	restored overlay
+	// prints holds the narrowed strategy's fingerprints of the request.
+	prints [MaxNarrowHeaders]uint64
 }
 
 // Reset clears the result, keeping its storage.

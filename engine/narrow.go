@@ -1,0 +1,276 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/tracebridge/tracebridge/engine/internal/hmacsha256"
+)
+
+// The narrowed strategy: an app that forwards no trace header often relays
+// something of its caller's request (the bearer token, the session cookie, a
+// tenant or user id). Each inbound request in flight keeps a fingerprint of
+// each candidate header's value; an outbound request without context is
+// restored from the only in-flight inbound request that shares one of its
+// fingerprints. Two or more such requests (or an overflowing set) are
+// ambiguous: nothing is guessed.
+//
+// A fingerprint is the first 8 bytes of HMAC-SHA-256 (RFC 2104) under a
+// random key of the store, over "<header name>:" and the value: never the
+// value itself, so a token cannot be read back from shared data, Redis or a
+// dump. The key is shared by everyone who reads the same store (every VM of a
+// proxy, every replica on one Redis), because fingerprints written by one
+// are compared by another.
+
+// NarrowKeySize is the length of a fingerprint key.
+const NarrowKeySize = 32
+
+// MaxNarrowHeaders bounds correlation.narrowHeaders, and so the fingerprints
+// an in-flight entry keeps.
+const MaxNarrowHeaders = 8
+
+// DefaultNarrowHeaders are the candidate headers when the policy lists none.
+var DefaultNarrowHeaders = []string{"authorization", "cookie", "x-user-id", "x-tenant-id", "x-session-id", "x-api-key"}
+
+// NarrowStore is the part of a Store that keeps the narrowed strategy's
+// in-flight set. Every store of the project implements it; with a store that
+// does not, the strategy does nothing.
+type NarrowStore interface {
+	// NarrowKey returns the fingerprint key, the same for every reader of
+	// the store (created once, on first use or at start).
+	NarrowKey() ([NarrowKeySize]byte, error)
+	// EnterNarrow counts an inbound request in flight with its fingerprints
+	// and record (which may be empty). owner is unique per stream, never zero.
+	EnterNarrow(owner uint64, rec []byte, prints []uint64) error
+	// LeaveNarrow ends what EnterNarrow started; unknown owners are ignored.
+	LeaveNarrow(owner uint64) error
+	// Narrow reports how many in-flight requests share at least one
+	// fingerprint with prints (at least 2 while requests that did not fit
+	// in the set are in flight) and, when exactly one does, appends its
+	// record to dst (ok false when it has none).
+	Narrow(dst []byte, prints []uint64) (matches int, rec []byte, ok bool, err error)
+}
+
+// NewNarrowKey draws a fingerprint key. math/rand/v2's global generator is
+// the runtime's ChaCha8 (C2SP chacha8rand), seeded from the system's entropy
+// at start (runtime/rand.go, Go 1.26; WASI random_get in the wasm module):
+// unpredictable without it. crypto/rand would link Go's FIPS 140 module
+// into the wasm module (see deps_test.go).
+func NewNarrowKey() ([NarrowKeySize]byte, error) {
+	var k [NarrowKeySize]byte
+	for i := 0; i < NarrowKeySize; i += 8 {
+		v := rand.Uint64()
+		for j := 0; j < 8; j++ {
+			k[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return k, nil
+}
+
+// narrowMAC is a prepared fingerprint key; the engine keeps the last one it
+// saw and prepares a new one only when the store's key changes.
+type narrowMAC struct {
+	raw [NarrowKeySize]byte
+	mac *hmacsha256.Keyed
+}
+
+// Fingerprint is the fingerprint of one header value under key (exported for
+// stores' tests and tools; the engine uses a prepared key).
+func Fingerprint(key [NarrowKeySize]byte, name, value string) uint64 {
+	return fingerprint(hmacsha256.NewKeyed(key[:]), name+":", value)
+}
+
+func fingerprint(k *hmacsha256.Keyed, prefix, value string) uint64 {
+	s := k.MAC(prefix, value)
+	return readU64(s[:8])
+}
+
+// narrowKeyed returns the prepared key of the store.
+func (e *Engine) narrowKeyed(ns NarrowStore) (*hmacsha256.Keyed, error) {
+	raw, err := ns.NarrowKey()
+	if err != nil {
+		return nil, err
+	}
+	if m := e.narrowKey.Load(); m != nil && m.raw == raw {
+		return m.mac, nil
+	}
+	m := &narrowMAC{raw: raw, mac: hmacsha256.NewKeyed(raw[:])}
+	e.narrowKey.Store(m)
+	return m.mac, nil
+}
+
+// narrowPrints fingerprints the candidate headers present in h into res's
+// buffer. A header sent more than once is fingerprinted as its joined value
+// (Headers.Get), on both sides alike; an empty value is skipped.
+func (e *Engine) narrowPrints(ns NarrowStore, h Headers, res *Result) ([]uint64, error) {
+	c := e.cfg
+	var k *hmacsha256.Keyed
+	prints := res.prints[:0]
+	for i, name := range c.narrowHeaders {
+		v, n := h.Get(name)
+		if n == 0 || v == "" {
+			continue
+		}
+		if k == nil {
+			var err error
+			if k, err = e.narrowKeyed(ns); err != nil {
+				return nil, err
+			}
+		}
+		prints = append(prints, fingerprint(k, c.narrowPrefixes[i], v))
+	}
+	return prints, nil
+}
+
+// NarrowSet is the narrowed strategy's bookkeeping for stores that keep it
+// in one value: up to MaxInFlightEntries requests with start time,
+// fingerprints and record, plus an overflow count of requests that did not
+// fit (while any is counted every lookup is ambiguous).
+type NarrowSet struct {
+	Entries  []NarrowEntry
+	Overflow int
+	// OverflowSince is when the overflow count last changed (unix nanos).
+	OverflowSince int64
+}
+
+// NarrowEntry is one inbound request in flight.
+type NarrowEntry struct {
+	Owner   uint64
+	Started int64 // unix nanoseconds
+	Prints  []uint64
+	Rec     []byte
+}
+
+// Enter adds a request (or counts an overflow). It copies prints and rec.
+func (s *NarrowSet) Enter(owner uint64, rec []byte, prints []uint64, now int64) {
+	if len(s.Entries) >= MaxInFlightEntries {
+		s.Overflow++
+		s.OverflowSince = now
+		return
+	}
+	if len(prints) > MaxNarrowHeaders {
+		prints = prints[:MaxNarrowHeaders]
+	}
+	s.Entries = append(s.Entries, NarrowEntry{Owner: owner, Started: now,
+		Prints: append([]uint64(nil), prints...), Rec: append([]byte(nil), rec...)})
+}
+
+// Leave removes an owner; an unknown owner is taken from the overflow.
+func (s *NarrowSet) Leave(owner uint64, now int64) {
+	for i := range s.Entries {
+		if s.Entries[i].Owner == owner {
+			s.Entries = append(s.Entries[:i], s.Entries[i+1:]...)
+			return
+		}
+	}
+	if s.Overflow > 0 {
+		s.Overflow--
+		s.OverflowSince = now
+	}
+}
+
+// Expire forgets entries older than timeout, and an overflow count that has
+// not moved for that long.
+func (s *NarrowSet) Expire(now int64, timeout time.Duration) {
+	cut := now - int64(timeout)
+	kept := s.Entries[:0]
+	for _, e := range s.Entries {
+		if e.Started > cut {
+			kept = append(kept, e)
+		}
+	}
+	s.Entries = kept
+	if s.Overflow > 0 && s.OverflowSince <= cut {
+		s.Overflow = 0
+	}
+}
+
+// Match counts the entries sharing at least one fingerprint with prints and
+// returns the record of the match when there is exactly one. While an
+// overflow is counted the answer is at least 2: a request that did not fit
+// may share the value.
+func (s *NarrowSet) Match(prints []uint64) (matches int, rec []byte) {
+	if len(prints) == 0 {
+		return 0, nil
+	}
+	for i := range s.Entries {
+		if sharesPrint(s.Entries[i].Prints, prints) {
+			matches++
+			rec = s.Entries[i].Rec
+		}
+	}
+	if s.Overflow > 0 {
+		return max(matches, 2), nil
+	}
+	if matches != 1 {
+		rec = nil
+	}
+	return matches, rec
+}
+
+func sharesPrint(a, b []uint64) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// AppendBinary encodes the set: [overflow u32][overflowSince i64] then per
+// entry [owner u64][started i64][n u8][n × print u64][len u16][rec].
+func (s *NarrowSet) AppendBinary(dst []byte) []byte {
+	dst = appendU64(dst, uint64(s.Overflow), 4)
+	dst = appendU64(dst, uint64(s.OverflowSince), 8)
+	for _, e := range s.Entries {
+		dst = appendU64(dst, e.Owner, 8)
+		dst = appendU64(dst, uint64(e.Started), 8)
+		np := min(len(e.Prints), MaxNarrowHeaders)
+		dst = append(dst, byte(np))
+		for _, p := range e.Prints[:np] {
+			dst = appendU64(dst, p, 8)
+		}
+		n := min(len(e.Rec), 0xffff)
+		dst = appendU64(dst, uint64(n), 2)
+		dst = append(dst, e.Rec[:n]...)
+	}
+	return dst
+}
+
+// DecodeNarrowSet reads what AppendBinary wrote; a truncated or corrupted
+// value yields the entries read so far, never a panic. Prints and records
+// alias b.
+func DecodeNarrowSet(b []byte) NarrowSet {
+	var s NarrowSet
+	if len(b) < 12 {
+		return s
+	}
+	s.Overflow = int(readU64(b[0:4]))
+	s.OverflowSince = int64(readU64(b[4:12]))
+	b = b[12:]
+	for len(b) >= 17 && len(s.Entries) < MaxInFlightEntries {
+		owner, started, np := readU64(b[0:8]), int64(readU64(b[8:16])), int(b[16])
+		if np > MaxNarrowHeaders || len(b) < 17+8*np+2 {
+			break
+		}
+		prints := make([]uint64, np)
+		for i := range prints {
+			prints[i] = readU64(b[17+8*i : 25+8*i])
+		}
+		b = b[17+8*np:]
+		n := int(readU64(b[0:2]))
+		if len(b) < 2+n {
+			break
+		}
+		s.Entries = append(s.Entries, NarrowEntry{Owner: owner, Started: started, Prints: prints, Rec: b[2 : 2+n]})
+		b = b[2+n:]
+	}
+	return s
+}
+
+// narrowKeyCache is the engine's prepared key (atomic: the engine is used
+// from many goroutines in ext_proc).
+type narrowKeyCache = atomic.Pointer[narrowMAC]

@@ -184,7 +184,7 @@ func TestNarrowedKeepsNoValue(t *testing.T) {
 		t.Fatal("the token is stored in the in-flight set")
 	}
 	key, _ := store.NarrowKey()
-	if len(store.narrow.set.Entries) != 1 || store.narrow.set.Entries[0].Prints[0] != Fingerprint(key, "authorization", tok) {
+	if len(store.narrow.set.Entries) != 1 || store.narrow.set.Entries[0].Print(0) != Fingerprint(key, "authorization", tok) {
 		t.Fatalf("entry prints %v", store.narrow.set.Entries)
 	}
 	other, _ := NewNarrowKey()
@@ -201,8 +201,8 @@ func TestNarrowSetEncoding(t *testing.T) {
 	enc := s.AppendBinary(nil)
 	d := DecodeNarrowSet(enc)
 	if d.Overflow != 2 || d.OverflowSince != 300 || len(d.Entries) != 2 ||
-		d.Entries[0].Owner != 7 || string(d.Entries[0].Rec) != "rec-a" || d.Entries[0].Prints[1] != 2 ||
-		d.Entries[1].Started != 200 || d.Entries[1].Prints[0] != 3 || len(d.Entries[1].Rec) != 0 {
+		d.Entries[0].Owner != 7 || string(d.Entries[0].Rec) != "rec-a" || d.Entries[0].Print(1) != 2 ||
+		d.Entries[1].Started != 200 || d.Entries[1].Print(0) != 3 || len(d.Entries[1].Rec) != 0 {
 		t.Fatalf("round trip: %+v", d)
 	}
 	for i := range enc { // every truncation decodes to a prefix without panicking

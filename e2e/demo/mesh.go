@@ -49,6 +49,10 @@ type MeshOptions struct {
 	// for every service; RequestIDApps for the named ones only.
 	ForwardRequestID bool
 	RequestIDApps    []string
+	// RelayHeaders: every app copies these headers of its request to its
+	// calls (RelayApps: only the named apps).
+	RelayHeaders []string
+	RelayApps    []string
 	// Wasm is the compiled module (required unless Control).
 	Wasm string
 	// WasmHostProfile is the proxy-wasm-cpp-host version the sidecars'
@@ -92,6 +96,14 @@ func StartMesh(o MeshOptions) (*Mesh, error) {
 		for _, n := range o.RequestIDApps {
 			if n == a.Name {
 				a.ForwardRequestID = true
+			}
+		}
+		if len(o.RelayApps) == 0 {
+			a.RelayHeaders = o.RelayHeaders
+		}
+		for _, n := range o.RelayApps {
+			if n == a.Name {
+				a.RelayHeaders = o.RelayHeaders
 			}
 		}
 		if err := a.Start(); err != nil {

@@ -203,8 +203,9 @@ func RepoRoot() (string, error) {
 }
 
 // DemoPolicy is manifests/sample-policy.json adapted for apps that forward
-// nothing: sole-in-flight correlation after the key, and a literal tag in
-// filter state (a span tag through Envoy ≥ 1.37 value custom tags).
+// nothing: narrowed and sole-in-flight correlation after the key, and a
+// literal tag in filter state (a span tag through Envoy ≥ 1.37 value custom
+// tags).
 func DemoPolicy(root string) ([]byte, error) {
 	data, err := os.ReadFile(filepath.Join(root, "manifests", "sample-policy.json"))
 	if err != nil {
@@ -219,7 +220,7 @@ func DemoPolicy(root string) ([]byte, error) {
 		corr = map[string]any{}
 		doc["correlation"] = corr
 	}
-	corr["strategies"] = []string{"key", "soleInFlight"}
+	corr["strategies"] = []string{"key", "narrowed", "soleInFlight"}
 	tags, _ := doc["tags"].([]any)
 	doc["tags"] = append(tags, map[string]any{"name": "mesh", "from": map[string]any{"literal": "bookinfo-demo"}, "to": []string{"filterState"}})
 	return json.Marshal(doc)

@@ -15,6 +15,7 @@ var fuzzPolicies = []string{
 	`{"invalid":"pass","read":["jaeger","b3multi"],"emit":["b3"]}`,
 	`{"trust":{"untrustedDirections":["inbound"],"action":"restart"},"tags":[{"name":"t","from":{"header":"x-t"},"to":["header","baggage"]},{"name":"q","from":{"query":"q"},"to":["metadata"]},{"name":"j","from":{"jwt":{"claim":"a.b"}},"to":["filterState"]}]}`,
 	`{"trust":{"untrustedDirections":["inbound"],"action":"strip"},"correlation":{"strategies":["key","soleInFlight"]}}`,
+	`{"correlation":{"strategies":["key","narrowed","soleInFlight"],"narrowHeaders":["authorization","cookie","x-t"]}}`,
 }
 
 // FuzzOnRequest feeds arbitrary header lists to the engine under several

@@ -20,7 +20,7 @@ import (
 func TestNarrowedWithJaeger(t *testing.T) {
 	e := setup(t)
 	ext := e.extproc(t)
-	const requests = 60
+	const requests = 100
 	for _, run := range []struct {
 		name       string
 		strategies []string

@@ -132,6 +132,11 @@ type NarrowSet struct {
 	Overflow int
 	// OverflowSince is when the overflow count last changed (unix nanos).
 	OverflowSince int64
+	// Sticky is set when an entry expired while requests overflowed: that
+	// entry's late end would look like an overflowed request's, so ends of
+	// unknown owners no longer lower the count, which then only heals by
+	// the timeout (more lookups ambiguous, never a guess).
+	Sticky bool
 }
 
 // NarrowEntry is one inbound request in flight.
@@ -175,7 +180,7 @@ func (s *NarrowSet) Leave(owner uint64, now int64) {
 			return
 		}
 	}
-	if s.Overflow > 0 {
+	if s.Overflow > 0 && !s.Sticky {
 		s.Overflow--
 		s.OverflowSince = now
 	}
@@ -191,9 +196,15 @@ func (s *NarrowSet) Expire(now int64, timeout time.Duration) {
 			kept = append(kept, e)
 		}
 	}
+	if len(kept) < len(s.Entries) && s.Overflow > 0 {
+		s.Sticky = true
+	}
 	s.Entries = kept
 	if s.Overflow > 0 && s.OverflowSince <= cut {
 		s.Overflow = 0
+	}
+	if s.Overflow == 0 {
+		s.Sticky = false
 	}
 }
 
@@ -232,11 +243,16 @@ func sharesPrint(a []byte, b []uint64) bool {
 	return false
 }
 
-// AppendBinary encodes the set: [overflow u32][overflowSince i64] then per
-// entry [owner u64][started i64][n u8][n × print u64][len u16][rec].
+// AppendBinary encodes the set: [overflow u32][overflowSince i64][sticky u8]
+// then per entry [owner u64][started i64][n u8][n × print u64][len u16][rec].
 func (s *NarrowSet) AppendBinary(dst []byte) []byte {
 	dst = appendU64(dst, uint64(s.Overflow), 4)
 	dst = appendU64(dst, uint64(s.OverflowSince), 8)
+	sticky := byte(0)
+	if s.Sticky {
+		sticky = 1
+	}
+	dst = append(dst, sticky)
 	for _, e := range s.Entries {
 		dst = appendU64(dst, e.Owner, 8)
 		dst = appendU64(dst, uint64(e.Started), 8)
@@ -255,12 +271,13 @@ func (s *NarrowSet) AppendBinary(dst []byte) []byte {
 // alias b.
 func DecodeNarrowSet(b []byte) NarrowSet {
 	var s NarrowSet
-	if len(b) < 12 {
+	if len(b) < 13 {
 		return s
 	}
 	s.Overflow = int(readU64(b[0:4]))
 	s.OverflowSince = int64(readU64(b[4:12]))
-	b = b[12:]
+	s.Sticky = b[12] != 0
+	b = b[13:]
 	for len(b) >= 17 && len(s.Entries) < MaxInFlightEntries {
 		owner, started, np := readU64(b[0:8]), int64(readU64(b[8:16])), int(b[16])
 		if np > MaxNarrowHeaders || len(b) < 17+8*np+2 {

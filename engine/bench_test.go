@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,6 +114,40 @@ func BenchmarkOpenTelemetryBaseline(b *testing.B) {
 				if out["traceparent"] == "" {
 					b.Fatal("baseline produced no traceparent")
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkEngineInFlight: one inbound request (recorded), its outbound call
+// (restored when the strategy can) and its end, with 8 other requests in
+// flight, per in-flight strategy. The inbound request carries a bearer token
+// the app relays on its call; "key" has no in-flight set (the strategy off).
+func BenchmarkEngineInFlight(b *testing.B) {
+	const token = "Bearer eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTQyIiwidGVuYW50IjoiYWNtZSIsImV4cCI6MTk5OTk5OTk5OX0.c2lnbmF0dXJlLW9mLXRoZS10b2tlbi1ub3QtY2hlY2tlZA"
+	for _, strategies := range []string{`["key"]`, `["soleInFlight"]`, `["narrowed"]`, `["narrowed","soleInFlight"]`} {
+		b.Run(strategies, func(b *testing.B) {
+			store := NewMemoryStore(4096, time.Minute, nil)
+			e := mustEngine(b, `{"correlation":{"strategies":`+strategies+`}}`, store)
+			var res Result
+			others := make([]Stream, 8)
+			for i := range others {
+				h := HeaderList{{"traceparent", inboundTP}, {"authorization", token + string(rune('a'+i))}}
+				e.OnRequest(&others[i], &Request{Headers: h, Direction: Inbound}, &res)
+			}
+			in := Request{Headers: append(HeaderList{{"authorization", token}}, benchRequests["a_valid_w3c"]...), Direction: Inbound}
+			out := Request{Headers: HeaderList{{":path", "/details"}, {"user-agent", "Go-http-client/1.1"}, {"authorization", token}}, Direction: Outbound}
+			var st, ost Stream
+			b.ReportAllocs()
+			for b.Loop() {
+				st, ost = Stream{}, Stream{}
+				e.OnRequest(&st, &in, &res)
+				e.OnRequest(&ost, &out, &res)
+				e.OnDone(&ost)
+				e.OnDone(&st)
+			}
+			if strings.Contains(strategies, "narrowed") && !res.Decisions.Has(DecisionNarrowed) {
+				b.Fatalf("outbound call not restored by narrowed: %v", res.Decisions)
 			}
 		})
 	}

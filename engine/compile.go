@@ -93,8 +93,12 @@ type Config struct {
 	byKey        bool
 	soleInFlight bool
 	keyHeaders   []string
-	TTL          time.Duration
-	Capacity     int
+	// narrowed strategy: candidate headers and their "<name>:" MAC prefixes.
+	narrowed       bool
+	narrowHeaders  []string
+	narrowPrefixes []string
+	TTL            time.Duration
+	Capacity       int
 	// InFlightTimeout bounds how long an unended request counts in flight.
 	InFlightTimeout time.Duration
 	restoreHeaders  []string
@@ -397,8 +401,10 @@ func compileCorrelation(e *ConfigError, c *Config, p, d *CorrelationPolicy) {
 			c.byKey = true
 		case "soleInFlight":
 			c.soleInFlight = true
+		case "narrowed":
+			c.narrowed = true
 		default:
-			e.add("correlation.strategies["+strconv.Itoa(i)+"]", `must be "key" or "soleInFlight", got `+strconv.Quote(s))
+			e.add("correlation.strategies["+strconv.Itoa(i)+"]", `must be "key", "narrowed" or "soleInFlight", got `+strconv.Quote(s))
 		}
 	}
 	c.keyHeaders = lowerAll(p.KeyHeaders)
@@ -413,6 +419,7 @@ func compileCorrelation(e *ConfigError, c *Config, p, d *CorrelationPolicy) {
 	if c.byKey && len(c.keyHeaders) == 0 {
 		e.add("correlation.keyHeaders", `must name at least one header when the "key" strategy is on`)
 	}
+	compileNarrow(e, c, p)
 	ttl := p.TTL
 	if ttl == "" {
 		ttl = d.TTL
@@ -443,6 +450,42 @@ func compileCorrelation(e *ConfigError, c *Config, p, d *CorrelationPolicy) {
 // SoleInFlight reports whether the sole-in-flight strategy is on: stores
 // keep an in-flight set only then.
 func (c *Config) SoleInFlight() bool { return c.soleInFlight }
+
+// Narrowed reports whether the narrowed strategy is on: stores keep its
+// in-flight set and fingerprint key only then.
+func (c *Config) Narrowed() bool { return c.narrowed }
+
+func compileNarrow(e *ConfigError, c *Config, p *CorrelationPolicy) {
+	c.narrowHeaders = lowerAll(p.NarrowHeaders)
+	if p.NarrowHeaders == nil {
+		c.narrowHeaders = DefaultNarrowHeaders
+	}
+	if len(c.narrowHeaders) > MaxNarrowHeaders {
+		e.add("correlation.narrowHeaders", "must list at most "+strconv.Itoa(MaxNarrowHeaders)+" headers, got "+strconv.Itoa(len(c.narrowHeaders)))
+	}
+	if c.narrowed && len(c.narrowHeaders) == 0 {
+		e.add("correlation.narrowHeaders", `must name at least one header when the "narrowed" strategy is on`)
+	}
+	c.narrowPrefixes = make([]string, len(c.narrowHeaders))
+	for i, h := range c.narrowHeaders {
+		path := "correlation.narrowHeaders[" + strconv.Itoa(i) + "]"
+		switch {
+		case !validHeaderName(h) || h[0] == ':' || h == "host":
+			// host is the same for every request to the service: it would
+			// make every lookup ambiguous.
+			e.add(path, "must be a plain HTTP header name, got "+strconv.Quote(h))
+		case isTraceHeader(h):
+			e.add(path, "must not be a trace header (a request carrying one needs no restore), got "+strconv.Quote(h))
+		}
+		for _, prev := range c.narrowHeaders[:i] {
+			if prev == h {
+				e.add(path, "is listed twice: "+strconv.Quote(h))
+				break
+			}
+		}
+		c.narrowPrefixes[i] = h + ":"
+	}
+}
 
 func parseDuration(e *ConfigError, path, s string) time.Duration {
 	dur, err := time.ParseDuration(s)

@@ -59,7 +59,7 @@ func finalValue(h Headers, res *Result, name string) (string, bool) {
 func (e *Engine) record(st *Stream, h Headers, res *Result, ctxValid bool) {
 	c := e.cfg
 	var rec []byte
-	if ctxValid && (c.byKey || c.soleInFlight) {
+	if ctxValid && (c.byKey || c.soleInFlight || e.narrow != nil) {
 		rec = res.scratch[:0]
 		for _, name := range c.restoreHeaders {
 			if v, ok := finalValue(h, res, name); ok && v != "" && len(v) <= maxRecordValue && len(name) < 256 &&
@@ -82,10 +82,15 @@ func (e *Engine) record(st *Stream, h Headers, res *Result, ctxValid bool) {
 			}
 		}
 	}
+	if e.narrow != nil && !st.narrowIn {
+		e.enterNarrow(st, h, res, rec)
+	}
 	if c.soleInFlight && !st.inFlight {
 		// Every inbound request is counted, with or without a record: the
 		// count, not the record, is what makes a guess safe.
-		st.owner = e.owner()
+		if st.owner == 0 {
+			st.owner = e.owner()
+		}
 		if err := e.store.Enter(st.owner, rec); err != nil {
 			res.Decisions.add(DecisionError)
 			return
@@ -216,13 +221,67 @@ func (e *Engine) readRecord(ov *overlay, rec string) (dropped, usable bool) {
 	return dropped, rx.primary(c) != nil
 }
 
+// enterNarrow puts an inbound request with at least one candidate header in
+// the narrowed strategy's in-flight set, with or without a record: like the
+// sole-in-flight count, every request that could match is what makes a match
+// certain.
+func (e *Engine) enterNarrow(st *Stream, h Headers, res *Result, rec []byte) {
+	prints, err := e.narrowPrints(e.narrow, h, res)
+	if err != nil {
+		res.Decisions.add(DecisionError)
+		return
+	}
+	if len(prints) == 0 {
+		return
+	}
+	if st.owner == 0 {
+		st.owner = e.owner()
+	}
+	if err := e.narrow.EnterNarrow(st.owner, rec, prints); err != nil {
+		res.Decisions.add(DecisionError)
+		return
+	}
+	st.narrowIn = true
+	if len(rec) > 0 {
+		res.Decisions.add(DecisionRecorded)
+	}
+}
+
+// lookupNarrow finds the only in-flight inbound request sharing a
+// fingerprint with h. decided is true when the answer is final (one match,
+// with or without a record, or an ambiguous one): only "no match" (or a
+// store error) falls through to sole in flight.
+func (e *Engine) lookupNarrow(h Headers, res *Result, scratch []byte) (rec []byte, found, decided bool) {
+	prints, err := e.narrowPrints(e.narrow, h, res)
+	if err != nil {
+		res.Decisions.add(DecisionError)
+		return nil, false, false
+	}
+	if len(prints) == 0 {
+		return nil, false, false
+	}
+	n, r, ok, err := e.narrow.Narrow(scratch, prints)
+	switch {
+	case err != nil:
+		res.Decisions.add(DecisionError)
+		return nil, false, false
+	case ok:
+		return r, true, true
+	case n >= 2:
+		res.Decisions.add(DecisionAmbiguous)
+		return r, false, true
+	}
+	return r, false, n == 1
+}
+
 // restore looks up the record of the inbound request an outbound request
-// belongs to: by key header, then (opt-in) by sole in flight. Trace headers
+// belongs to: by key header, then (opt-in) by narrowed fingerprints, then
+// (opt-in) by sole in flight. Trace headers
 // from the record replace the request's; other restore headers (baggage,
 // opaque ids) are added only where the app sent none.
 func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
 	c := e.cfg
-	if e.store == nil || !c.byKey && !c.soleInFlight {
+	if e.store == nil || !c.byKey && !c.soleInFlight && e.narrow == nil {
 		return nil, false
 	}
 	scratch := res.scratch[:0]
@@ -243,7 +302,12 @@ func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
 			}
 		}
 	}
-	if !found && c.soleInFlight {
+	narrowed, decided := false, false
+	if !found && e.narrow != nil {
+		rec, narrowed, decided = e.lookupNarrow(h, res, scratch)
+		found = narrowed
+	}
+	if !found && !decided && c.soleInFlight {
 		n, r, ok, err := e.store.Sole(scratch)
 		switch {
 		case err != nil:
@@ -292,6 +356,9 @@ func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
 		}
 	}
 	res.Decisions.add(DecisionRestored)
+	if narrowed {
+		res.Decisions.add(DecisionNarrowed)
+	}
 	return ov, true
 }
 

@@ -69,11 +69,18 @@ type Engine struct {
 	// (the plugin's context holds the engine), which keeps time's
 	// formatting code in the wasm module.
 	unixNow func() int64
+	// narrow is the store's narrowed-strategy part (nil when it has none);
+	// narrowKey its prepared fingerprint key.
+	narrow    NarrowStore
+	narrowKey narrowKeyCache
 }
 
 // New builds an engine for a compiled policy.
 func New(cfg *Config, opts Options) *Engine {
 	e := &Engine{cfg: cfg, store: opts.Store, ids: opts.IDs}
+	if ns, ok := opts.Store.(NarrowStore); ok && cfg.narrowed {
+		e.narrow = ns
+	}
 	if e.ids == nil {
 		e.ids = RandomIDs{}
 	}
@@ -119,6 +126,8 @@ type Stream struct {
 	respond   bool
 	inFlight  bool
 	owner     uint64
+	// narrowIn: the request is in the narrowed strategy's in-flight set.
+	narrowIn bool
 }
 
 // Reset makes the stream reusable.
@@ -323,6 +332,12 @@ func (e *Engine) OnDone(st *Stream) Decisions {
 	if st.inFlight && e.store != nil {
 		st.inFlight = false
 		if err := e.store.Leave(st.owner); err != nil {
+			d.add(DecisionError)
+		}
+	}
+	if st.narrowIn && e.narrow != nil {
+		st.narrowIn = false
+		if err := e.narrow.LeaveNarrow(st.owner); err != nil {
 			d.add(DecisionError)
 		}
 	}

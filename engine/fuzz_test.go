@@ -17,6 +17,7 @@ var fuzzPolicies = []string{
 	`{"trust":{"untrustedDirections":["inbound"],"action":"strip"},"correlation":{"strategies":["key","soleInFlight"]}}`,
 	`{"responseHeader":{"format":"traceresponse","name":"x-trace"},"host":{"tracing":false}}`,
 	`{"responseHeader":{"format":"serverTiming"},"host":{"placement":"upstream"}}`,
+	`{"correlation":{"strategies":["key","narrowed","soleInFlight"],"narrowHeaders":["authorization","cookie","x-t"]}}`,
 }
 
 // FuzzOnRequest feeds arbitrary header lists to the engine under several

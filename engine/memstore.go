@@ -39,6 +39,7 @@ type MemoryStore struct {
 	ifMu            sync.Mutex // the in-flight set has its own lock: Enter/Leave do not wait for Put/Get
 	inFlight        InFlightSet
 	inFlightTimeout time.Duration
+	narrow          memNarrow // the narrowed strategy's set, under ifMu (memstore_narrow.go)
 }
 
 // tableEntry points at a slot; slot 0 means empty (slot numbers are 1-based

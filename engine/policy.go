@@ -76,7 +76,8 @@ type DebugTokenPolicy struct {
 // CorrelationPolicy configures recording inbound contexts and restoring them
 // on the app's outbound calls.
 type CorrelationPolicy struct {
-	// Strategies: "key" and/or "soleInFlight"; empty list disables correlation.
+	// Strategies: "key", "narrowed" and/or "soleInFlight"; empty list
+	// disables correlation.
 	Strategies []string `json:"strategies,omitempty"`
 	// KeyHeaders are looked up, in order, to find the record (default x-request-id).
 	KeyHeaders []string `json:"keyHeaders,omitempty"`
@@ -87,6 +88,9 @@ type CorrelationPolicy struct {
 	// InFlightTimeout: an inbound request whose end is never seen stops
 	// counting as in flight after this long (default "5m").
 	InFlightTimeout string `json:"inFlightTimeout,omitempty"`
+	// NarrowHeaders are the candidate headers of the narrowed strategy
+	// (default DefaultNarrowHeaders).
+	NarrowHeaders []string `json:"narrowHeaders,omitempty"`
 }
 
 // TagRule computes one tag from one source and writes it to sinks.

@@ -98,6 +98,7 @@ func (p *CorrelationPolicy) fields() []jsonField {
 		{"capacity", integer(&p.Capacity)},
 		{"restoreHeaders", strs(&p.RestoreHeaders)},
 		{"inFlightTimeout", str(&p.InFlightTimeout)},
+		{"narrowHeaders", strs(&p.NarrowHeaders)},
 	}
 }
 

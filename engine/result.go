@@ -30,6 +30,9 @@ const (
 	// not applied (a name outside correlation.restoreHeaders, or a trace
 	// header that fails the rules an incoming one must meet).
 	DecisionDropped
+	// DecisionNarrowed accompanies DecisionRestored when the narrowed
+	// strategy found the record.
+	DecisionNarrowed
 	decisionCount
 )
 
@@ -39,7 +42,7 @@ const DecisionCount = int(decisionCount)
 var decisionNames = [decisionCount]string{
 	"kept", "injected", "repaired", "restarted", "translated", "restored",
 	"ambiguous", "rejected", "tagged", "error", "stripped", "recorded",
-	"sanitized", "dropped",
+	"sanitized", "dropped", "narrowed",
 }
 
 func (d Decision) String() string {
@@ -139,6 +142,8 @@ type Result struct {
 	// so that it is not allocated per restore: in the wasm module an
 	// allocation costs about a microsecond.
 	restored overlay
+	// prints holds the narrowed strategy's fingerprints of the request.
+	prints [MaxNarrowHeaders]uint64
 }
 
 // Reset clears the result, keeping its storage.

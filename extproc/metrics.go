@@ -54,7 +54,7 @@ func NewMetrics() *Metrics {
 
 	dec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tracebridge_extproc_decisions_total",
-		Help: "Engine decisions taken, by decision (kept, injected, repaired, restarted, translated, restored, ambiguous, rejected, tagged, error, stripped, recorded).",
+		Help: "Engine decisions taken, by decision (kept, injected, repaired, restarted, translated, restored, ambiguous, rejected, tagged, error, stripped, recorded, narrowed).",
 	}, []string{"decision"})
 	for d := 0; d < engine.DecisionCount; d++ {
 		m.decisions[d] = dec.WithLabelValues(engine.Decision(d).String())

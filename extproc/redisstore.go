@@ -55,6 +55,7 @@ type RedisStore struct {
 	downTil atomic.Int64 // unix nanoseconds
 
 	keyInFlight, keyInFlightRec string
+	narrowKey                   redisNarrowKey // store_narrow.go
 }
 
 var (

@@ -83,6 +83,12 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 			return types.OnPluginStartStatusFailed
 		}
 	}
+	if cfg.Narrowed() {
+		if err := store.initNarrow(); err != nil {
+			proxywasm.LogCritical("tracebridge: creating the narrowed in-flight set in shared data: " + err.Error())
+			return types.OnPluginStartStatusFailed
+		}
+	}
 	p.engine = engine.New(cfg, engine.Options{Store: store, Now: func() time.Time { return now() }})
 	// Each callback applies the result's mutations before it returns, so
 	// their values may alias the result's buffer (one allocation less per

@@ -21,6 +21,10 @@ type App struct {
 	// ForwardRequestID: the variant that copies x-request-id (and nothing
 	// else) to its outbound calls.
 	ForwardRequestID bool
+	// RelayHeaders are copied from the app's request to each of its calls:
+	// the app that relays its caller's bearer token (or session cookie) and
+	// no trace header.
+	RelayHeaders []string
 	// Calls are the services it calls for each request, in order, with the
 	// request token as the last path segment: "details:9080/details".
 	Calls []string
@@ -83,6 +87,11 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if a.ForwardRequestID {
 			if id := r.Header.Get("X-Request-Id"); id != "" {
 				req.Header.Set("X-Request-Id", id)
+			}
+		}
+		for _, h := range a.RelayHeaders {
+			if v := r.Header.Values(h); len(v) > 0 {
+				req.Header[http.CanonicalHeaderKey(h)] = v
 			}
 		}
 		if client == nil {

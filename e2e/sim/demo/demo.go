@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -209,7 +210,8 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 	defer os.RemoveAll(work)
 	fmt.Fprintln(stdout, "tracebridge demo: a bookinfo-shaped mesh on 127.0.0.1 (no cluster, no Docker, no network)")
 	fmt.Fprintln(stdout, "  istio-ingressgateway → productpage → details, reviews → ratings; the apps forward no trace headers")
-	fmt.Fprintln(stdout, "  (reviews is the variant that forwards x-request-id only: its call to ratings is restored by key, the others by sole-in-flight)")
+	fmt.Fprintln(stdout, "  (productpage relays its caller's bearer token and nothing else: its calls are restored by the narrowed strategy;")
+	fmt.Fprintln(stdout, "   reviews forwards x-request-id only: its call to ratings is restored by key; anything else by sole-in-flight)")
 	wasm, err := EnsureWasm(root)
 	if err != nil {
 		return err
@@ -254,9 +256,12 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 		defer c.sink.Close()
 		fmt.Fprintf(stdout, "  spans go to the embedded Zipkin span sink at %s (make demo JAEGER=1 for real Jaeger)\n", c.sink.URL())
 	}
-	var log io.Writer
+	// The proxies' log lines tell which strategy restored each outbound
+	// call; with -v they are printed as they come.
+	hops := &hopLog{}
+	var log io.Writer = hops
 	if verbose {
-		log = stdout
+		log = io.MultiWriter(stdout, hops)
 	}
 	policy, err := DemoPolicy(root)
 	if err != nil {
@@ -289,6 +294,7 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 	ctx := context.Background()
 	for _, mode := range modes {
 		m, err := StartMesh(MeshOptions{Mode: mode, Tracer: "zipkin", Collector: c.url(), Wasm: wasm, WasmHostProfile: profile, SidecarPolicy: policy, RequestIDApps: []string{"reviews"},
+			RelayHeaders: []string{"authorization"}, RelayApps: []string{"productpage"},
 			ExtProc: ext.Addr, EdgeTrust: mode != Control, ReportInterval: 200 * time.Millisecond, Log: log})
 		if err != nil {
 			return err
@@ -300,6 +306,7 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 		}[mode]
 		fmt.Fprintf(stdout, "\n=== %s\n", title)
 		from := time.Now()
+		hops.reset()
 		var traceResponses []string
 		for _, tok := range tokens {
 			resp, err := SendRequest(ctx, client, m.URL(), tok, nil)
@@ -326,6 +333,11 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 			fmt.Fprintf(stdout, "\nrequest GET /api/v1/products/%s → %d trace(s)\n", tok, len(ts))
 			for _, t := range ts {
 				Render(stdout, t)
+			}
+			if mode != Control {
+				for _, h := range hops.restoredBy(tok) {
+					fmt.Fprintln(stdout, "  "+h)
+				}
 			}
 		}
 		for _, l := range traceResponses {
@@ -367,4 +379,53 @@ func ResponseTraceContext(h http.Header) (label, value string) {
 		return "traceresponse ", v
 	}
 	return "", ""
+}
+
+// hopLog keeps the proxies' log lines of one mode.
+type hopLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (h *hopLog) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.b.Write(p)
+}
+
+func (h *hopLog) reset() {
+	h.mu.Lock()
+	h.b.Reset()
+	h.mu.Unlock()
+}
+
+// restoredBy names, for each outbound call of the request for token, the
+// strategy that restored its context. The decisions say "narrowed" when the
+// narrowed strategy did; a restore without it came from the key (reviews
+// forwards x-request-id, and the key is tried first) or from sole in flight.
+func (h *hopLog) restoredBy(token string) []string {
+	h.mu.Lock()
+	lines := strings.Split(h.b.String(), "\n")
+	h.mu.Unlock()
+	var out []string
+	for _, l := range lines {
+		f := strings.Fields(l)
+		// "<service> outbound GET <authority><path> <status> trace=… decisions=… <duration>"
+		if len(f) < 7 || f[1] != "outbound" || !strings.HasSuffix(f[3], "/"+token) {
+			continue
+		}
+		dec := strings.TrimPrefix(f[6], "decisions=")
+		by := "not restored (" + dec + ")"
+		switch {
+		case strings.Contains(dec, "wasm:narrowed"):
+			by = "restored by narrowed (the relayed authorization header)"
+		case strings.Contains(dec, "wasm:restored") && f[0] == "reviews":
+			by = "restored by key (x-request-id)"
+		case strings.Contains(dec, "wasm:restored"):
+			by = "restored by sole in flight"
+		}
+		target, _, _ := strings.Cut(f[3], "/")
+		out = append(out, fmt.Sprintf("%-11s → %-13s %s", f[0], target, by))
+	}
+	return out
 }

@@ -40,6 +40,9 @@ func TestDemoCommand(t *testing.T) {
 		"precise:      2 requests → 2 traces",
 		"tenant=acme route=products plan=gold",
 		"server-timing trace;desc=00-",
+		"productpage → details:9080  restored by narrowed (the relayed authorization header)",
+		"productpage → reviews:9080  restored by narrowed (the relayed authorization header)",
+		"reviews     → ratings:9080  restored by key (x-request-id)",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())

@@ -47,6 +47,10 @@ type MeshOptions struct {
 	// for every service; RequestIDApps for the named ones only.
 	ForwardRequestID bool
 	RequestIDApps    []string
+	// RelayHeaders: every app copies these headers of its request to its
+	// calls (RelayApps: only the named apps).
+	RelayHeaders []string
+	RelayApps    []string
 	// Wasm is the compiled module (required unless Control).
 	Wasm string
 	// WasmHostProfile is the proxy-wasm-cpp-host version the sidecars'
@@ -90,6 +94,14 @@ func StartMesh(o MeshOptions) (*Mesh, error) {
 		for _, n := range o.RequestIDApps {
 			if n == a.Name {
 				a.ForwardRequestID = true
+			}
+		}
+		if len(o.RelayApps) == 0 {
+			a.RelayHeaders = o.RelayHeaders
+		}
+		for _, n := range o.RelayApps {
+			if n == a.Name {
+				a.RelayHeaders = o.RelayHeaders
 			}
 		}
 		if err := a.Start(); err != nil {
@@ -170,8 +182,9 @@ func (m *Mesh) Close() {
 }
 
 // DemoPolicy is manifests/sample-policy.json adapted for apps that forward
-// nothing: sole-in-flight correlation after the key, and a literal tag in
-// filter state (a span tag through Envoy ≥ 1.37 value custom tags).
+// nothing: narrowed and sole-in-flight correlation after the key, and a
+// literal tag in filter state (a span tag through Envoy ≥ 1.37 value custom
+// tags).
 func DemoPolicy(root string) ([]byte, error) {
 	data, err := os.ReadFile(filepath.Join(root, "manifests", "sample-policy.json"))
 	if err != nil {
@@ -186,7 +199,7 @@ func DemoPolicy(root string) ([]byte, error) {
 		corr = map[string]any{}
 		doc["correlation"] = corr
 	}
-	corr["strategies"] = []string{"key", "soleInFlight"}
+	corr["strategies"] = []string{"key", "narrowed", "soleInFlight"}
 	tags, _ := doc["tags"].([]any)
 	doc["tags"] = append(tags, map[string]any{"name": "mesh", "from": map[string]any{"literal": "bookinfo-demo"}, "to": []string{"filterState"}})
 	return json.Marshal(doc)

@@ -2,9 +2,9 @@ package engine
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"hash"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,12 +55,20 @@ type NarrowStore interface {
 	Narrow(dst []byte, prints []uint64) (matches int, rec []byte, ok bool, err error)
 }
 
-// NewNarrowKey draws a fingerprint key from crypto/rand (WASI random_get in
-// the wasm module).
+// NewNarrowKey draws a fingerprint key. math/rand/v2's global generator is
+// the runtime's ChaCha8 (C2SP chacha8rand), seeded from the system's entropy
+// at start (runtime/rand.go, Go 1.26; WASI random_get in the wasm module), so
+// the key is unpredictable without it. crypto/rand would add an import
+// (fd_read, for its /dev/urandom fallback) that the module does not need.
 func NewNarrowKey() ([NarrowKeySize]byte, error) {
 	var k [NarrowKeySize]byte
-	_, err := rand.Read(k[:])
-	return k, err
+	for i := 0; i < NarrowKeySize; i += 8 {
+		v := rand.Uint64()
+		for j := 0; j < 8; j++ {
+			k[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return k, nil
 }
 
 // narrowMAC is a prepared fingerprint key; the engine keeps the last one it

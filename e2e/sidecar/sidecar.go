@@ -38,7 +38,7 @@ type Config struct {
 	ExtProc string
 	// Policy is the policy document (JSON); empty: zero-config default.
 	Policy []byte
-	// Tracer: "zipkin" (default), "otel" or "none".
+	// Tracer: "zipkin" (default), "zipkin-w3c", "otel" or "none".
 	Tracer string
 	// ClientTracing: the outbound listener has a tracing block (Istio's
 	// default); false models Telemetry match.mode SERVER.
@@ -85,17 +85,20 @@ func (s *Sidecar) logf(format string, args ...any) {
 	s.logMu.Unlock()
 }
 
-// Tracer returns the tracer named name ("zipkin", "otel"; nil for "none").
+// Tracer returns the tracer named name ("zipkin", "zipkin-w3c", "otel";
+// nil for "none").
 func Tracer(name string) (envoysim.Tracer, error) {
 	switch name {
 	case "", "zipkin":
 		return &envoysim.ZipkinTracer{TraceID128: true}, nil
+	case "zipkin-w3c":
+		return &envoysim.ZipkinTracer{TraceID128: true, W3C: true}, nil
 	case "otel", "opentelemetry":
 		return &envoysim.OTelTracer{}, nil
 	case "none":
 		return nil, nil
 	}
-	return nil, fmt.Errorf("--tracer must be zipkin, otel or none, got %q", name)
+	return nil, fmt.Errorf("--tracer must be zipkin, zipkin-w3c, otel or none, got %q", name)
 }
 
 // Reporter returns a span reporter for the tracer and collector URL (a base

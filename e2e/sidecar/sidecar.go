@@ -165,7 +165,7 @@ func Start(cfg Config) (*Sidecar, error) {
 	var tags []envoysim.CustomTag
 	if tracer != nil {
 		tags = append([]envoysim.CustomTag{{Tag: "istio.canonical_service", Literal: cfg.Service}},
-			CustomTags(cfg.Policy, cfg.ExtProc != "", cfg.FilterStateTags)...)
+			CustomTags(cfg.Policy, cfg.ExtProc != "", cfg.FilterStateTags, "")...)
 		inTracing = &envoysim.Tracing{Tracer: tracer, Kind: envoysim.KindServer, Service: cfg.Service,
 			Operation: cfg.Service + ".default.svc.cluster.local:" + app.Port() + "/*", RandomSampling: rate(cfg.Sampling),
 			CustomTags: tags, Reporter: s.reporter, NodeID: "sidecar~127.0.0.1~" + cfg.Service + ".default~default.svc.cluster.local"}
@@ -337,6 +337,10 @@ type GatewayConfig struct {
 	ReportInterval time.Duration
 	// MessageTimeout is ext_proc's message_timeout (default 200 ms).
 	MessageTimeout time.Duration
+	// CustomTagStyle is how the ext_proc service's metadata tags reach the
+	// span, as tools/manifests renders them: "telemetry" (default, Telemetry
+	// formatter tags) or "envoyfilter" (custom tags of type metadata).
+	CustomTagStyle string
 	Log            io.Writer
 }
 
@@ -396,7 +400,7 @@ func StartGateway(cfg GatewayConfig) (*Gateway, error) {
 	if tracer != nil {
 		l.Tracing = &envoysim.Tracing{Tracer: tracer, Kind: envoysim.KindServer, Service: cfg.Service,
 			Operation: "productpage.default.svc.cluster.local:9080/*", RandomSampling: rate(cfg.Sampling), Reporter: g.reporter,
-			CustomTags: append([]envoysim.CustomTag{{Tag: "istio.canonical_service", Literal: cfg.Service}}, CustomTags(cfg.Policy, cfg.ExtProc != "", false)...),
+			CustomTags: append([]envoysim.CustomTag{{Tag: "istio.canonical_service", Literal: cfg.Service}}, CustomTags(cfg.Policy, cfg.ExtProc != "", false, cfg.CustomTagStyle)...),
 			NodeID:     "router~127.0.0.1~" + cfg.Service + ".istio-system~istio-system.svc.cluster.local"}
 	}
 	if cfg.ExtProc != "" {

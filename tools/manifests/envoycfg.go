@@ -131,6 +131,20 @@ func metadataFormat(name string) string {
 	return "%DYNAMIC_METADATA(" + MetadataNamespace + ":" + name + ")%"
 }
 
+// TagFormatter is the access-log formatter the rendered Telemetry customTags
+// of type formatter use for a tag delivered through sink ("filterState": the
+// wasm filter's filter state; "metadata": the ext_proc service's dynamic
+// metadata); "" for other sinks.
+func TagFormatter(name, sink string) string {
+	switch sink {
+	case "filterState":
+		return filterStateFormat(name)
+	case "metadata":
+		return metadataFormat(name)
+	}
+	return ""
+}
+
 // extProcAttributes are the request attributes the ext_proc service reads:
 // the peer address and listener direction always, the mTLS peer's URI SAN
 // when the policy trusts principals (trust.trustedPrincipals; Envoy sends

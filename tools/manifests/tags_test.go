@@ -251,3 +251,26 @@ func TestZipkinW3CProvider(t *testing.T) {
 		}
 	}
 }
+
+// TestAdaptZipkinW3C: a proxy tracing with Zipkin B3+W3C gets host.tracer
+// zipkin-w3c when the policy reads both formats, and none otherwise.
+func TestAdaptZipkinW3C(t *testing.T) {
+	for _, tc := range []struct{ policy, want string }{
+		{`{}`, `"tracer":"zipkin-w3c"`},
+		{`{"read":["b3multi"]}`, `"host":{}`},
+	} {
+		out, _, err := AdaptPolicy([]byte(tc.policy), PlaceSidecar, AdaptOptions{Tracer: "zipkin-w3c"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(out), "tracer") != strings.Contains(tc.want, "tracer") || (strings.Contains(tc.want, "tracer") && !strings.Contains(string(out), tc.want)) {
+			t.Errorf("%s: adapted %s, want %s", tc.policy, out, tc.want)
+		}
+	}
+	if got := TagFormatter("tenant", "metadata"); got != "%DYNAMIC_METADATA(tracebridge:tenant)%" {
+		t.Errorf("metadata formatter %q", got)
+	}
+	if got := TagFormatter("tenant", "filterState"); got != "%FILTER_STATE(wasm.tracebridge.tenant:PLAIN)%" {
+		t.Errorf("filterState formatter %q", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -448,4 +449,31 @@ func TestExtProcImmediateResponseTimeoutAndFailureMode(t *testing.T) {
 		}
 		f.Close()
 	}
+}
+
+// FuzzFormatTagValue: a value tag's format string never panics, text
+// without a command is kept as is, and a command's result never contains
+// the raw command.
+func FuzzFormatTagValue(f *testing.F) {
+	for _, s := range []string{
+		"%FILTER_STATE(wasm.tracebridge.k:PLAIN)%", "%FILTER_STATE(wasm.tracebridge.k)%",
+		"%DYNAMIC_METADATA(tracebridge:plan)%", "a=%REQ(x-tenant)%/b", "%", "%%", "%(%", "%DYNAMIC_METADATA(x)%",
+		"%FILTER_STATE(", "plain text", "%REQ()%",
+	} {
+		f.Add(s)
+	}
+	info := &StreamInfo{}
+	info.SetFilterState("wasm.tracebridge.k", "v")
+	info.SetMetadata("tracebridge", map[string]any{"plan": "gold", "n": 3.0})
+	h := &Headers{}
+	h.Set("x-tenant", "acme")
+	f.Fuzz(func(t *testing.T, format string) {
+		got := formatTagValue(format, h, info)
+		if !strings.Contains(format, "%") && got != format {
+			t.Fatalf("%q → %q: text without a command changed", format, got)
+		}
+		if strings.Count(format, "%") == 2 && strings.HasPrefix(format, "%") && strings.HasSuffix(format, "%") && strings.Contains(got, format) {
+			t.Fatalf("%q → %q: command left unevaluated", format, got)
+		}
+	})
 }

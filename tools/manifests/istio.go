@@ -171,7 +171,7 @@ requests, read from the request header the filter sets (default
 x-tracebridge-<name>). They replace the customTags of a namespace or root
 Telemetry for these workloads.`
 	if len(formatter) > 0 {
-		comment += "\nTags " + strings.Join(formatter, ", ") + " use the filterState sink: type formatter\n(istio.io/api 1.31 Telemetry) and Envoy >= 1.37."
+		comment += "\nTags " + strings.Join(formatter, ", ") + " use the filterState sink: type formatter, which istiod\nrenders only for proxies >= 1.29 (Envoy >= 1.37 CustomTag.value) and drops for older ones."
 	}
 	return tel, comment
 }

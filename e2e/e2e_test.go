@@ -622,6 +622,8 @@ func TestMeshWithJaeger(t *testing.T) {
 			len(results), maxDur.Round(time.Millisecond), allowed, restartedAt.Sub(killedAt).Round(time.Millisecond), recovered.Sub(restartedAt).Round(time.Millisecond))
 	})
 
+	tracerAndTagScenarios(t, e, ext)
+
 	t.Run("otel-tracer/auto-forward", func(t *testing.T) {
 		m, _ := e.mesh(t, demo.MeshOptions{Mode: demo.AutoForward, Tracer: "otel"})
 		from := time.Now()

@@ -116,9 +116,10 @@ type Config struct {
 
 	upstream    bool
 	hostTracing bool
-	// tracerFormat is the format the host's tracer writes (FormatNone when
-	// unknown): it wins over read precedence when formats disagree.
-	tracerFormat propagation.Format
+	// tracerFormats are the formats the host's tracer writes, in the order
+	// its extractor reads them (empty when unknown): they win over read
+	// precedence when formats disagree.
+	tracerFormats []propagation.Format
 
 	trustedPrincipals []string
 }
@@ -279,14 +280,21 @@ func Compile(p *Policy, env func(string) string) (*Config, error) {
 	switch p.Host.Tracer {
 	case "", "none":
 	case "zipkin":
-		c.tracerFormat = propagation.FormatB3Multi
+		c.tracerFormats = []propagation.Format{propagation.FormatB3Multi}
+	case "zipkin-w3c":
+		// Zipkin with trace_context_option USE_B3_WITH_W3C_PROPAGATION
+		// (Envoy >= 1.36, docs/ENVOY.md §2): B3 is read first and traceparent
+		// only without it; both are written on every hop.
+		c.tracerFormats = []propagation.Format{propagation.FormatB3Multi, propagation.FormatW3C}
 	case "opentelemetry":
-		c.tracerFormat = propagation.FormatW3C
+		c.tracerFormats = []propagation.Format{propagation.FormatW3C}
 	default:
-		e.add("host.tracer", `must be "zipkin", "opentelemetry" or "none", got `+strconv.Quote(p.Host.Tracer))
+		e.add("host.tracer", `must be "zipkin", "zipkin-w3c", "opentelemetry" or "none", got `+strconv.Quote(p.Host.Tracer))
 	}
-	if c.tracerFormat != propagation.FormatNone && !c.reads(c.tracerFormat) {
-		e.add("host.tracer", "the tracer's format "+strconv.Quote(c.tracerFormat.String())+" must be in read")
+	for _, f := range c.tracerFormats {
+		if !c.reads(f) {
+			e.add("host.tracer", "the tracer's format "+strconv.Quote(f.String())+" must be in read")
+		}
 	}
 
 	if len(e.Fields) > 0 {

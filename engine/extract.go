@@ -181,11 +181,16 @@ func b3MultiProblemHeader(m *propagation.B3Multi, p propagation.Problem) string 
 // primary is the first valid context with ids in read precedence; a stale
 // single b3 never wins.
 func (x *extraction) primary(c *Config) *formatState {
-	// The host tracer's own format is rewritten by Envoy on every hop
-	// (docs/ENVOY.md §2: router injectContext): when present it is the fresh
-	// context, whatever the read precedence says.
-	if tf := c.tracerFormat; tf != propagation.FormatNone && c.hostTracing && x.f[tf].hasIDs {
-		return &x.f[tf]
+	// The host tracer's own formats are rewritten by Envoy on every hop
+	// (docs/ENVOY.md §2: router injectContext): when present they are the
+	// fresh context, whatever the read precedence says; the tracer's own
+	// extraction order decides between them.
+	if c.hostTracing {
+		for _, tf := range c.tracerFormats {
+			if x.f[tf].hasIDs {
+				return &x.f[tf]
+			}
+		}
 	}
 	for _, f := range c.read {
 		st := &x.f[f]

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -21,6 +22,7 @@ func TestTracerFormatWins(t *testing.T) {
 		wantSpan string
 	}{
 		{`{"host":{"tracer":"zipkin"}}`, "1111111111111111"},
+		{`{"host":{"tracer":"zipkin-w3c"}}`, "1111111111111111"}, // B3 is read first
 		{`{"host":{"tracer":"opentelemetry"}}`, "00f067aa0ba902b7"},
 		{`{}`, "00f067aa0ba902b7"}, // unknown tracer: read precedence (w3c first)
 		{`{"host":{"tracer":"zipkin","tracing":false}}`, "00f067aa0ba902b7"},
@@ -40,6 +42,42 @@ func TestTracerFormatWins(t *testing.T) {
 	}
 	if _, err := LoadPolicy([]byte(`{"read":["w3c"],"host":{"tracer":"zipkin"}}`), nil); err == nil {
 		t.Error("a tracer whose format is not read was accepted")
+	}
+}
+
+// TestZipkinW3CTracerOwnsTraceparent: with USE_B3_WITH_W3C_PROPAGATION the
+// Zipkin tracer falls back to traceparent and writes it on every hop, so a
+// traceparent is fresh even when read precedence puts another format first;
+// for the plain Zipkin tracer it is just one more format.
+func TestZipkinW3CTracerOwnsTraceparent(t *testing.T) {
+	in := testHeaders{
+		"uber-trace-id": {"4bf92f3577b34da6a3ce929d0e0e4736:2222222222222222:0:1"},
+		"traceparent":   {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+	}
+	cases := []struct {
+		policy   string
+		wantSpan string
+	}{
+		{`{"read":["jaeger","w3c","b3multi"],"host":{"tracer":"zipkin-w3c"}}`, "00f067aa0ba902b7"},
+		{`{"read":["jaeger","w3c","b3multi"],"host":{"tracer":"zipkin"}}`, "2222222222222222"},
+		{`{"read":["jaeger","w3c","b3multi"],"host":{"tracer":"zipkin-w3c","tracing":false}}`, "2222222222222222"},
+	}
+	for _, tc := range cases {
+		e := mustEngine(t, tc.policy, nil)
+		var st Stream
+		var res Result
+		e.OnRequest(&st, &Request{Headers: in, Direction: Inbound}, &res)
+		if got := res.Context.SpanID.String(); got != tc.wantSpan {
+			t.Errorf("%s: context span %s, want %s", tc.policy, got, tc.wantSpan)
+		}
+	}
+	for _, bad := range []string{
+		`{"read":["b3multi"],"host":{"tracer":"zipkin-w3c"}}`,
+		`{"read":["w3c"],"host":{"tracer":"zipkin-w3c"}}`,
+	} {
+		if _, err := LoadPolicy([]byte(bad), nil); err == nil || !strings.Contains(err.Error(), "host.tracer") {
+			t.Errorf("%s: got %v, want a host.tracer error", bad, err)
+		}
 	}
 }
 

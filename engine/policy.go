@@ -158,9 +158,11 @@ type HostPolicy struct {
 	// Tracing: whether the listener has a tracing block (its router overwrites
 	// tracer-owned headers set by a downstream filter). Default true.
 	Tracing *bool `json:"tracing,omitempty"`
-	// Tracer names the proxies' tracer: zipkin (writes x-b3-*), opentelemetry
-	// (writes traceparent/tracestate) or none (unknown, the default). The
-	// tracer's format is rewritten by Envoy on every hop, so when formats
-	// disagree it is the fresh one and wins over read precedence.
+	// Tracer names the proxies' tracer: zipkin (writes x-b3-*), zipkin-w3c
+	// (Zipkin with USE_B3_WITH_W3C_PROPAGATION: writes x-b3-* and
+	// traceparent, reads B3 first), opentelemetry (writes
+	// traceparent/tracestate) or none (unknown, the default). The tracer's
+	// formats are rewritten by Envoy on every hop, so when formats disagree
+	// they are the fresh ones and win over read precedence.
 	Tracer string `json:"tracer,omitempty"`
 }

@@ -50,6 +50,7 @@ func RunManifestsCommand(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Namespace, "namespace", "", `namespace of every resource (default "default" for sidecar modes, "istio-system" for gateway modes)`)
 	fs.StringVar(&backends, "backend", "", "comma-separated host:port services behind the gateway for gateway-enrichment-upstream")
 	fs.StringVar(&o.WasmFile, "wasm-file", "", "module path in the plain Envoy bootstrap (default /etc/tracebridge/tracebridge.wasm)")
+	fs.StringVar(&o.CustomTags, "custom-tags", "", `how the gateway's span tags are configured: "telemetry" (Telemetry customTags of type formatter, Istio >= 1.29; the default) or "envoyfilter" (EnvoyFilter custom_tags patch, older Istio)`)
 	fs.BoolVar(&legacy, "wasmplugin", false, "with --mode: print the WasmPlugin (Istio < 1.30) instead of the TrafficExtension")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -4,9 +4,13 @@
 //
 //   - the wasm filter's pluginConfig (WasmPlugin for Istio < 1.30 and
 //     TrafficExtension for Istio 1.30+, both rendered from the same document),
-//   - the Telemetry customTags of type header (tags with the "header" sink),
-//   - the EnvoyFilter tracing custom_tags of type metadata (tags with the
-//     "metadata" sink, namespace "tracebridge"),
+//   - the Telemetry customTags of type header (tags with the "header" sink)
+//     and of type formatter (filter-state tags on sidecars; at gateways the
+//     "metadata" sink, %DYNAMIC_METADATA(tracebridge:<name>)%, Istio >= 1.29),
+//     or for older Istio the EnvoyFilter tracing custom_tags of type metadata
+//     (Options.CustomTags "envoyfilter"),
+//   - for host.tracer zipkin-w3c, the mesh's Zipkin provider with
+//     traceContextOption USE_B3_WITH_W3C_PROPAGATION (mesh/),
 //   - the early_header_mutation that removes untrusted trace headers before
 //     Envoy creates its span (docs/ENVOY.md §1),
 //   - the ext_proc service's policy ConfigMap and the plain Envoy bootstrap.

@@ -122,12 +122,13 @@ func (r *renderer) envoy() ([]File, error) {
 					CollectorEndpointVersion: tracev3.ZipkinConfig_HTTP_JSON,
 					TraceId_128Bit:           true,
 					SharedSpanContext:        wrapperspb.Bool(false),
+					TraceContextOption:       r.p.zipkinTraceContextOption(),
 				})},
 			},
 		},
 		HttpFilters: []*hcmv3.HttpFilter{
 			typedFilter(nameWasm, wasm),
-			typedFilter(nameExtProc, mustAny(extProcFilter(envoyGRPC("tracebridge_extproc")))),
+			typedFilter(nameExtProc, mustAny(extProcFilter(envoyGRPC("tracebridge_extproc"), extProcAttributes(trustsPrincipals(d))))),
 			router,
 		},
 	}

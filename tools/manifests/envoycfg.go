@@ -125,9 +125,43 @@ func customTags(tags []tagInfo, header, metadata, filterState bool) []*tracingv3
 	return out
 }
 
+// metadataFormat is the access-log formatter reading the dynamic metadata
+// the ext_proc service returns (Telemetry customTags formatter, Envoy >= 1.37
+// CustomTag.value, docs/ENVOY.md §5).
+func metadataFormat(name string) string {
+	return "%DYNAMIC_METADATA(" + MetadataNamespace + ":" + name + ")%"
+}
+
+// TagFormatter is the access-log formatter the rendered Telemetry customTags
+// of type formatter use for a tag delivered through sink ("filterState": the
+// wasm filter's filter state; "metadata": the ext_proc service's dynamic
+// metadata); "" for other sinks.
+func TagFormatter(name, sink string) string {
+	switch sink {
+	case "filterState":
+		return filterStateFormat(name)
+	case "metadata":
+		return metadataFormat(name)
+	}
+	return ""
+}
+
+// extProcAttributes are the request attributes the ext_proc service reads:
+// the peer address and listener direction always, the mTLS peer's URI SAN
+// when the policy trusts principals (trust.trustedPrincipals; Envoy sends
+// only the attributes it is asked for, envoy/extensions/filters/http/
+// ext_proc/v3/ext_proc.proto request_attributes).
+func extProcAttributes(peerSAN bool) []string {
+	a := []string{"source.address", "xds.listener_direction"}
+	if peerSAN {
+		a = append(a, "connection.uri_san_peer_certificate")
+	}
+	return a
+}
+
 // extProcFilter is the ext_proc HTTP filter: headers only, fail open, a short
 // message timeout, and the tracebridge metadata namespace accepted.
-func extProcFilter(grpc *corev3.GrpcService) *extprocv3.ExternalProcessor {
+func extProcFilter(grpc *corev3.GrpcService, attrs []string) *extprocv3.ExternalProcessor {
 	return &extprocv3.ExternalProcessor{
 		GrpcService:      grpc,
 		FailureModeAllow: true,
@@ -141,7 +175,7 @@ func extProcFilter(grpc *corev3.GrpcService) *extprocv3.ExternalProcessor {
 			RequestTrailerMode:  extprocv3.ProcessingMode_SKIP,
 			ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
 		},
-		RequestAttributes: []string{"source.address", "xds.listener_direction"},
+		RequestAttributes: attrs,
 		MetadataOptions: &extprocv3.MetadataOptions{
 			ReceivingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: []string{MetadataNamespace}},
 		},

@@ -172,7 +172,7 @@ requests, read from the request header the filter sets (default
 x-tracebridge-<name>). They replace the customTags of a namespace or root
 Telemetry for these workloads.`
 	if len(formatter) > 0 {
-		comment += "\nTags " + strings.Join(formatter, ", ") + " use the filterState sink: type formatter\n(istio.io/api 1.31 Telemetry) and Envoy >= 1.37."
+		comment += "\nTags " + strings.Join(formatter, ", ") + " use the filterState sink: type formatter, which istiod\nrenders only for proxies >= 1.29 (Envoy >= 1.37 CustomTag.value) and drops for older ones."
 	}
 	return tel, comment
 }
@@ -307,6 +307,75 @@ func (r *renderer) referenceExtProc(ef map[string]any) {
 	}
 }
 
+// gatewayTags puts the tags the ext_proc service returns as dynamic metadata
+// on the gateway's spans: by default a Telemetry resource with customTags of
+// type formatter (file dir+"telemetry.yaml"), with --custom-tags envoyfilter
+// an EnvoyFilter patch (returned for the caller's EnvoyFilter). names are the
+// tags; all results are nil without metadata tags.
+func (r *renderer) gatewayTags(dir string) (patch map[string]any, names []string, tel *File) {
+	if r.o.CustomTags == CustomTagsEnvoyFilter {
+		patch, names = r.metadataTagsPatch()
+		return patch, names, nil
+	}
+	tags := map[string]any{}
+	for _, t := range r.p.tags() {
+		if t.metadata {
+			tags[t.name] = map[string]any{"formatter": map[string]any{"value": metadataFormat(t.name)}}
+			names = append(names, t.name)
+		}
+	}
+	if len(tags) == 0 {
+		return nil, nil, nil
+	}
+	obj := map[string]any{
+		"apiVersion": "telemetry.istio.io/v1alpha1",
+		"kind":       "Telemetry",
+		"metadata":   r.meta("tracebridge-gateway", r.o.gatewayNS()),
+		"spec": map[string]any{
+			"selector": map[string]any{"matchLabels": labelsAny(r.o.GatewayLabels)},
+			"tracing":  []any{map[string]any{"customTags": tags}},
+		},
+	}
+	comment := `Span tags from the ext_proc service (docs/ENVOY.md §5, §6): the service
+returns each tag as dynamic metadata (namespace tracebridge, key = tag name),
+and customTags of type formatter read it with
+%DYNAMIC_METADATA(tracebridge:<name>)%. Spans are finalized after the
+response, so metadata set by ext_proc becomes a tag. Tags: ` + strings.Join(names, ", ") + `.
+
+Needs Istio >= 1.29: istiod renders formatter tags to Envoy's CustomTag.value
+(Envoy >= 1.37) only for proxies of 1.29 or later and drops them for older
+ones (pilot/pkg/networking/core/tracing.go, buildCustomTagsFromProvider).
+For older Istio render with --custom-tags envoyfilter: the tags then come
+from an EnvoyFilter patch of custom_tags of type metadata.
+No match and no providers: the entry applies to the gateway (Istio
+configures gateway listeners from the CLIENT settings) and tracing stays
+with the mesh default provider. Istio applies only one selector-based
+Telemetry per workload, and these customTags replace those of a namespace
+or root Telemetry for the gateway.`
+	return nil, names, &File{dir + "telemetry.yaml", yamlFile(doc{comment: comment, obj: obj})}
+}
+
+// extProcPeerNote explains the extra request attribute of a policy that
+// trusts principals.
+func extProcPeerNote(d *derived) string {
+	if !trustsPrincipals(d) {
+		return ""
+	}
+	return `
+request_attributes also lists connection.uri_san_peer_certificate: the
+policy trusts mTLS peers by URI SAN (trust.trustedPrincipals), and Envoy
+sends only the attributes it is asked for.`
+}
+
+// trustsPrincipals reports whether an adapted policy trusts mTLS peers by
+// URI SAN (trust.trustedPrincipals): the ext_proc service then needs Envoy
+// to send connection.uri_san_peer_certificate.
+func trustsPrincipals(d *derived) bool {
+	trust, _ := d.doc["trust"].(map[string]any)
+	p, _ := trust["trustedPrincipals"].([]any)
+	return len(p) > 0
+}
+
 const extProcComment = `ext_proc filter: failure_mode_allow true (an unreachable or slow service
 never fails a request); message_timeout 100ms per message (the engine answers
 in microseconds; the bound is what a sick service may add, twice: request and
@@ -338,14 +407,15 @@ func (r *renderer) gatewayEnrichment() ([]File, error) {
 	}
 	ns := r.o.gatewayNS()
 	filter := &hcmv3.HttpFilter{Name: nameExtProc, ConfigType: &hcmv3.HttpFilter_TypedConfig{
-		TypedConfig: mustAny(extProcFilter(envoyGRPC(r.extProcCluster()))),
+		TypedConfig: mustAny(extProcFilter(envoyGRPC(r.extProcCluster()), extProcAttributes(trustsPrincipals(d)))),
 	}}
 	patches := []any{map[string]any{
 		"applyTo": "HTTP_FILTER",
 		"match":   gatewayListenerMatch(nameRouter),
 		"patch":   map[string]any{"operation": "INSERT_BEFORE", "value": toMap(filter)},
 	}}
-	tagPatch, names := r.metadataTagsPatch()
+	dir := "istio/overlays/" + ModeGatewayEnrichment + "/"
+	tagPatch, names, tel := r.gatewayTags(dir)
 	if tagPatch != nil {
 		patches = append(patches, tagPatch)
 	}
@@ -356,7 +426,7 @@ ext_proc filter on the ingress gateway, inserted right before the router (so
 after Istio's authentication and authorization filters), and the span tags
 the service returns as dynamic metadata.
 
-` + extProcComment + `
+` + extProcComment + extProcPeerNote(d) + `
 
 As a downstream filter its trace-header changes to formats the tracer owns
 are overwritten by the router (docs/ENVOY.md §2, §6); it tags, repairs formats the
@@ -364,23 +434,35 @@ tracer does not write and answers the server-timing trace metric for contexts
 Envoy joined.
 For translation after injection use gateway-enrichment-upstream.
 `
-	if len(names) > 0 {
+	switch {
+	case tagPatch != nil:
 		comment += `
 Patch 2 merges tracing custom_tags of type metadata (namespace tracebridge,
 key = tag name) for the policy's tags with the metadata sink: ` + strings.Join(names, ", ") + `.
 Spans are finalized after the response, so metadata set by ext_proc becomes a
 tag (docs/ENVOY.md §6). It assumes tracing is on for the gateway (mesh default
 provider or Telemetry; Istio configures gateways from the Telemetry CLIENT
-settings); the list is appended to Istio's own custom tags.
+settings); the list is appended to Istio's own custom tags. Rendered with
+--custom-tags envoyfilter (Istio < 1.29); the default is telemetry.yaml.
 `
+	case tel != nil:
+		comment += "\nThe span tags (" + strings.Join(names, ", ") + ") are in telemetry.yaml.\n"
 	}
-	dir := "istio/overlays/" + ModeGatewayEnrichment + "/"
-	return []File{
-		{dir + "kustomization.yaml", kustomization(`Gateway enrichment: the ext_proc service (base), its policy, and the
-EnvoyFilter inserting ext_proc on the ingress gateway.`, "../../base", "configmap.yaml", "envoyfilter.yaml")},
+	resources := []string{"../../base", "configmap.yaml", "envoyfilter.yaml"}
+	if tel != nil {
+		resources = append(resources, "telemetry.yaml")
+	}
+	files := []File{
+		{dir + "kustomization.yaml", kustomization(`Gateway enrichment: the ext_proc service (base), its policy, the
+EnvoyFilter inserting ext_proc on the ingress gateway, and the Telemetry
+putting the tags it returns on the gateway's spans.`, resources...)},
 		r.gatewayConfigMap(d, dir),
 		{dir + "envoyfilter.yaml", yamlFile(doc{comment: comment + "\nThe service's policy is configmap.yaml. " + notesComment(d), obj: ef})},
-	}, nil
+	}
+	if tel != nil {
+		files = append(files, *tel)
+	}
+	return files, nil
 }
 
 func (r *renderer) gatewayEnrichmentUpstream() ([]File, error) {
@@ -396,7 +478,7 @@ func (r *renderer) gatewayEnrichmentUpstream() ([]File, error) {
 	for _, b := range r.o.GatewayBackends {
 		host, port, _ := splitHostPort(b)
 		filter := &hcmv3.HttpFilter{Name: nameExtProc, ConfigType: &hcmv3.HttpFilter_TypedConfig{
-			TypedConfig: mustAny(extProcFilter(envoyGRPC(r.extProcCluster()))),
+			TypedConfig: mustAny(extProcFilter(envoyGRPC(r.extProcCluster()), extProcAttributes(trustsPrincipals(d)))),
 		}}
 		opts := protocolOptions([]*hcmv3.HttpFilter{filter}, false, false)
 		patches = append(patches, map[string]any{
@@ -409,7 +491,8 @@ func (r *renderer) gatewayEnrichmentUpstream() ([]File, error) {
 			}},
 		})
 	}
-	tagPatch, names := r.metadataTagsPatch()
+	dir := "istio/overlays/" + ModeGatewayEnrichmentUpstream + "/"
+	tagPatch, names, tel := r.gatewayTags(dir)
 	if tagPatch != nil {
 		patches = append(patches, tagPatch)
 	}
@@ -432,18 +515,28 @@ collector's. Istio's proto merge replaces the HttpProtocolOptions entry, so it
 chooses the upstream protocol itself: HTTP/1.1 here; use
 http2_protocol_options for HTTP/2 or gRPC backends.
 
-` + extProcComment + "\n"
-	if len(names) > 0 {
-		comment += "\nThe last patch merges tracing custom_tags of type metadata for: " + strings.Join(names, ", ") + ".\n"
+` + extProcComment + extProcPeerNote(d) + "\n"
+	switch {
+	case tagPatch != nil:
+		comment += "\nThe last patch merges tracing custom_tags of type metadata for: " + strings.Join(names, ", ") + "\n(--custom-tags envoyfilter, Istio < 1.29; the default is telemetry.yaml).\n"
+	case tel != nil:
+		comment += "\nThe span tags (" + strings.Join(names, ", ") + ") are in telemetry.yaml.\n"
 	}
-	dir := "istio/overlays/" + ModeGatewayEnrichmentUpstream + "/"
-	return []File{
+	resources := []string{"../../base", "configmap.yaml", "envoyfilter.yaml"}
+	if tel != nil {
+		resources = append(resources, "telemetry.yaml")
+	}
+	files := []File{
 		{dir + "kustomization.yaml", kustomization(`Gateway enrichment with ext_proc as an upstream filter (format translation
 and the server-timing trace metric after injection): the ext_proc service (base), its policy,
-and the EnvoyFilter.`, "../../base", "configmap.yaml", "envoyfilter.yaml")},
+the EnvoyFilter, and the Telemetry putting the tags on the gateway's spans.`, resources...)},
 		r.gatewayConfigMap(d, dir),
 		{dir + "envoyfilter.yaml", yamlFile(doc{comment: comment + "\nThe service's policy is configmap.yaml. " + notesComment(d), obj: ef})},
-	}, nil
+	}
+	if tel != nil {
+		files = append(files, *tel)
+	}
+	return files, nil
 }
 
 func (r *renderer) edgeTrust() ([]File, error) {

@@ -67,7 +67,8 @@ const (
 // AdaptOptions describe the proxy the adapted policy runs in.
 type AdaptOptions struct {
 	// Tracer is the proxy's tracer: "zipkin" (the default; what the rendered
-	// resources configure), "opentelemetry" or "none".
+	// resources configure), "zipkin-w3c" (Zipkin with B3 and W3C
+	// propagation), "opentelemetry" or "none".
 	Tracer string
 	// Tracing, when set, is written to host.tracing (whether this listener
 	// has a tracing block); nil leaves the policy's value.
@@ -178,14 +179,21 @@ func (p *policyDoc) derive(pl Placement, o AdaptOptions) (*derived, error) {
 	// fresh format win when formats disagree. A policy naming its tracer keeps
 	// it; a listener without tracing has no fresh format.
 	if _, set := host["tracer"]; !set && (o.Tracing == nil || *o.Tracing) {
-		name, format, label, headers := "", "", "", ""
+		name, label, headers := "", "", ""
+		var formats []string
 		switch o.Tracer {
 		case "", "zipkin":
-			name, format, label, headers = "zipkin", "b3multi", "Zipkin", "x-b3-*"
+			name, formats, label, headers = "zipkin", []string{"b3multi"}, "Zipkin", "x-b3-*"
+		case "zipkin-w3c":
+			name, formats, label, headers = "zipkin-w3c", []string{"b3multi", "w3c"}, "Zipkin (B3 and W3C)", "x-b3-* and traceparent"
 		case "otel", "opentelemetry":
-			name, format, label, headers = "opentelemetry", "w3c", "OpenTelemetry", "traceparent"
+			name, formats, label, headers = "opentelemetry", []string{"w3c"}, "OpenTelemetry", "traceparent"
 		}
-		if name != "" && p.cfg.ReadsFormat(format) {
+		reads := len(formats) > 0
+		for _, f := range formats {
+			reads = reads && p.cfg.ReadsFormat(f)
+		}
+		if name != "" && reads {
 			host["tracer"] = name
 			notes = append(notes, `host.tracer set to "`+name+`": the `+label+` tracer rewrites `+headers+` on every hop, so `+headers+` wins when formats disagree`)
 		}

@@ -58,7 +58,18 @@ type Options struct {
 	GatewayBackends []string
 	// WasmFile is the module path in the plain Envoy bootstrap.
 	WasmFile string
+	// CustomTags chooses how the gateway's span tags are configured:
+	// CustomTagsTelemetry (default: a Telemetry resource with customTags of
+	// type formatter, Istio >= 1.29) or CustomTagsEnvoyFilter (an EnvoyFilter
+	// patch of the gateway's tracing custom_tags, for older Istio).
+	CustomTags string
 }
+
+// Values of Options.CustomTags.
+const (
+	CustomTagsTelemetry   = "telemetry"
+	CustomTagsEnvoyFilter = "envoyfilter"
+)
 
 func (o *Options) defaults() {
 	if o.Version == "" {
@@ -82,6 +93,17 @@ func (o *Options) defaults() {
 	if o.WasmFile == "" {
 		o.WasmFile = "/etc/tracebridge/tracebridge.wasm"
 	}
+	if o.CustomTags == "" {
+		o.CustomTags = CustomTagsTelemetry
+	}
+}
+
+func (o *Options) check() error {
+	switch o.CustomTags {
+	case CustomTagsTelemetry, CustomTagsEnvoyFilter:
+		return nil
+	}
+	return fmt.Errorf("custom tags: must be %q or %q, got %q", CustomTagsTelemetry, CustomTagsEnvoyFilter, o.CustomTags)
 }
 
 func (o *Options) sidecarNS() string {
@@ -108,6 +130,9 @@ type File struct {
 // manifests/ except the Grafana dashboard and the sample policy itself.
 func Render(policy []byte, opts Options) ([]File, error) {
 	opts.defaults()
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
 	data, err := PolicyJSON(policy)
 	if err != nil {
 		return nil, err
@@ -125,7 +150,7 @@ func render(p *policyDoc, opts Options) ([]File, map[string]error, error) {
 	var files []File
 	for _, step := range []func() ([]File, error){
 		r.base, r.sidecarAutoForward, r.preciseParenting, r.gatewayEnrichment,
-		r.gatewayEnrichmentUpstream, r.edgeTrust, r.envoy,
+		r.gatewayEnrichmentUpstream, r.edgeTrust, r.envoy, r.meshProvider,
 	} {
 		fs, err := step()
 		if err != nil {
@@ -156,6 +181,7 @@ var modeFiles = map[string][]string{
 		"istio/base/service.yaml",
 		"istio/base/poddisruptionbudget.yaml",
 		"istio/overlays/gateway-enrichment/envoyfilter.yaml",
+		"istio/overlays/gateway-enrichment/telemetry.yaml",
 	},
 	ModeGatewayEnrichmentUpstream: {
 		"istio/overlays/gateway-enrichment-upstream/configmap.yaml",
@@ -164,9 +190,17 @@ var modeFiles = map[string][]string{
 		"istio/base/service.yaml",
 		"istio/base/poddisruptionbudget.yaml",
 		"istio/overlays/gateway-enrichment-upstream/envoyfilter.yaml",
+		"istio/overlays/gateway-enrichment-upstream/telemetry.yaml",
 	},
 	ModeEdgeTrust: {"istio/overlays/edge-trust/envoyfilter.yaml"},
 	ModeEnvoy:     {"envoy/envoy.yaml"},
+}
+
+// optionalFiles are mode files rendered only for some policies and options
+// (the gateway tag Telemetry: only with tags and --custom-tags telemetry).
+var optionalFiles = map[string]bool{
+	"istio/overlays/gateway-enrichment/telemetry.yaml":          true,
+	"istio/overlays/gateway-enrichment-upstream/telemetry.yaml": true,
 }
 
 // RenderMode renders one mode's complete resource set as one YAML stream
@@ -178,6 +212,9 @@ func RenderMode(policy []byte, opts Options, legacyWasmPlugin bool) ([]byte, err
 		return nil, fmt.Errorf("unknown mode %q (known: %s)", opts.Mode, strings.Join(Modes, ", "))
 	}
 	opts.defaults()
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
 	data, err := PolicyJSON(policy)
 	if err != nil {
 		return nil, err
@@ -198,15 +235,18 @@ func RenderMode(policy []byte, opts Options, legacyWasmPlugin bool) ([]byte, err
 		byPath[f.Path] = f.Data
 	}
 	var out bytes.Buffer
-	for i, n := range names {
+	for _, n := range names {
 		if legacyWasmPlugin {
 			n = strings.Replace(n, "trafficextension.yaml", "wasmplugin.yaml", 1)
 		}
 		data, ok := byPath[n]
+		if !ok && optionalFiles[n] {
+			continue
+		}
 		if !ok {
 			return nil, fmt.Errorf("internal: %s not rendered", n)
 		}
-		if i > 0 {
+		if out.Len() > 0 {
 			out.WriteString("---\n")
 		}
 		fmt.Fprintf(&out, "# Source: manifests/%s\n", n)

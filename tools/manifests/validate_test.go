@@ -475,6 +475,7 @@ func TestOnePolicyEverywhere(t *testing.T) {
 	}
 
 	var pluginConfigs []string
+	var gatewayTelemetries int
 	for _, r := range shippedResources(t) {
 		switch r.Kind {
 		case "WasmPlugin":
@@ -492,6 +493,10 @@ func TestOnePolicyEverywhere(t *testing.T) {
 				t.Errorf("%s: policy.json: %v", r.file, err)
 			}
 		case "Telemetry":
+			if strings.Contains(r.file, "/gateway-enrichment") {
+				gatewayTelemetries += checkGatewayTelemetry(t, r, metadataTags)
+				continue
+			}
 			var s telemetryv1alpha1.Telemetry
 			mustProto(t, r.Spec, &s)
 			var got []string
@@ -564,8 +569,8 @@ func TestOnePolicyEverywhere(t *testing.T) {
 			}
 		}
 	}
-	if sawEarly != 1 || sawTags != 2 {
-		t.Errorf("early mutations %d (want 1), metadata tag patches %d (want 2)", sawEarly, sawTags)
+	if sawEarly != 1 || sawTags != 0 || gatewayTelemetries != 2 {
+		t.Errorf("early mutations %d (want 1), metadata tag patches %d (want 0), gateway tag Telemetries %d (want 2)", sawEarly, sawTags, gatewayTelemetries)
 	}
 }
 

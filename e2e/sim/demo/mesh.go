@@ -39,7 +39,7 @@ func (m Mode) String() string {
 // MeshOptions configure a bookinfo-shaped mesh.
 type MeshOptions struct {
 	Mode Mode
-	// Tracer is "zipkin" (default) or "otel".
+	// Tracer is "zipkin" (default), "zipkin-w3c" or "otel".
 	Tracer string
 	// Collector receives spans (Zipkin v2 or OTLP/HTTP URL).
 	Collector string
@@ -67,6 +67,9 @@ type MeshOptions struct {
 	ExtProcTimeout time.Duration
 	// EdgeTrust adds the gateway's early_header_mutation.
 	EdgeTrust bool
+	// GatewayTagStyle is how the gateway's metadata tags are configured
+	// (sidecar.GatewayConfig.CustomTagStyle).
+	GatewayTagStyle string
 	// ReportInterval is the span flush interval.
 	ReportInterval time.Duration
 	Log            io.Writer
@@ -139,7 +142,7 @@ func StartMesh(o MeshOptions) (*Mesh, error) {
 	}
 	gcfg := sidecar.GatewayConfig{Service: GatewayService, Upstream: m.Sidecars["productpage"].Inbound.Addr(),
 		Tracer: o.Tracer, Collector: o.Collector, ReportInterval: o.ReportInterval, Log: o.Log,
-		EdgeTrust: o.EdgeTrust, MessageTimeout: o.ExtProcTimeout, Placement: o.GatewayPlacement}
+		EdgeTrust: o.EdgeTrust, MessageTimeout: o.ExtProcTimeout, Placement: o.GatewayPlacement, CustomTagStyle: o.GatewayTagStyle}
 	if o.Mode != Control {
 		gcfg.ExtProc, gcfg.Policy = o.ExtProc, o.SidecarPolicy
 	}

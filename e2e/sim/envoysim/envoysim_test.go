@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -152,6 +153,75 @@ func TestZipkinExtraction(t *testing.T) {
 	}
 }
 
+// TestZipkinW3CPropagation: with USE_B3_WITH_W3C_PROPAGATION the Zipkin
+// tracer reads B3 first, falls back to traceparent, and writes both; without
+// it traceparent is neither read nor written.
+func TestZipkinW3CPropagation(t *testing.T) {
+	const (
+		tp      = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+		tpTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	)
+	cases := []struct {
+		name       string
+		w3c        bool
+		in         map[string]string
+		wantTrace  string // "" = a new root
+		wantParent string
+		wantTP     bool
+		wantSample bool
+	}{
+		{"w3c-only-fallback", true, map[string]string{"traceparent": tp}, tpTrace, "00f067aa0ba902b7", true, true},
+		{"w3c-not-sampled", true, map[string]string{"traceparent": tp[:53] + "00"}, tpTrace, "00f067aa0ba902b7", true, false},
+		{"b3-read-first", true, map[string]string{"traceparent": tp, "x-b3-traceid": "463ac35c9f6413ad48485a3953bb6124", "x-b3-spanid": "a2fb4a1d1a96d312", "x-b3-sampled": "1"},
+			"463ac35c9f6413ad48485a3953bb6124", "a2fb4a1d1a96d312", true, true},
+		{"malformed-traceparent-ignored", true, map[string]string{"traceparent": "00-zz-00f067aa0ba902b7-01"}, "", "", true, true},
+		{"b3-only-tracer-ignores-traceparent", false, map[string]string{"traceparent": tp}, "", "", false, true},
+	}
+	for _, tc := range cases {
+		z := &ZipkinTracer{TraceID128: true, W3C: tc.w3c}
+		in := &Headers{}
+		for k, v := range tc.in {
+			in.Set(k, v)
+		}
+		s := z.StartSpan(in, KindServer, true)
+		if s == nil {
+			t.Errorf("%s: NullSpan", tc.name)
+			continue
+		}
+		if tc.wantTrace != "" && (s.TraceIDHex() != tc.wantTrace || s.ParentIDHex() != tc.wantParent) {
+			t.Errorf("%s: trace %s parent %s, want %s %s", tc.name, s.TraceIDHex(), s.ParentIDHex(), tc.wantTrace, tc.wantParent)
+		}
+		if tc.wantTrace == "" && (s.TraceIDHex() == tpTrace || s.ParentID != 0) {
+			t.Errorf("%s: want a new root, got trace %s parent %s", tc.name, s.TraceIDHex(), s.ParentIDHex())
+		}
+		if s.Sampled != tc.wantSample {
+			t.Errorf("%s: sampled %v", tc.name, s.Sampled)
+		}
+		out := &Headers{}
+		z.Inject(s, out)
+		got, ok := out.Lookup("traceparent")
+		if ok != tc.wantTP {
+			t.Errorf("%s: traceparent written %v, want %v", tc.name, ok, tc.wantTP)
+		}
+		flags := "00"
+		if s.Sampled {
+			flags = "01"
+		}
+		if want := "00-" + s.TraceIDHex() + "-" + s.SpanIDHex() + "-" + flags; ok && got != want {
+			t.Errorf("%s: traceparent %s, want %s", tc.name, got, want)
+		}
+		if out.Get("x-b3-spanid") != s.SpanIDHex() {
+			t.Errorf("%s: x-b3-spanid %q", tc.name, out.Get("x-b3-spanid"))
+		}
+	}
+	// A 64-bit trace id is zero-padded in traceparent.
+	out := &Headers{}
+	(&ZipkinTracer{W3C: true}).Inject(&Span{TraceID: 0x463ac35c9f6413ad, SpanID: 1, Sampled: true}, out)
+	if got := out.Get("traceparent"); got != "00-0000000000000000463ac35c9f6413ad-0000000000000001-01" {
+		t.Errorf("64-bit trace id: traceparent %s", got)
+	}
+}
+
 // headerSpy is an upstream filter recording the headers it sees.
 type headerSpy struct {
 	mu   sync.Mutex
@@ -220,6 +290,12 @@ func TestCustomTags(t *testing.T) {
 			{Tag: "lit", Literal: "x"}, {Tag: "env", Environment: "TB_TEST_ZONE"}, {Tag: "hdr", RequestHeader: "x-tenant"},
 			{Tag: "md", MetadataNamespace: "tracebridge", MetadataKey: "plan"}, {Tag: "fs", FilterState: "wasm.tracebridge.k"},
 			{Tag: "missing", RequestHeader: "x-none", Default: "dflt"},
+			{Tag: "fmt-fs", Value: "%FILTER_STATE(wasm.tracebridge.k:PLAIN)%"},
+			{Tag: "fmt-fs-json", Value: "%FILTER_STATE(wasm.tracebridge.k)%"},
+			{Tag: "fmt-md", Value: "%DYNAMIC_METADATA(tracebridge:plan)%"},
+			{Tag: "fmt-mixed", Value: "plan=%DYNAMIC_METADATA(tracebridge:plan)%/%REQ(X-Tenant)%"},
+			{Tag: "fmt-absent", Value: "%DYNAMIC_METADATA(tracebridge:none)%%FILTER_STATE(wasm.none:PLAIN)%"},
+			{Tag: "fmt-unknown", Value: "%NOT_A_COMMAND(x)%"},
 		}}}
 	startListener(t, l)
 	do(t, l.URL(), map[string]string{"x-tenant": "acme"})
@@ -228,10 +304,17 @@ func TestCustomTags(t *testing.T) {
 	if len(rep.spans) != 1 {
 		t.Fatalf("%d spans", len(rep.spans))
 	}
-	want := map[string]string{"lit": "x", "env": "zone-a", "hdr": "acme", "md": "gold", "fs": "v", "missing": "dflt", "http.status_code": "200"}
+	want := map[string]string{"lit": "x", "env": "zone-a", "hdr": "acme", "md": "gold", "fs": "v", "missing": "dflt", "http.status_code": "200",
+		"fmt-fs": "v", "fmt-fs-json": `"v"`, "fmt-md": "gold", "fmt-mixed": "plan=gold/acme"}
 	for k, v := range want {
 		if got := rep.spans[0].Tags[k]; got != v {
 			t.Errorf("tag %s = %q, want %q", k, got, v)
+		}
+	}
+	// An empty formatted value sets no tag (custom_tag_impl.cc applySpan).
+	for _, k := range []string{"fmt-absent", "fmt-unknown"} {
+		if v, ok := rep.spans[0].Tags[k]; ok {
+			t.Errorf("tag %s = %q, want no tag", k, v)
 		}
 	}
 	var otlp map[string]any
@@ -366,4 +449,31 @@ func TestExtProcImmediateResponseTimeoutAndFailureMode(t *testing.T) {
 		}
 		f.Close()
 	}
+}
+
+// FuzzFormatTagValue: a value tag's format string never panics, text
+// without a command is kept as is, and a command's result never contains
+// the raw command.
+func FuzzFormatTagValue(f *testing.F) {
+	for _, s := range []string{
+		"%FILTER_STATE(wasm.tracebridge.k:PLAIN)%", "%FILTER_STATE(wasm.tracebridge.k)%",
+		"%DYNAMIC_METADATA(tracebridge:plan)%", "a=%REQ(x-tenant)%/b", "%", "%%", "%(%", "%DYNAMIC_METADATA(x)%",
+		"%FILTER_STATE(", "plain text", "%REQ()%",
+	} {
+		f.Add(s)
+	}
+	info := &StreamInfo{}
+	info.SetFilterState("wasm.tracebridge.k", "v")
+	info.SetMetadata("tracebridge", map[string]any{"plan": "gold", "n": 3.0})
+	h := &Headers{}
+	h.Set("x-tenant", "acme")
+	f.Fuzz(func(t *testing.T, format string) {
+		got := formatTagValue(format, h, info)
+		if !strings.Contains(format, "%") && got != format {
+			t.Fatalf("%q → %q: text without a command changed", format, got)
+		}
+		if strings.Count(format, "%") == 2 && strings.HasPrefix(format, "%") && strings.HasSuffix(format, "%") && strings.Contains(got, format) {
+			t.Fatalf("%q → %q: command left unevaluated", format, got)
+		}
+	})
 }

@@ -3,6 +3,7 @@ package envoysim
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -139,7 +140,11 @@ type CustomTag struct {
 	MetadataNamespace, MetadataKey string
 	// FilterState: the Envoy ≥ 1.37 value tag %FILTER_STATE(<key>:PLAIN)%.
 	FilterState string
-	Default     string
+	// Value is an Envoy ≥ 1.37 value tag: an access-log format string
+	// (what Istio's Telemetry customTags formatter renders to), see
+	// formatTagValue.
+	Value   string
+	Default string
 }
 
 // Tracing is an HCM tracing block. A listener with Tracing nil has no
@@ -644,6 +649,9 @@ func (l *Listener) finishSpan(span *Span, h *Headers, info *StreamInfo, status i
 			}
 		case ct.FilterState != "":
 			v, ok = info.FilterState(ct.FilterState)
+		case ct.Value != "":
+			v = formatTagValue(ct.Value, h, info)
+			ok = v != ""
 		}
 		if !ok || v == "" {
 			v, ok = ct.Default, ct.Default != ""
@@ -655,6 +663,76 @@ func (l *Listener) finishSpan(span *Span, h *Headers, info *StreamInfo, status i
 	if span.Sampled && t.Reporter != nil {
 		t.Reporter.Report(span)
 	}
+}
+
+// formatTagValue evaluates a CustomTag.value format string
+// (envoy/type/tracing/v3/custom_tag.proto: the access-log format, with
+// unknown or absent values replaced by the empty string instead of "-";
+// source/common/formatter/substitution_format_utility.cc and
+// source/common/formatter/stream_info_formatter.cc, Envoy 1.37-dev). The
+// commands modelled are %FILTER_STATE(key[:PLAIN])%, %DYNAMIC_METADATA(ns:key)%
+// and %REQ(header)%; any other command yields "". A tag whose value is empty
+// is not set (source/common/tracing/custom_tag_impl.cc, applySpan).
+func formatTagValue(format string, h *Headers, info *StreamInfo) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(format, '%')
+		if i < 0 {
+			b.WriteString(format)
+			break
+		}
+		b.WriteString(format[:i])
+		rest := format[i+1:]
+		j := strings.IndexByte(rest, '%')
+		if j < 0 {
+			b.WriteString(format[i:])
+			break
+		}
+		b.WriteString(formatCommand(rest[:j], h, info))
+		format = rest[j+1:]
+	}
+	return b.String()
+}
+
+func formatCommand(cmd string, h *Headers, info *StreamInfo) string {
+	open := strings.IndexByte(cmd, '(')
+	if open < 0 || !strings.HasSuffix(cmd, ")") {
+		return ""
+	}
+	name, arg := cmd[:open], cmd[open+1:len(cmd)-1]
+	switch name {
+	case "FILTER_STATE":
+		key, plain := strings.CutSuffix(arg, ":PLAIN")
+		v, ok := info.FilterState(key)
+		if !ok {
+			return ""
+		}
+		if plain {
+			return v
+		}
+		// Without PLAIN the object is serialised as JSON: a string state
+		// (what proxy_set_property stores) becomes a quoted string.
+		q, _ := json.Marshal(v)
+		return string(q)
+	case "DYNAMIC_METADATA":
+		ns, key, ok := strings.Cut(arg, ":")
+		if !ok {
+			return ""
+		}
+		v, found := info.Metadata(ns, key)
+		if !found {
+			return ""
+		}
+		if s, isString := v.(string); isString {
+			return s
+		}
+		q, _ := json.Marshal(v)
+		return string(q)
+	case "REQ":
+		v, _ := h.Lookup(strings.ToLower(arg))
+		return v
+	}
+	return ""
 }
 
 func hostOnly(addr string) string {

@@ -109,10 +109,21 @@ type ZipkinTracer struct {
 	SharedSpanContext bool
 	// TraceID128 makes new root traces 128-bit (Istio: true).
 	TraceID128 bool
+	// W3C models trace_context_option USE_B3_WITH_W3C_PROPAGATION (Envoy >=
+	// 1.36, envoy/config/trace/v3/zipkin.proto; Istio's Zipkin provider
+	// traceContextOption, set for proxies >= 1.28 in
+	// pilot/pkg/networking/core/tracing.go): B3 is read first, traceparent
+	// only when no B3 context was found, and both are written.
+	W3C bool
 }
 
 // Name implements Tracer.
-func (*ZipkinTracer) Name() string { return "zipkin" }
+func (z *ZipkinTracer) Name() string {
+	if z.W3C {
+		return "zipkin-w3c"
+	}
+	return "zipkin"
+}
 
 type zipkinContext struct {
 	high, trace, span, parent uint64
@@ -226,6 +237,18 @@ func (z *ZipkinTracer) StartSpan(h *Headers, kind SpanKind, traced bool) *Span {
 	if err != nil {
 		return nil // NullSpan
 	}
+	if !c.found && z.W3C {
+		// The W3C fallback of SpanContextExtractor
+		// (source/extensions/tracers/zipkin/span_context_extractor.cc, Envoy
+		// PR 40525): a valid traceparent gives trace id, parent span and
+		// sampled flag; one that does not parse is ignored (no context).
+		if w, ok := extractTraceparent(h); ok {
+			c.high, c.trace, c.span, c.found = w.TraceIDHigh, w.TraceID, w.ParentID, true
+			if c.sampled == nil {
+				c.sampled = &w.Sampled
+			}
+		}
+	}
 	sampled := traced
 	if c.sampled != nil {
 		sampled = *c.sampled
@@ -262,6 +285,12 @@ func (z *ZipkinTracer) Inject(s *Span, h *Headers) {
 	} else {
 		h.Set("x-b3-sampled", "0")
 	}
+	if z.W3C {
+		// USE_B3_WITH_W3C_PROPAGATION: a version-00 traceparent for the same
+		// span next to x-b3-* (a 64-bit trace id is zero-padded to 128 bits);
+		// no tracestate.
+		injectTraceparent(s, h)
+	}
 }
 
 // OTelTracer models envoy.tracers.opentelemetry
@@ -282,31 +311,53 @@ func isLowerHex(s string) bool {
 	return true
 }
 
+// w3cContext is what a traceparent carries.
+type w3cContext struct {
+	TraceIDHigh, TraceID, ParentID uint64
+	Sampled                        bool
+}
+
+// extractTraceparent parses the first traceparent as
+// SpanContextExtractor::extractSpanContext does (length, version 00, hex,
+// all-zero ids): ok is false for an absent or malformed one. ParentID is the
+// caller's span id.
+func extractTraceparent(h *Headers) (s w3cContext, ok bool) {
+	// TraceContext::getByKey returns the first value of a repeated header.
+	tp, ok := h.Lookup("traceparent")
+	if !ok {
+		return s, false
+	}
+	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || !isLowerHex(tp[:2]+tp[3:35]+tp[36:52]+tp[53:]) || tp[:2] != "00" {
+		return s, false
+	}
+	hi, lo, err := parseHexID(tp[3:35], true)
+	if err != nil || hi == 0 && lo == 0 {
+		return s, false
+	}
+	_, parent, err := parseHexID(tp[36:52], false)
+	if err != nil || parent == 0 {
+		return s, false
+	}
+	flags, _ := hex.DecodeString(tp[53:])
+	s.TraceIDHigh, s.TraceID, s.ParentID = hi, lo, parent
+	s.Sampled = flags[0]&1 == 1
+	return s, true
+}
+
 // StartSpan models Driver::startSpan: a traceparent that fails
 // SpanContextExtractor::extractSpanContext (length, version 00, hex, all-zero
 // ids) yields a NullSpan; the sampled flag of a valid parent wins.
 func (*OTelTracer) StartSpan(h *Headers, kind SpanKind, traced bool) *Span {
 	s := &Span{Kind: kind, Sampled: traced, Start: time.Now(), SpanID: randID()}
-	// TraceContext::getByKey returns the first value of a repeated header.
-	tp, ok := h.Lookup("traceparent")
-	if !ok {
+	if _, present := h.Lookup("traceparent"); !present {
 		s.TraceIDHigh, s.TraceID = randID(), randID()
 		return s
 	}
-	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || !isLowerHex(tp[:2]+tp[3:35]+tp[36:52]+tp[53:]) || tp[:2] != "00" {
+	w, ok := extractTraceparent(h)
+	if !ok {
 		return nil
 	}
-	hi, lo, err := parseHexID(tp[3:35], true)
-	if err != nil || hi == 0 && lo == 0 {
-		return nil
-	}
-	_, parent, err := parseHexID(tp[36:52], false)
-	if err != nil || parent == 0 {
-		return nil
-	}
-	flags, _ := hex.DecodeString(tp[53:])
-	s.TraceIDHigh, s.TraceID, s.ParentID = hi, lo, parent
-	s.Sampled = flags[0]&1 == 1
+	s.TraceIDHigh, s.TraceID, s.ParentID, s.Sampled = w.TraceIDHigh, w.TraceID, w.ParentID, w.Sampled
 	s.TraceState = strings.Join(h.Values("tracestate"), ",")
 	return s
 }
@@ -314,13 +365,17 @@ func (*OTelTracer) StartSpan(h *Headers, kind SpanKind, traced bool) *Span {
 // Inject writes traceparent (and tracestate when non-empty); x-b3-* are never
 // touched.
 func (*OTelTracer) Inject(s *Span, h *Headers) {
+	injectTraceparent(s, h)
+	if s.TraceState != "" {
+		h.Set("tracestate", s.TraceState)
+	}
+}
+
+// injectTraceparent writes the span's context as a version-00 traceparent.
+func injectTraceparent(s *Span, h *Headers) {
 	flags := "00"
 	if s.Sampled {
 		flags = "01"
 	}
-	hi := s.TraceIDHigh
-	h.Set("traceparent", "00-"+hex64(hi)+hex64(s.TraceID)+"-"+s.SpanIDHex()+"-"+flags)
-	if s.TraceState != "" {
-		h.Set("tracestate", s.TraceState)
-	}
+	h.Set("traceparent", "00-"+hex64(s.TraceIDHigh)+hex64(s.TraceID)+"-"+s.SpanIDHex()+"-"+flags)
 }

@@ -26,7 +26,7 @@ func RunSidecarCommand(args []string, stdout, stderr io.Writer) int {
 	profile := fs.String("wasm-host-profile", string(envoysim.DefaultHostProfile), "proxy-wasm-cpp-host version whose WASI and callback restrictions the wasm host reproduces: cpp-host-533 (Envoy 1.39+ / Istio 1.31+: poll_oneoff returns 0 events) or cpp-host-427 (Envoy 1.33–1.38 / Istio 1.25–1.30: poll_oneoff and fd_fdstat_set_flags ENOSYS, restricted calls trap)")
 	fs.StringVar(&cfg.ExtProc, "extproc", "", "tracebridge-extproc address host:port; empty: no ext_proc filter")
 	fs.StringVar(&policyFile, "policy", "", "policy document (JSON); empty: zero-config default")
-	fs.StringVar(&cfg.Tracer, "tracer", "zipkin", "Envoy tracer: zipkin, otel or none")
+	fs.StringVar(&cfg.Tracer, "tracer", "zipkin", "Envoy tracer: zipkin, zipkin-w3c (B3 and W3C propagation), otel or none")
 	clientTracing := fs.String("client-tracing", "off", "on: the outbound listener has a tracing block (Istio default); off: Telemetry match.mode SERVER")
 	fs.StringVar(&cfg.InboundPosition, "inbound-position", "downstream", "downstream (listener filter) or upstream (filter on the inbound cluster: precise parenting)")
 	fs.StringVar(&cfg.Collector, "collector", "", "span collector URL (Zipkin http://127.0.0.1:9411/api/v2/spans, or OTLP/HTTP …/v1/traces with --tracer otel); empty: spans not reported")

@@ -49,11 +49,16 @@ type tagRule struct {
 }
 
 // CustomTags returns the tracing custom tags that put a policy's tags on
-// Envoy's span: a request-header tag per "header" sink (Istio Telemetry
-// customTags), a metadata tag per "metadata" sink (namespace tracebridge,
-// from ext_proc), and a filter-state value tag per "filterState" sink
-// (Envoy ≥ 1.37 %FILTER_STATE(wasm.tracebridge.<name>:PLAIN)%).
-func CustomTags(doc []byte, metadata, filterState bool) []envoysim.CustomTag {
+// Envoy's span, as the rendered manifests configure them: a request-header
+// tag per "header" sink (Istio Telemetry customTags), a tag per "metadata"
+// sink (the ext_proc service's dynamic metadata, namespace tracebridge) and
+// per "filterState" sink (the wasm filter's filter state). With style
+// manifests.CustomTagsTelemetry (the default, Istio >= 1.29) the last two are
+// Envoy >= 1.37 value tags with the formatter the rendered Telemetry uses;
+// with manifests.CustomTagsEnvoyFilter metadata sinks are custom tags of type
+// metadata, as the EnvoyFilter fallback renders them (filter state has no
+// other route than a value tag).
+func CustomTags(doc []byte, metadata, filterState bool, style string) []envoysim.CustomTag {
 	var p struct {
 		Tags []tagRule `json:"tags"`
 	}
@@ -69,12 +74,16 @@ func CustomTags(doc []byte, metadata, filterState bool) []envoysim.CustomTag {
 				}
 				out = append(out, envoysim.CustomTag{Tag: t.Name, RequestHeader: h})
 			case "metadata":
-				if metadata {
-					out = append(out, envoysim.CustomTag{Tag: t.Name, MetadataNamespace: "tracebridge", MetadataKey: t.Name})
+				switch {
+				case !metadata:
+				case style == manifests.CustomTagsEnvoyFilter:
+					out = append(out, envoysim.CustomTag{Tag: t.Name, MetadataNamespace: manifests.MetadataNamespace, MetadataKey: t.Name})
+				default:
+					out = append(out, envoysim.CustomTag{Tag: t.Name, Value: manifests.TagFormatter(t.Name, sink)})
 				}
 			case "filterState":
 				if filterState {
-					out = append(out, envoysim.CustomTag{Tag: t.Name, FilterState: "wasm.tracebridge." + t.Name})
+					out = append(out, envoysim.CustomTag{Tag: t.Name, Value: manifests.TagFormatter(t.Name, sink)})
 				}
 			}
 		}

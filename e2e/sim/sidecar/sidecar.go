@@ -36,7 +36,7 @@ type Config struct {
 	ExtProc string
 	// Policy is the policy document (JSON); empty: zero-config default.
 	Policy []byte
-	// Tracer: "zipkin" (default), "otel" or "none".
+	// Tracer: "zipkin" (default), "zipkin-w3c", "otel" or "none".
 	Tracer string
 	// ClientTracing: the outbound listener has a tracing block (Istio's
 	// default); false models Telemetry match.mode SERVER.
@@ -83,17 +83,20 @@ func (s *Sidecar) logf(format string, args ...any) {
 	s.logMu.Unlock()
 }
 
-// Tracer returns the tracer named name ("zipkin", "otel"; nil for "none").
+// Tracer returns the tracer named name ("zipkin", "zipkin-w3c", "otel";
+// nil for "none").
 func Tracer(name string) (envoysim.Tracer, error) {
 	switch name {
 	case "", "zipkin":
 		return &envoysim.ZipkinTracer{TraceID128: true}, nil
+	case "zipkin-w3c":
+		return &envoysim.ZipkinTracer{TraceID128: true, W3C: true}, nil
 	case "otel", "opentelemetry":
 		return &envoysim.OTelTracer{}, nil
 	case "none":
 		return nil, nil
 	}
-	return nil, fmt.Errorf("--tracer must be zipkin, otel or none, got %q", name)
+	return nil, fmt.Errorf("--tracer must be zipkin, zipkin-w3c, otel or none, got %q", name)
 }
 
 // Reporter returns a span reporter for the tracer and collector URL (a base
@@ -160,7 +163,7 @@ func Start(cfg Config) (*Sidecar, error) {
 	var tags []envoysim.CustomTag
 	if tracer != nil {
 		tags = append([]envoysim.CustomTag{{Tag: "istio.canonical_service", Literal: cfg.Service}},
-			CustomTags(cfg.Policy, cfg.ExtProc != "", cfg.FilterStateTags)...)
+			CustomTags(cfg.Policy, cfg.ExtProc != "", cfg.FilterStateTags, "")...)
 		inTracing = &envoysim.Tracing{Tracer: tracer, Kind: envoysim.KindServer, Service: cfg.Service,
 			Operation: cfg.Service + ".default.svc.cluster.local:" + app.Port() + "/*", RandomSampling: rate(cfg.Sampling),
 			CustomTags: tags, Reporter: s.reporter, NodeID: "sidecar~127.0.0.1~" + cfg.Service + ".default~default.svc.cluster.local"}
@@ -323,6 +326,10 @@ type GatewayConfig struct {
 	ReportInterval time.Duration
 	// MessageTimeout is ext_proc's message_timeout (default 200 ms).
 	MessageTimeout time.Duration
+	// CustomTagStyle is how the ext_proc service's metadata tags reach the
+	// span, as tools/manifests renders them: "telemetry" (default, Telemetry
+	// formatter tags) or "envoyfilter" (custom tags of type metadata).
+	CustomTagStyle string
 	Log            io.Writer
 }
 
@@ -382,7 +389,7 @@ func StartGateway(cfg GatewayConfig) (*Gateway, error) {
 	if tracer != nil {
 		l.Tracing = &envoysim.Tracing{Tracer: tracer, Kind: envoysim.KindServer, Service: cfg.Service,
 			Operation: "productpage.default.svc.cluster.local:9080/*", RandomSampling: rate(cfg.Sampling), Reporter: g.reporter,
-			CustomTags: append([]envoysim.CustomTag{{Tag: "istio.canonical_service", Literal: cfg.Service}}, CustomTags(cfg.Policy, cfg.ExtProc != "", false)...),
+			CustomTags: append([]envoysim.CustomTag{{Tag: "istio.canonical_service", Literal: cfg.Service}}, CustomTags(cfg.Policy, cfg.ExtProc != "", false, cfg.CustomTagStyle)...),
 			NodeID:     "router~127.0.0.1~" + cfg.Service + ".istio-system~istio-system.svc.cluster.local"}
 	}
 	if cfg.ExtProc != "" {

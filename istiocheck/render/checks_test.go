@@ -315,9 +315,18 @@ func metadataTagViolations(h hcmAt, names []string) []string {
 	}
 	for _, n := range names {
 		if !slices.ContainsFunc(h.cfg.GetTracing().GetCustomTags(), func(ct *tracing.CustomTag) bool {
-			return ct.GetTag() == n
+			if ct.GetTag() != n {
+				return false
+			}
+			// Either route reads the tag from the tracebridge metadata
+			// namespace: a metadata tag, or a formatter (CustomTag.value).
+			if md := ct.GetMetadata(); md != nil {
+				p := md.GetMetadataKey().GetPath()
+				return md.GetMetadataKey().GetKey() == "tracebridge" && len(p) == 1 && p[0].GetKey() == n
+			}
+			return ct.GetValue() == metadataFormatter(n)
 		}) {
-			out = append(out, h.where+": metadata custom tag "+n+" missing")
+			out = append(out, h.where+": custom tag "+n+" reading tracebridge metadata missing")
 		}
 	}
 	return out

@@ -87,8 +87,9 @@ func telemetryTags(t *testing.T, docs []string) []string {
 	return tags
 }
 
-// metadataTags are the custom tags of type metadata an overlay's EnvoyFilter
-// merges into the gateway's tracing block.
+// metadataTags are the tags an overlay puts on the gateway's spans from the
+// ext_proc service's metadata: custom tags of type metadata its EnvoyFilter
+// merges into the tracing block, or Telemetry custom tags of type formatter.
 func metadataTags(t *testing.T, docs []string) []string {
 	t.Helper()
 	var out []string
@@ -125,7 +126,42 @@ func metadataTags(t *testing.T, docs []string) []string {
 			}
 		}
 	}
+	// The default route: a Telemetry resource whose customTags of type
+	// formatter read the same metadata (Istio >= 1.29).
+	for _, d := range docs {
+		if _, kind := kindOf(t, d); kind != "Telemetry" {
+			continue
+		}
+		var tel struct {
+			Spec struct {
+				Tracing []struct {
+					CustomTags map[string]struct {
+						Formatter *struct {
+							Value string `json:"value"`
+						} `json:"formatter"`
+					} `json:"customTags"`
+				} `json:"tracing"`
+			} `json:"spec"`
+		}
+		if err := yaml.Unmarshal([]byte(d), &tel); err != nil {
+			t.Fatal(err)
+		}
+		for _, tr := range tel.Spec.Tracing {
+			for name, ct := range tr.CustomTags {
+				if ct.Formatter != nil && ct.Formatter.Value == metadataFormatter(name) {
+					out = append(out, name)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
 	return out
+}
+
+// metadataFormatter is the substitution formatter that reads tag name from
+// the dynamic metadata the ext_proc service returns (namespace tracebridge).
+func metadataFormatter(name string) string {
+	return "%DYNAMIC_METADATA(tracebridge:" + name + ")%"
 }
 
 func report(t *testing.T, what string, v []string) {

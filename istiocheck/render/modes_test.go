@@ -244,6 +244,9 @@ func TestGatewayModes(t *testing.T) {
 		for _, h := range hcms(r.gatewayListeners) {
 			report(t, "metadata tags", metadataTagViolations(h, metadataTags(t, docs)))
 		}
+		// The sample policy calls inbound untrusted: the gateway removes a
+		// client's own tag headers before anything reads them.
+		report(t, "early header mutation", earlyMutationViolations(r))
 	})
 	t.Run("edge-trust", func(t *testing.T) {
 		r := renderMesh(t, variants[0].docs(t, "edge-trust"))

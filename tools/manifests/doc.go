@@ -15,7 +15,7 @@
 //     Envoy creates its span (docs/ENVOY.md §1),
 //   - the ext_proc service's policy ConfigMap and the plain Envoy bootstrap.
 //
-// Modes (see DESIGN.md "Deployment modes"): sidecar-auto-forward,
+// Modes (see README "Deployment modes"): sidecar-auto-forward,
 // precise-parenting, gateway-enrichment, gateway-enrichment-upstream,
 // edge-trust and envoy. Render returns the files of manifests/ (a kustomize
 // base and one overlay per mode under istio/, and envoy/envoy.yaml);

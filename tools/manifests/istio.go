@@ -106,7 +106,7 @@ func (r *renderer) sidecarAutoForward() ([]File, error) {
 	tel, telComment := r.telemetry(ns, selector)
 	base := "istio/overlays/" + ModeSidecarAutoForward + "/"
 	return []File{
-		{base + "kustomization.yaml", kustomization(`Sidecar auto-forward (DESIGN.md "Deployment modes" 1): the wasm filter in
+		{base + "kustomization.yaml", kustomization(`Sidecar auto-forward (README "Deployment modes" 1): the wasm filter in
 both directions of the selected sidecars, and client-side tracing off for them.
 Istio 1.30+: TrafficExtension. Istio < 1.30: replace trafficextension.yaml with
 wasmplugin.yaml (never apply both: the filter would run twice).`,
@@ -225,7 +225,7 @@ func (r *renderer) preciseParenting() ([]File, error) {
 			"patch": map[string]any{"operation": "MERGE", "value": toMap(router)},
 		},
 	})
-	comment := `Precise parenting (DESIGN.md "Deployment modes" 2): the same module, also
+	comment := `Precise parenting (README "Deployment modes" 2): the same module, also
 installed as an upstream HTTP filter for every inbound cluster. Upstream
 filters run after the router injected the server span's context
 (docs/ENVOY.md §3), so the inbound record taken there names THIS hop's server
@@ -421,7 +421,7 @@ func (r *renderer) gatewayEnrichment() ([]File, error) {
 	}
 	ef := r.envoyFilter("tracebridge-gateway-enrichment", ns, r.o.GatewayLabels, patches)
 	r.referenceExtProc(ef)
-	comment := `Sidecar-free gateway enrichment (DESIGN.md "Deployment modes" 3): the
+	comment := `Sidecar-free gateway enrichment (README "Deployment modes" 3): the
 ext_proc filter on the ingress gateway, inserted right before the router (so
 after Istio's authentication and authorization filters), and the span tags
 the service returns as dynamic metadata.
@@ -492,6 +492,24 @@ func (r *renderer) gatewayEnrichmentUpstream() ([]File, error) {
 		})
 	}
 	dir := "istio/overlays/" + ModeGatewayEnrichmentUpstream + "/"
+	// As an upstream filter the service cannot tell a client's request from
+	// the mesh's (the trust rules are dropped for this placement), so a
+	// client's own x-tracebridge-<tag> would reach the sidecars behind the
+	// gateway, whose span tags read those headers. When the policy calls
+	// inbound traffic untrusted, the gateway removes them before anything
+	// reads them, as the edge-trust overlay does (applying both repeats the
+	// same removals, which is harmless).
+	owned := r.p.untrustedOwnedHeaders()
+	if len(owned) > 0 {
+		hcm := &hcmv3.HttpConnectionManager{EarlyHeaderMutationExtensions: []*corev3.TypedExtensionConfig{earlyMutation(owned)}}
+		patches = append(patches, map[string]any{
+			"applyTo": "NETWORK_FILTER",
+			"match":   gatewayListenerMatch(""),
+			"patch": map[string]any{"operation": "MERGE", "value": map[string]any{
+				"typed_config": toMap(mustAny(hcm)),
+			}},
+		})
+	}
 	tagPatch, names, tel := r.gatewayTags(dir)
 	if tagPatch != nil {
 		patches = append(patches, tagPatch)
@@ -516,6 +534,9 @@ chooses the upstream protocol itself: HTTP/1.1 here; use
 http2_protocol_options for HTTP/2 or gRPC backends.
 
 ` + extProcComment + extProcPeerNote(d) + "\n"
+	if len(owned) > 0 {
+		comment += "\nThe listener patch removes, before the span exists, the headers only tracebridge\nwrites (" + strings.Join(owned, ", ") + "): the policy calls inbound\ntraffic untrusted, and this placement cannot tell a client's request apart.\n"
+	}
 	switch {
 	case tagPatch != nil:
 		comment += "\nThe last patch merges tracing custom_tags of type metadata for: " + strings.Join(names, ", ") + "\n(--custom-tags envoyfilter, Istio < 1.29; the default is telemetry.yaml).\n"
@@ -558,7 +579,7 @@ func (r *renderer) edgeTrust() ([]File, error) {
 			"typed_config": toMap(mustAny(hcm)),
 		}},
 	}})
-	comment := `Edge trust boundary (DESIGN.md "Deployment modes" 4): untrusted incoming
+	comment := `Edge trust boundary (README "Deployment modes" 4): untrusted incoming
 trace headers are removed by the gateway's HTTP connection manager BEFORE
 Envoy creates its span. Envoy creates the span from the incoming headers
 before any HTTP filter runs, and no filter can change its trace id or parent

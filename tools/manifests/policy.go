@@ -296,6 +296,16 @@ func EarlyRemovals(policy []byte) ([]string, error) {
 //     and the engine validates and keeps it on restart, as the policy says.
 //     Cost: the filters no longer see the client's trace id, so the
 //     untrusted_trace_id tag is not set at this edge.
+//
+// untrustedOwnedHeaders are the headers only tracebridge writes when the
+// policy calls inbound traffic untrusted (a gateway's clients), else none.
+func (p *policyDoc) untrustedOwnedHeaders() []string {
+	if !slices.Contains(p.cfg.Policy.Trust.UntrustedDirections, "inbound") {
+		return nil
+	}
+	return p.cfg.OwnedHeaders()
+}
+
 func (p *policyDoc) earlyRemovals() (headers []string, why string, err error) {
 	t := p.cfg.Policy.Trust
 	if !slices.Contains(t.UntrustedDirections, "inbound") {

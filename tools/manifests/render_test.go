@@ -180,6 +180,34 @@ func TestEdgeTrustRemovesOwnedHeaders(t *testing.T) {
 	}
 }
 
+// TestGatewayUpstreamRemovesOwnedHeaders: as an upstream filter the ext_proc
+// service cannot tell a client's request from the mesh's, so with inbound
+// untrusted the gateway itself removes the headers only tracebridge writes
+// (else a client's x-tracebridge-<tag> reaches the sidecars' span tags), and
+// without it (a mesh-internal gateway) keeps them.
+func TestGatewayUpstreamRemovesOwnedHeaders(t *testing.T) {
+	const tags = `"tags":[{"name":"tenant","from":{"header":"x-tenant-id"},"to":["header","metadata"]}]`
+	for _, tc := range []struct {
+		name, trust string
+		removed     bool
+	}{
+		{"inbound untrusted", `"trust":{"untrustedDirections":["inbound"],"action":"keep"},`, true},
+		{"all trusted", ``, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := RenderMode([]byte(`{`+tc.trust+tags+`}`), Options{Mode: ModeGatewayEnrichmentUpstream}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range []string{"x-tracebridge-tenant", "x-tracebridge-untrusted-trace-id"} {
+				if got := strings.Contains(string(out), "- remove: "+h); got != tc.removed {
+					t.Errorf("early mutation removes %s: %v, want %v", h, got, tc.removed)
+				}
+			}
+		})
+	}
+}
+
 func TestRenderErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, policy string

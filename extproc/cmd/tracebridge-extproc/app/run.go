@@ -1,4 +1,9 @@
-package extproc
+// Package app is the process of tracebridge-extproc: its command line,
+// connection limits, TLS, health service, admin endpoint (metrics, health,
+// pprof), policy reload on file change and SIGHUP, and graceful drain around
+// the ext_proc server of package extproc, with the codec of extproc/codec
+// and a store of extproc/store.
+package app
 
 import (
 	"bytes"
@@ -33,6 +38,9 @@ import (
 
 	"github.com/tracebridge/tracebridge/engine"
 	"github.com/tracebridge/tracebridge/engine/policyfile"
+	"github.com/tracebridge/tracebridge/extproc"
+	"github.com/tracebridge/tracebridge/extproc/codec"
+	"github.com/tracebridge/tracebridge/extproc/store"
 )
 
 // Config is the command line of tracebridge-extproc.
@@ -183,10 +191,10 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 		return fmt.Errorf("--config %s: %w", c.ConfigFile, err)
 	}
 
-	var stores StoreProvider = &MemoryStores{}
+	var stores store.Provider = &store.Memory{}
 	if c.Store != "memory" {
-		SetRedisLogger(log)
-		rs, err := NewRedisStore(c.Store, RedisOptions{Timeout: c.StoreTimeout})
+		store.SetRedisLogger(log)
+		rs, err := store.NewRedis(c.Store, store.RedisOptions{Timeout: c.StoreTimeout})
 		if err != nil {
 			return err
 		}
@@ -199,8 +207,8 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 	}
 	defer stores.Close()
 
-	metrics := NewMetrics()
-	srv, err := NewServer(policy, Options{Logger: log, Metrics: metrics, Stores: stores, Direction: dir, AllowEnvoyHeaders: c.AllowEnvoy})
+	metrics := extproc.NewMetrics()
+	srv, err := extproc.NewServer(policy, extproc.Options{Logger: log, Metrics: metrics, Stores: stores, Direction: dir, AllowEnvoyHeaders: c.AllowEnvoy})
 	if err != nil {
 		log.Error("invalid policy", policyErrorAttrs(err)...)
 		return fmt.Errorf("--config %s: %w", c.ConfigFile, err)
@@ -229,7 +237,7 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	opts = append(opts, c.Limits.ServerOptions()...)
-	opts = append(opts, CodecOption())
+	opts = append(opts, codec.ServerOption())
 	gs := grpc.NewServer(opts...)
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	hs := health.NewServer()
@@ -292,12 +300,12 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 			err = srv.SetPolicy(p)
 		}
 		if err != nil {
-			metrics.reloads.WithLabelValues("invalid").Inc()
+			metrics.CountReload(false)
 			log.Error("policy reload failed; keeping the previous policy", append([]any{"trigger", why, "config", c.ConfigFile}, policyErrorAttrs(err)...)...)
 			return
 		}
 		lastPolicy = data
-		metrics.reloads.WithLabelValues("ok").Inc()
+		metrics.CountReload(true)
 		log.Info("policy reloaded", "trigger", why, "generation", srv.Generation())
 	}
 	var watcher *fsnotify.Watcher

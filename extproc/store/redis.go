@@ -55,7 +55,7 @@ type Redis struct {
 	downTil atomic.Int64 // unix nanoseconds
 
 	keyInFlight, keyInFlightRec string
-	narrowKey                   redisNarrowKey // store_narrow.go
+	narrowKey                   redisNarrowKey // redis_narrow.go
 }
 
 var (

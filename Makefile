@@ -24,7 +24,7 @@ wasm:
 
 # The ext_proc service, static so that it runs in the distroless-style image.
 # The vtprotobuf tag compiles go-control-plane's generated marshallers, which
-# extproc's codec uses for the replies (extproc/codec.go).
+# extproc's codec uses for the replies (extproc/codec/codec.go).
 extproc:
 	CGO_ENABLED=0 $(GO) build -trimpath -tags vtprotobuf -o $(BIN)/tracebridge-extproc ./extproc/cmd/tracebridge-extproc
 

@@ -17,6 +17,22 @@ const DefaultTagMaxLength = 256
 // TagHeaderPrefix prefixes the request header a tag is written to by default.
 const TagHeaderPrefix = "x-tracebridge-"
 
+// MetadataNamespace is the Envoy dynamic-metadata namespace of the metadata
+// sink: the ext_proc service returns tags under it, the ext_proc filter must
+// list it in metadata_options.receiving_namespaces, and span tags read it as
+// %DYNAMIC_METADATA(tracebridge:<tag>)%.
+const MetadataNamespace = "tracebridge"
+
+// FilterStateProperty prefixes the proxy-wasm property path the wasm filter
+// sets for the filter-state sink; Envoy stores proxy_set_property values
+// under the filter-state key "wasm.<path>" (docs/ENVOY.md §5), which
+// FilterStateKeyPrefix names: tag "tenant" is filter state
+// "wasm.tracebridge.tenant".
+const (
+	FilterStateProperty  = "tracebridge."
+	FilterStateKeyPrefix = "wasm." + FilterStateProperty
+)
+
 func compileTag(e *ConfigError, path string, r *TagRule, env func(string) string) compiledTag {
 	t := compiledTag{name: r.Name, maxLen: r.MaxLength}
 	if r.Name == "" || !propagation.IsBaggageKey(r.Name) || strings.ContainsAny(r.Name, "%") {

@@ -11,6 +11,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
 	"github.com/tracebridge/tracebridge/conformance"
+	"github.com/tracebridge/tracebridge/engine"
 )
 
 // TestConformance runs the project's conformance vectors through a real gRPC
@@ -124,14 +125,14 @@ func (h *grpcHost) Request(stream, direction string, peer conformance.Peer, head
 	default:
 		return out, fmt.Errorf("reply to request headers is %T", resp.Response)
 	}
-	for name, v := range resp.GetDynamicMetadata().GetFields()[MetadataNamespace].GetStructValue().GetFields() {
+	for name, v := range resp.GetDynamicMetadata().GetFields()[engine.MetadataNamespace].GetStructValue().GetFields() {
 		if out.Tags == nil {
 			out.Tags = map[string]string{}
 		}
 		out.Tags[name] = v.GetStringValue()
 	}
 	if extra := len(resp.GetDynamicMetadata().GetFields()); extra > 1 {
-		return out, fmt.Errorf("dynamic metadata has %d namespaces, want only %q", extra, MetadataNamespace)
+		return out, fmt.Errorf("dynamic metadata has %d namespaces, want only %q", extra, engine.MetadataNamespace)
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tracebridge/tracebridge/e2e/testsupport"
+	"github.com/tracebridge/tracebridge/extproc/store"
 )
 
 // testClock is a clock the test moves by hand.
@@ -34,7 +35,7 @@ func TestInFlightTimeoutFromPolicy(t *testing.T) {
 	}{
 		{"memory", func(t *testing.T, clock *testClock) Options { return Options{Now: clock.Now} }},
 		{"redis", func(t *testing.T, clock *testClock) Options {
-			rs := newRedisStore(t, testsupport.Redis(t), RedisOptions{Now: clock.Now})
+			rs := newRedisStore(t, testsupport.Redis(t), store.RedisOptions{Now: clock.Now})
 			return Options{Stores: rs, Now: clock.Now}
 		}},
 	}

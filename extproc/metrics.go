@@ -121,3 +121,13 @@ func (m *Metrics) countDecisions(d engine.Decisions) {
 		}
 	})
 }
+
+// CountReload counts a policy reload by its result (ok, or invalid: the
+// previous policy stays).
+func (m *Metrics) CountReload(ok bool) {
+	if ok {
+		m.reloads.WithLabelValues("ok").Inc()
+	} else {
+		m.reloads.WithLabelValues("invalid").Inc()
+	}
+}

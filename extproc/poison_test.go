@@ -6,6 +6,7 @@ import (
 
 	"github.com/tracebridge/tracebridge/e2e/testsupport"
 	"github.com/tracebridge/tracebridge/engine"
+	"github.com/tracebridge/tracebridge/extproc/store"
 )
 
 // TestPoisonedRecordsNotApplied plants records straight into each store
@@ -34,19 +35,19 @@ func TestPoisonedRecordsNotApplied(t *testing.T) {
 		{"invalid traceparent", rec("traceparent", "00-zz-stolen-01"), "", false},
 		{"invalid tracestate", rec("traceparent", validTP, "tracestate", "Bad=stolen"), validTP, true},
 	}
-	kinds := map[string]func(t *testing.T, key string, rec []byte) StoreProvider{
-		"memory": func(t *testing.T, key string, rec []byte) StoreProvider {
-			p := &MemoryStores{}
+	kinds := map[string]func(t *testing.T, key string, rec []byte) store.Provider{
+		"memory": func(t *testing.T, key string, rec []byte) store.Provider {
+			p := &store.Memory{}
 			if err := p.StoreFor(cfg).Put(key, rec); err != nil {
 				t.Fatal(err)
 			}
 			return p
 		},
-		"redis": func(t *testing.T, key string, rec []byte) StoreProvider {
-			s := newRedisStore(t, r, RedisOptions{})
-			s.c.FlushDB(t.Context())
+		"redis": func(t *testing.T, key string, rec []byte) store.Provider {
+			s := newRedisStore(t, r, store.RedisOptions{})
+			redisClient(t, r).FlushDB(t.Context())
 			// Written with the plain client, as another writer would.
-			if err := s.c.Set(t.Context(), RedisKeyPrefix+"rec:"+key, rec, 0).Err(); err != nil {
+			if err := redisClient(t, r).Set(t.Context(), store.RedisKeyPrefix+"rec:"+key, rec, 0).Err(); err != nil {
 				t.Fatal(err)
 			}
 			return s

@@ -17,19 +17,16 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tracebridge/tracebridge/engine"
+	"github.com/tracebridge/tracebridge/extproc/store"
 )
-
-// MetadataNamespace is the dynamic metadata namespace the tags are returned
-// in; the filter must list it in metadata_options.receiving_namespaces.untyped.
-const MetadataNamespace = "tracebridge"
 
 // Options configure a Server. The zero value works: JSON logs discarded,
 // fresh metrics, the memory store, inbound direction.
 type Options struct {
 	Logger  *slog.Logger
 	Metrics *Metrics
-	// Stores provides the correlation store (default MemoryStores).
-	Stores StoreProvider
+	// Stores provides the correlation store (default store.Memory).
+	Stores store.Provider
 	// Direction is given to the engine when the policy's direction is "auto"
 	// and Envoy did not send the xds.listener_direction attribute (default
 	// engine.Inbound: ext_proc usually sits beside a gateway or waypoint,
@@ -43,7 +40,7 @@ type Options struct {
 	// set both or neither. Pseudo-headers and host are never sent.
 	AllowEnvoyHeaders bool
 	// Now is the engine's clock (default time.Now); with the default
-	// MemoryStores it is the store's clock too.
+	// store.Memory it is the store's clock too.
 	Now func() time.Time
 }
 
@@ -53,7 +50,7 @@ type Server struct {
 
 	log    *slog.Logger
 	m      *Metrics
-	stores StoreProvider
+	stores store.Provider
 	dir    engine.Direction
 	env    func(string) string
 	now    func() time.Time
@@ -78,7 +75,7 @@ func NewServer(p *engine.Policy, o Options) (*Server, error) {
 		o.Metrics = NewMetrics()
 	}
 	if o.Stores == nil {
-		o.Stores = &MemoryStores{Now: o.Now}
+		o.Stores = &store.Memory{Now: o.Now}
 	}
 	if o.Direction == engine.DirectionUnknown {
 		o.Direction = engine.Inbound
@@ -104,8 +101,8 @@ func (s *Server) SetPolicy(p *engine.Policy) error {
 	if err != nil {
 		return err
 	}
-	store := &countingStore{s: s.stores.StoreFor(cfg), m: s.m, log: s.storeLog}
-	s.eng.Store(engine.New(cfg, engine.Options{Store: store, Now: s.now}))
+	counted := &countingStore{s: s.stores.StoreFor(cfg), m: s.m, log: s.storeLog}
+	s.eng.Store(engine.New(cfg, engine.Options{Store: counted, Now: s.now}))
 	s.m.policyInfo.Set(float64(s.gen.Add(1)))
 	return nil
 }

@@ -18,10 +18,11 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tracebridge/tracebridge/engine"
+	"github.com/tracebridge/tracebridge/extproc/internal/extproctest"
 )
 
 const (
-	validTP  = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	validTP  = extproctest.ValidTP
 	validTID = "4bf92f3577b34da6a3ce929d0e0e4736"
 )
 
@@ -92,7 +93,7 @@ func TestRequestHeaders(t *testing.T) {
 			policy: `{"tags":[{"name":"tenant","from":{"header":"x-tenant"},"to":["metadata"]},{"name":"env","from":{"literal":"prod"},"to":["header","metadata"]}]}`,
 			in:     []string{"traceparent", validTP, "x-tenant", "acme"},
 			check: func(t *testing.T, out []pair, resp *extprocv3.ProcessingResponse) {
-				ns := resp.GetDynamicMetadata().GetFields()[MetadataNamespace].GetStructValue().GetFields()
+				ns := resp.GetDynamicMetadata().GetFields()[engine.MetadataNamespace].GetStructValue().GetFields()
 				if ns["tenant"].GetStringValue() != "acme" || ns["env"].GetStringValue() != "prod" {
 					t.Errorf("metadata %v", resp.GetDynamicMetadata())
 				}
@@ -132,7 +133,7 @@ func TestRequestHeaders(t *testing.T) {
 				if v, _ := headerValue(out, "traceparent"); strings.Contains(v, validTID) {
 					t.Errorf("traceparent %q kept from an untrusted source", v)
 				}
-				ns := resp.GetDynamicMetadata().GetFields()[MetadataNamespace].GetStructValue().GetFields()
+				ns := resp.GetDynamicMetadata().GetFields()[engine.MetadataNamespace].GetStructValue().GetFields()
 				if ns[engine.UntrustedTraceIDTag].GetStringValue() != validTID {
 					t.Errorf("metadata %v: want the client's trace id kept", ns)
 				}
@@ -410,17 +411,6 @@ type fixedStore struct{ s engine.Store }
 
 func (f fixedStore) StoreFor(*engine.Config) engine.Store { return f.s }
 func (f fixedStore) Close() error                         { return nil }
-
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // panicStore panics in every call: a bug anywhere under a handler.
 type panicStore struct{}

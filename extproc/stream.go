@@ -562,6 +562,6 @@ func metadata(tags []engine.Tag) *structpb.Struct {
 		return nil
 	}
 	return &structpb.Struct{Fields: map[string]*structpb.Value{
-		MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: fields}),
+		engine.MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: fields}),
 	}}
 }

@@ -124,7 +124,7 @@ func (h *wasmHost) Request(stream, direction string, peer conformance.Peer, head
 	// No mTLS peer: Envoy has no value for the attribute; an empty one reads the same.
 	h.host.SetProperty([]string{"connection", "uri_san_peer_certificate"}, []byte(peer.Principal))
 	for _, n := range h.tagNames() {
-		h.host.SetProperty([]string{plugin.FilterStatePrefix + n}, []byte(unset))
+		h.host.SetProperty([]string{engine.FilterStateProperty + n}, []byte(unset))
 	}
 	before := h.counters()
 	id := h.host.InitializeHttpContext()
@@ -156,7 +156,7 @@ func (h *wasmHost) Request(stream, direction string, peer conformance.Peer, head
 func (h *wasmHost) observeTags(req [][2]string) map[string]string {
 	tags := map[string]string{}
 	for _, n := range h.tagNames() {
-		if v, err := h.host.GetProperty([]string{plugin.FilterStatePrefix + n}); err == nil && string(v) != unset {
+		if v, err := h.host.GetProperty([]string{engine.FilterStateProperty + n}); err == nil && string(v) != unset {
 			tags[n] = string(v)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tracebridge/tracebridge/extproc"
+	"github.com/tracebridge/tracebridge/extproc/cmd/tracebridge-extproc/app"
 )
 
 // failingServer ends every stream with an error after the first reply.
@@ -51,7 +52,7 @@ func serve(t *testing.T, srv extprocv3.ExternalProcessorServer) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(extproc.ServerOptions(8 << 20)...)
+	gs := grpc.NewServer(app.ServerOptions(8 << 20)...)
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)

@@ -49,7 +49,8 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 
-	"github.com/tracebridge/tracebridge/extproc"
+	"github.com/tracebridge/tracebridge/extproc/cmd/tracebridge-extproc/app"
+	"github.com/tracebridge/tracebridge/extproc/codec"
 )
 
 func main() {
@@ -65,7 +66,7 @@ func main() {
 		target      = flag.String("target", "", "only drive an ext_proc server already listening at this address (closed loop), e.g. to profile it")
 		noop        = flag.Bool("noop", false, "internal: serve the no-op ext_proc server on 127.0.0.1:0")
 		noopPprof   = flag.String("noop-pprof", "", "with -noop: serve Go's /debug/pprof/ at this address, to profile the baseline")
-		noopCodec   = flag.Bool("noop-codec", false, "with -noop: use tracebridge-extproc's codec (extproc.CodecOption) instead of gRPC's")
+		noopCodec   = flag.Bool("noop-codec", false, "with -noop: use tracebridge-extproc's codec (codec.ServerOption) instead of gRPC's")
 		echo        = flag.Bool("echo", false, "internal: serve the floor's TCP echo server on 127.0.0.1:0")
 		cpuProfile  = flag.String("cpuprofile", "", "with -target: write the load generator's CPU profile here")
 		openRate    = flag.Int("open", 0, "with -target: run the open loop at this rate instead of the closed loop")
@@ -164,7 +165,7 @@ func (noopServer) Process(s extprocv3.ExternalProcessor_ProcessServer) error {
 	}
 }
 
-func serveNoop(codec bool) {
+func serveNoop(withCodec bool) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -174,10 +175,10 @@ func serveNoop(codec bool) {
 	// The same gRPC options and garbage collector target as
 	// tracebridge-extproc (default message size limit): the baseline
 	// differs by the work only.
-	extproc.ApplyGCPercent(extproc.DefaultGCPercent, false)
-	opts := extproc.ServerOptions(8 << 20)
-	if codec {
-		opts = append(opts, extproc.CodecOption())
+	app.ApplyGCPercent(app.DefaultGCPercent, false)
+	opts := app.ServerOptions(8 << 20)
+	if withCodec {
+		opts = append(opts, codec.ServerOption())
 	}
 	gs := grpc.NewServer(opts...)
 	extprocv3.RegisterExternalProcessorServer(gs, noopServer{})
@@ -363,7 +364,7 @@ func run(bin, config, client string, rt bool, d time.Duration, concurrency, ncon
 		return fmt.Errorf("-bin: %w (run make build first)", err)
 	}
 	// Two baselines: the no-op on gRPC's own codec, and the no-op on the
-	// codec tracebridge-extproc uses (extproc.CodecOption), so that the
+	// codec tracebridge-extproc uses (codec.ServerOption), so that the
 	// ratios show both what tracebridge costs against a plain server and
 	// what its work costs with the codec's gain taken out.
 	noop, err := start("no-op", exec.Command(self, "-noop"), false)

@@ -19,7 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/tracebridge/tracebridge/extproc"
+	"github.com/tracebridge/tracebridge/extproc/cmd/tracebridge-extproc/app"
 )
 
 var (
@@ -301,7 +301,7 @@ func TestExtprocRegistryRoundTrip(t *testing.T) {
 // TestExtprocDefaultArgsParse checks the image's Cmd against the service's
 // own flag parser.
 func TestExtprocDefaultArgsParse(t *testing.T) {
-	cfg, err := extproc.ParseFlags(ExtprocDefaultArgs, io.Discard)
+	cfg, err := app.ParseFlags(ExtprocDefaultArgs, io.Discard)
 	if err != nil {
 		t.Fatalf("tracebridge-extproc rejects the image's Cmd %q: %v", ExtprocDefaultArgs, err)
 	}

@@ -23,6 +23,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tracebridge/tracebridge/engine"
 )
 
 // Envoy extension names and type URLs used in the manifests.
@@ -82,7 +84,7 @@ func metadataTag(name string) *tracingv3.CustomTag {
 		Type: &tracingv3.CustomTag_Metadata_{Metadata: &tracingv3.CustomTag_Metadata{
 			Kind: &metadatav3.MetadataKind{Kind: &metadatav3.MetadataKind_Request_{Request: &metadatav3.MetadataKind_Request{}}},
 			MetadataKey: &metadatav3.MetadataKey{
-				Key:  MetadataNamespace,
+				Key:  engine.MetadataNamespace,
 				Path: []*metadatav3.MetadataKey_PathSegment{{Segment: &metadatav3.MetadataKey_PathSegment_Key{Key: name}}},
 			},
 		}},
@@ -105,7 +107,7 @@ func filterStateTag(name string) *tracingv3.CustomTag {
 }
 
 func filterStateFormat(name string) string {
-	return "%FILTER_STATE(wasm.tracebridge." + name + ":PLAIN)%"
+	return "%FILTER_STATE(" + engine.FilterStateKeyPrefix + name + ":PLAIN)%"
 }
 
 // customTags are the span tags the policy's tags become on an Envoy whose
@@ -129,7 +131,7 @@ func customTags(tags []tagInfo, header, metadata, filterState bool) []*tracingv3
 // the ext_proc service returns (Telemetry customTags formatter, Envoy >= 1.37
 // CustomTag.value, docs/ENVOY.md §5).
 func metadataFormat(name string) string {
-	return "%DYNAMIC_METADATA(" + MetadataNamespace + ":" + name + ")%"
+	return "%DYNAMIC_METADATA(" + engine.MetadataNamespace + ":" + name + ")%"
 }
 
 // TagFormatter is the access-log formatter the rendered Telemetry customTags
@@ -177,7 +179,7 @@ func extProcFilter(grpc *corev3.GrpcService, attrs []string) *extprocv3.External
 		},
 		RequestAttributes: attrs,
 		MetadataOptions: &extprocv3.MetadataOptions{
-			ReceivingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: []string{MetadataNamespace}},
+			ReceivingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: []string{engine.MetadataNamespace}},
 		},
 	}
 }

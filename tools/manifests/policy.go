@@ -12,10 +12,6 @@ import (
 	"github.com/tracebridge/tracebridge/propagation"
 )
 
-// MetadataNamespace is the dynamic-metadata namespace the ext_proc service
-// writes tags under (engine sink "metadata").
-const MetadataNamespace = "tracebridge"
-
 // placeholderEnv lets policies that name environment variables (secretEnv,
 // env tag sources) compile at render time: the values only exist in the
 // proxy or the ext_proc pod.

@@ -561,7 +561,7 @@ func TestOnePolicyEverywhere(t *testing.T) {
 			var got []string
 			for _, ct := range tags {
 				md := ct.GetMetadata()
-				if md.GetMetadataKey().GetKey() != MetadataNamespace || md.GetKind().GetRequest() == nil ||
+				if md.GetMetadataKey().GetKey() != engine.MetadataNamespace || md.GetKind().GetRequest() == nil ||
 					len(md.GetMetadataKey().GetPath()) != 1 || md.GetMetadataKey().GetPath()[0].GetKey() != ct.Tag {
 					t.Errorf("%s: custom tag %s does not read request metadata tracebridge.%s", pt.file, ct.Tag, ct.Tag)
 				}

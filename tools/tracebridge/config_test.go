@@ -12,7 +12,7 @@ import (
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
 
 	"github.com/tracebridge/tracebridge/engine"
-	"github.com/tracebridge/tracebridge/extproc"
+	"github.com/tracebridge/tracebridge/extproc/cmd/tracebridge-extproc/app"
 	"github.com/tracebridge/tracebridge/wasm-filter/plugin"
 )
 
@@ -63,7 +63,7 @@ func TestCLIAndServersAgree(t *testing.T) {
 				t.Errorf("config validate: exit %d, stderr %q; want exit 1 naming %q", code, stderr.String(), tc.err)
 			}
 
-			p, _, err := extproc.LoadPolicy(path)
+			p, _, err := app.LoadPolicy(path)
 			if err == nil {
 				_, err = engine.Compile(p, nil)
 			}

@@ -14,11 +14,6 @@ import (
 	"github.com/tracebridge/tracebridge/engine"
 )
 
-// FilterStatePrefix prefixes the filter-state sink's property path; Envoy
-// stores proxy_set_property values under "wasm.<path>" (docs/ENVOY.md §5), so a
-// tag "tenant" becomes filter state "wasm.tracebridge.tenant".
-const FilterStatePrefix = "tracebridge."
-
 // NewVMContext returns the plugin's root context (for proxywasm.SetVMContext).
 func NewVMContext() types.VMContext { return &vmContext{} }
 
@@ -99,7 +94,7 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 		for _, s := range t.To {
 			if s == "metadata" {
 				proxywasm.LogInfo("tracebridge: tag " + strconv.Quote(t.Name) + ": proxy-wasm cannot set dynamic metadata; the wasm filter writes metadata-sink tags to filter state " +
-					FilterStatePrefix + t.Name + " instead (Envoy >= 1.37 can tag spans from it)")
+					engine.FilterStateProperty + t.Name + " instead (Envoy >= 1.37 can tag spans from it)")
 			}
 		}
 	}
@@ -214,7 +209,7 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		// Dynamic metadata has no proxy-wasm ABI (docs/ENVOY.md §5): in the wasm
 		// filter the metadata sink degrades to filter state.
 		if t.Sinks&(engine.SinkFilterState|engine.SinkMetadata) != 0 {
-			if err := setFilterState(FilterStatePrefix+t.Name, t.Value); err != nil {
+			if err := setFilterState(engine.FilterStateProperty+t.Name, t.Value); err != nil {
 				p.counters.count(h.stream.Direction, 1<<engine.DecisionError)
 			}
 		}

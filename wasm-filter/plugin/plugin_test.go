@@ -222,7 +222,7 @@ func TestFilterStateTag(t *testing.T) {
 	if out["x-tracebridge-tenant"] != "acme" {
 		t.Fatalf("header sink: %v", out)
 	}
-	v, err := s.host.GetProperty([]string{FilterStatePrefix + "tenant"})
+	v, err := s.host.GetProperty([]string{engine.FilterStateProperty + "tenant"})
 	if err != nil || string(v) != "acme" {
 		t.Fatalf("filter state = %q, %v", v, err)
 	}

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/tracebridge/tracebridge/engine"
 )
 
 // ExtProcFilter models envoy.filters.http.ext_proc
@@ -52,7 +54,7 @@ func NewExtProcFilter(addr string) (*ExtProcFilter, error) {
 		return nil, err
 	}
 	return &ExtProcFilter{conn: conn, cli: extprocv3.NewExternalProcessorClient(conn), MessageTimeout: 200 * time.Millisecond,
-		FailureModeAllow: true, ReceivingNamespaces: []string{"tracebridge"}}, nil
+		FailureModeAllow: true, ReceivingNamespaces: []string{engine.MetadataNamespace}}, nil
 }
 
 // Close closes the gRPC connection.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tracebridge/tracebridge/e2e/sim/envoysim"
+	"github.com/tracebridge/tracebridge/engine"
 	"github.com/tracebridge/tracebridge/tools/manifests"
 )
 
@@ -77,7 +78,7 @@ func CustomTags(doc []byte, metadata, filterState bool, style string) []envoysim
 				switch {
 				case !metadata:
 				case style == manifests.CustomTagsEnvoyFilter:
-					out = append(out, envoysim.CustomTag{Tag: t.Name, MetadataNamespace: manifests.MetadataNamespace, MetadataKey: t.Name})
+					out = append(out, envoysim.CustomTag{Tag: t.Name, MetadataNamespace: engine.MetadataNamespace, MetadataKey: t.Name})
 				default:
 					out = append(out, envoysim.CustomTag{Tag: t.Name, Value: manifests.TagFormatter(t.Name, sink)})
 				}

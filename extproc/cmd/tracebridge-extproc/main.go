@@ -10,11 +10,11 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/tracebridge/tracebridge/extproc"
+	"github.com/tracebridge/tracebridge/extproc/cmd/tracebridge-extproc/app"
 )
 
 func main() {
-	cfg, err := extproc.ParseFlags(os.Args[1:], os.Stderr)
+	cfg, err := app.ParseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
@@ -22,7 +22,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "tracebridge-extproc:", err)
 		os.Exit(2)
 	}
-	if err := extproc.Run(context.Background(), cfg, os.Stderr, nil); err != nil {
+	if err := app.Run(context.Background(), cfg, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "tracebridge-extproc:", err)
 		os.Exit(1)
 	}

@@ -1,6 +1,6 @@
 //go:build vtprotobuf
 
-package extproc
+package codec
 
 import extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 

@@ -1,4 +1,4 @@
-package extproc
+package store
 
 import (
 	"context"
@@ -18,9 +18,9 @@ import (
 // RedisKeyPrefix starts every key tracebridge writes.
 const RedisKeyPrefix = "tracebridge:"
 
-// ErrStoreUnavailable is returned while the Redis store backs off after a
+// ErrUnavailable is returned while the Redis store backs off after a
 // connection error, so requests do not each wait for a dial timeout.
-var ErrStoreUnavailable = errors.New("redis store unavailable (backing off after an error)")
+var ErrUnavailable = errors.New("redis store unavailable (backing off after an error)")
 
 // RedisOptions tune the Redis store.
 type RedisOptions struct {
@@ -36,14 +36,14 @@ type RedisOptions struct {
 	Now func() time.Time
 }
 
-// RedisStore is an engine.Store in Redis, shared by every replica that points
+// Redis is an engine.Store in Redis, shared by every replica that points
 // at the same database: records under "tracebridge:rec:<key>" with SET PX;
 // the inbound requests in flight in the sorted set "tracebridge:inflight"
 // (member: owner, score: start time in ms) with their records in the hash
 // "tracebridge:inflight:rec". Sole runs as one Lua script (atomic on the
 // server): it forgets entries older than the in-flight timeout, counts, and
 // returns the record when exactly one request is in flight.
-type RedisStore struct {
+type Redis struct {
 	c       *redis.Client
 	ttl     atomic.Int64 // nanoseconds
 	backoff time.Duration
@@ -55,7 +55,7 @@ type RedisStore struct {
 	downTil atomic.Int64 // unix nanoseconds
 
 	keyInFlight, keyInFlightRec string
-	narrowKey                   redisNarrowKey // store_narrow.go
+	narrowKey                   redisNarrowKey // redis_narrow.go
 }
 
 var (
@@ -89,9 +89,9 @@ end
 return {n, rec}`)
 )
 
-// NewRedisStore connects to a redis:// (or rediss://) URL. It does not fail
+// NewRedis connects to a redis:// (or rediss://) URL. It does not fail
 // when Redis is down: the store fails open until it comes back.
-func NewRedisStore(url string, o RedisOptions) (*RedisStore, error) {
+func NewRedis(url string, o RedisOptions) (*Redis, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("--store: %w", err)
@@ -112,7 +112,7 @@ func NewRedisStore(url string, o RedisOptions) (*RedisStore, error) {
 	opt.MaxRetries = -1   // fail fast; the engine fails open
 	opt.DialerRetries = 1 // one dial per attempt, then the back-off
 	opt.DisableIdentity = true
-	s := &RedisStore{
+	s := &Redis{
 		c:              redis.NewClient(opt),
 		backoff:        o.Backoff,
 		now:            o.Now,
@@ -136,11 +136,11 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 func SetRedisLogger(log *slog.Logger) { redis.SetLogger(redisLogger{log}) }
 
 // Ping checks the connection (used at start-up to log the store's state).
-func (s *RedisStore) Ping(ctx context.Context) error { return s.c.Ping(ctx).Err() }
+func (s *Redis) Ping(ctx context.Context) error { return s.c.Ping(ctx).Err() }
 
-// StoreFor implements StoreProvider: one shared client, the TTL and the
+// StoreFor implements Provider: one shared client, the TTL and the
 // in-flight timeout of the newest policy.
-func (s *RedisStore) StoreFor(cfg *engine.Config) engine.Store {
+func (s *Redis) StoreFor(cfg *engine.Config) engine.Store {
 	if cfg.TTL > 0 {
 		s.ttl.Store(int64(cfg.TTL))
 	}
@@ -151,12 +151,12 @@ func (s *RedisStore) StoreFor(cfg *engine.Config) engine.Store {
 }
 
 // Close closes the client.
-func (s *RedisStore) Close() error { return s.c.Close() }
+func (s *Redis) Close() error { return s.c.Close() }
 
 // recKey is the Redis key of a record: keys longer than engine.MaxKeyBytes
 // (a client can send any x-request-id) are replaced by their SHA-256, under
 // a prefix of their own.
-func (s *RedisStore) recKey(key string) string {
+func (s *Redis) recKey(key string) string {
 	if k, hashed := engine.StoredKey(key); hashed {
 		return RedisKeyPrefix + "rech:" + hex.EncodeToString([]byte(k))
 	}
@@ -164,13 +164,13 @@ func (s *RedisStore) recKey(key string) string {
 }
 
 // up reports whether the store is outside a back-off period.
-func (s *RedisStore) up() bool {
+func (s *Redis) up() bool {
 	t := s.downTil.Load()
 	return t == 0 || time.Now().UnixNano() >= t
 }
 
 // check starts a back-off period on errors other than "no such key".
-func (s *RedisStore) check(err error) error {
+func (s *Redis) check(err error) error {
 	if err == nil || errors.Is(err, redis.Nil) {
 		s.downTil.Store(0)
 		return nil
@@ -182,19 +182,19 @@ func (s *RedisStore) check(err error) error {
 	return err
 }
 
-func (s *RedisStore) Put(key string, rec []byte) error {
+func (s *Redis) Put(key string, rec []byte) error {
 	if len(rec) > engine.MaxRecordBytes {
 		return engine.ErrRecordTooLarge
 	}
 	if !s.up() {
-		return ErrStoreUnavailable
+		return ErrUnavailable
 	}
 	return s.check(s.c.Set(context.Background(), s.recKey(key), rec, time.Duration(s.ttl.Load())).Err())
 }
 
-func (s *RedisStore) Get(dst []byte, key string) ([]byte, bool, error) {
+func (s *Redis) Get(dst []byte, key string) ([]byte, bool, error) {
 	if !s.up() {
-		return dst, false, ErrStoreUnavailable
+		return dst, false, ErrUnavailable
 	}
 	b, err := s.c.Get(context.Background(), s.recKey(key)).Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -207,30 +207,30 @@ func (s *RedisStore) Get(dst []byte, key string) ([]byte, bool, error) {
 	return append(dst, b...), true, nil
 }
 
-func (s *RedisStore) Enter(owner uint64, rec []byte) error {
+func (s *Redis) Enter(owner uint64, rec []byte) error {
 	if len(rec) > engine.MaxRecordBytes {
 		rec = nil // counted without a record, like engine.InFlightSet
 	}
 	if !s.up() {
-		return ErrStoreUnavailable
+		return ErrUnavailable
 	}
 	err := scriptEnter.Run(context.Background(), s.c, []string{s.keyInFlight, s.keyInFlightRec},
 		strconv.FormatUint(owner, 10), s.now().UnixMilli(), rec, time.Duration(s.timeout.Load()).Milliseconds()).Err()
 	return s.check(err)
 }
 
-func (s *RedisStore) Leave(owner uint64) error {
+func (s *Redis) Leave(owner uint64) error {
 	if !s.up() {
-		return ErrStoreUnavailable
+		return ErrUnavailable
 	}
 	err := scriptLeave.Run(context.Background(), s.c, []string{s.keyInFlight, s.keyInFlightRec},
 		strconv.FormatUint(owner, 10)).Err()
 	return s.check(err)
 }
 
-func (s *RedisStore) Sole(dst []byte) (int, []byte, bool, error) {
+func (s *Redis) Sole(dst []byte) (int, []byte, bool, error) {
 	if !s.up() {
-		return 0, dst, false, ErrStoreUnavailable
+		return 0, dst, false, ErrUnavailable
 	}
 	cut := s.now().Add(-time.Duration(s.timeout.Load())).UnixMilli()
 	v, err := scriptSole.Run(context.Background(), s.c, []string{s.keyInFlight, s.keyInFlightRec}, cut).Slice()

@@ -1,54 +1,13 @@
 package extproc
 
 import (
+	"errors"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tracebridge/tracebridge/engine"
 )
-
-// StoreProvider hands the engine a correlation store for each compiled
-// policy, so a reload that keeps the store's shape keeps its records.
-type StoreProvider interface {
-	// StoreFor returns the store to use with cfg (TTL and capacity come from
-	// cfg.TTL and cfg.Capacity).
-	StoreFor(cfg *engine.Config) engine.Store
-	// Close releases the provider's resources.
-	Close() error
-}
-
-// MemoryStores provides engine.MemoryStore instances: the same one as long as
-// the policy's TTL and capacity do not change, a fresh one when they do
-// (streams opened before the reload finish on the old one). Either way the
-// store gets the policy's correlation.inFlightTimeout.
-type MemoryStores struct {
-	// Now is the stores' clock (nil: the monotonic clock).
-	Now func() time.Time
-
-	mu       sync.Mutex
-	cur      *engine.MemoryStore
-	ttl      time.Duration
-	capacity int
-}
-
-// StoreFor implements StoreProvider.
-func (p *MemoryStores) StoreFor(cfg *engine.Config) engine.Store {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cur == nil || p.ttl != cfg.TTL || p.capacity != cfg.Capacity {
-		p.cur = engine.NewMemoryStore(cfg.Capacity, cfg.TTL, p.Now)
-		p.ttl, p.capacity = cfg.TTL, cfg.Capacity
-	}
-	if cfg.InFlightTimeout > 0 {
-		p.cur.SetInFlightTimeout(cfg.InFlightTimeout)
-	}
-	return p.cur
-}
-
-// Close implements StoreProvider.
-func (p *MemoryStores) Close() error { return nil }
 
 // countingStore counts and logs (rate-limited) the errors of the store it
 // wraps; the engine itself fails open on them.
@@ -128,4 +87,60 @@ func (r *rateLimitedLog) Warn(msg string, args ...any) {
 		args = append(args, "suppressed", n)
 	}
 	r.log.Warn(msg, args...)
+}
+
+// The narrowed strategy's part (engine.NarrowStore).
+
+var errNoNarrow = errors.New("correlation store does not keep the narrowed in-flight set")
+
+// NarrowKey implements engine.NarrowStore.
+func (c *countingStore) NarrowKey() ([engine.NarrowKeySize]byte, error) {
+	ns, ok := c.s.(engine.NarrowStore)
+	if !ok {
+		return [engine.NarrowKeySize]byte{}, errNoNarrow
+	}
+	k, err := ns.NarrowKey()
+	if err != nil {
+		c.fail("narrow_key", err)
+	}
+	return k, err
+}
+
+// EnterNarrow implements engine.NarrowStore.
+func (c *countingStore) EnterNarrow(owner uint64, rec []byte, prints []uint64) error {
+	ns, ok := c.s.(engine.NarrowStore)
+	if !ok {
+		return errNoNarrow
+	}
+	err := ns.EnterNarrow(owner, rec, prints)
+	if err != nil {
+		c.fail("narrow_enter", err)
+	}
+	return err
+}
+
+// LeaveNarrow implements engine.NarrowStore.
+func (c *countingStore) LeaveNarrow(owner uint64) error {
+	ns, ok := c.s.(engine.NarrowStore)
+	if !ok {
+		return errNoNarrow
+	}
+	err := ns.LeaveNarrow(owner)
+	if err != nil {
+		c.fail("narrow_leave", err)
+	}
+	return err
+}
+
+// Narrow implements engine.NarrowStore.
+func (c *countingStore) Narrow(dst []byte, prints []uint64) (int, []byte, bool, error) {
+	ns, ok := c.s.(engine.NarrowStore)
+	if !ok {
+		return 0, dst, false, errNoNarrow
+	}
+	n, rec, found, err := ns.Narrow(dst, prints)
+	if err != nil {
+		c.fail("narrow", err)
+	}
+	return n, rec, found, err
 }

@@ -1,4 +1,4 @@
-package extproc
+package store
 
 import (
 	"context"
@@ -13,61 +13,7 @@ import (
 	"github.com/tracebridge/tracebridge/engine"
 )
 
-// The narrowed strategy's part of the stores (engine.NarrowStore).
-
-var errNoNarrow = errors.New("correlation store does not keep the narrowed in-flight set")
-
-// NarrowKey implements engine.NarrowStore.
-func (c *countingStore) NarrowKey() ([engine.NarrowKeySize]byte, error) {
-	ns, ok := c.s.(engine.NarrowStore)
-	if !ok {
-		return [engine.NarrowKeySize]byte{}, errNoNarrow
-	}
-	k, err := ns.NarrowKey()
-	if err != nil {
-		c.fail("narrow_key", err)
-	}
-	return k, err
-}
-
-// EnterNarrow implements engine.NarrowStore.
-func (c *countingStore) EnterNarrow(owner uint64, rec []byte, prints []uint64) error {
-	ns, ok := c.s.(engine.NarrowStore)
-	if !ok {
-		return errNoNarrow
-	}
-	err := ns.EnterNarrow(owner, rec, prints)
-	if err != nil {
-		c.fail("narrow_enter", err)
-	}
-	return err
-}
-
-// LeaveNarrow implements engine.NarrowStore.
-func (c *countingStore) LeaveNarrow(owner uint64) error {
-	ns, ok := c.s.(engine.NarrowStore)
-	if !ok {
-		return errNoNarrow
-	}
-	err := ns.LeaveNarrow(owner)
-	if err != nil {
-		c.fail("narrow_leave", err)
-	}
-	return err
-}
-
-// Narrow implements engine.NarrowStore.
-func (c *countingStore) Narrow(dst []byte, prints []uint64) (int, []byte, bool, error) {
-	ns, ok := c.s.(engine.NarrowStore)
-	if !ok {
-		return 0, dst, false, errNoNarrow
-	}
-	n, rec, found, err := ns.Narrow(dst, prints)
-	if err != nil {
-		c.fail("narrow", err)
-	}
-	return n, rec, found, err
-}
+// The narrowed strategy's part of the Redis store (engine.NarrowStore).
 
 // In Redis the narrowed set lives beside the sole-in-flight one: members of
 // the sorted set tracebridge:narrow:inflight (score: start time in ms, at
@@ -157,7 +103,7 @@ type redisNarrowKey struct {
 }
 
 // NarrowKey implements engine.NarrowStore.
-func (s *RedisStore) NarrowKey() ([engine.NarrowKeySize]byte, error) {
+func (s *Redis) NarrowKey() ([engine.NarrowKeySize]byte, error) {
 	st := &s.narrowKey
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -165,7 +111,7 @@ func (s *RedisStore) NarrowKey() ([engine.NarrowKeySize]byte, error) {
 		return st.key, nil
 	}
 	if !s.up() {
-		return st.key, ErrStoreUnavailable
+		return st.key, ErrUnavailable
 	}
 	var k [engine.NarrowKeySize]byte
 	if _, err := rand.Read(k[:]); err != nil {
@@ -189,9 +135,9 @@ func (s *RedisStore) NarrowKey() ([engine.NarrowKeySize]byte, error) {
 }
 
 // EnterNarrow implements engine.NarrowStore.
-func (s *RedisStore) EnterNarrow(owner uint64, rec []byte, prints []uint64) error {
+func (s *Redis) EnterNarrow(owner uint64, rec []byte, prints []uint64) error {
 	if !s.up() {
-		return ErrStoreUnavailable
+		return ErrUnavailable
 	}
 	now := s.now()
 	timeout := time.Duration(s.timeout.Load())
@@ -206,18 +152,18 @@ func (s *RedisStore) EnterNarrow(owner uint64, rec []byte, prints []uint64) erro
 }
 
 // LeaveNarrow implements engine.NarrowStore.
-func (s *RedisStore) LeaveNarrow(owner uint64) error {
+func (s *Redis) LeaveNarrow(owner uint64) error {
 	if !s.up() {
-		return ErrStoreUnavailable
+		return ErrUnavailable
 	}
 	err := scriptNarrowLeave.Run(context.Background(), s.c, redisNarrowKeys, strconv.FormatUint(owner, 10)).Err()
 	return s.check(err)
 }
 
 // Narrow implements engine.NarrowStore.
-func (s *RedisStore) Narrow(dst []byte, prints []uint64) (int, []byte, bool, error) {
+func (s *Redis) Narrow(dst []byte, prints []uint64) (int, []byte, bool, error) {
 	if !s.up() {
-		return 0, dst, false, ErrStoreUnavailable
+		return 0, dst, false, ErrUnavailable
 	}
 	args := make([]any, 1, 1+len(prints))
 	args[0] = s.now().Add(-time.Duration(s.timeout.Load())).UnixMilli()

@@ -1,4 +1,4 @@
-package extproc
+package app
 
 import (
 	"bytes"
@@ -13,6 +13,9 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
+
+	"github.com/tracebridge/tracebridge/extproc"
+	"github.com/tracebridge/tracebridge/extproc/codec"
 )
 
 // TestStreamLimitPerConnection: a raw HTTP/2 client that grants the server
@@ -21,11 +24,11 @@ import (
 // while the streams within it are served.
 func TestStreamLimitPerConnection(t *testing.T) {
 	lim := DefaultLimits()
-	srv, err := NewServer(nil, Options{})
+	srv, err := extproc.NewServer(nil, extproc.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(append(lim.ServerOptions(), CodecOption())...)
+	gs := grpc.NewServer(append(lim.ServerOptions(), codec.ServerOption())...)
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,4 +1,4 @@
-package extproc
+package store
 
 import (
 	"bytes"
@@ -11,9 +11,9 @@ import (
 	"github.com/tracebridge/tracebridge/engine"
 )
 
-func newRedisStore(t *testing.T, r *backend.RedisInstance, o RedisOptions) *RedisStore {
+func newRedis(t *testing.T, r *backend.RedisInstance, o RedisOptions) *Redis {
 	t.Helper()
-	s, err := NewRedisStore("redis://"+r.Addr+"/0", o)
+	s, err := NewRedis("redis://"+r.Addr+"/0", o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,9 +36,9 @@ func TestStoreContract(t *testing.T) {
 	r := testsupport.Redis(t)
 	cfg := compiled(t, `{"correlation":{"ttl":"300ms","capacity":64,"inFlightTimeout":"400ms"}}`)
 	stores := map[string]func(t *testing.T) engine.Store{
-		"memory": func(t *testing.T) engine.Store { return (&MemoryStores{}).StoreFor(cfg) },
+		"memory": func(t *testing.T) engine.Store { return (&Memory{}).StoreFor(cfg) },
 		"redis": func(t *testing.T) engine.Store {
-			s := newRedisStore(t, r, RedisOptions{})
+			s := newRedis(t, r, RedisOptions{})
 			s.c.FlushDB(t.Context())
 			return s.StoreFor(cfg)
 		},
@@ -131,105 +131,12 @@ func TestStoreContract(t *testing.T) {
 	}
 }
 
-// TestRedisReplicas: two ext_proc replicas sharing Redis: the gateway
-// replica records an inbound request, the waypoint replica restores its
-// context on an outbound call carrying the same x-request-id.
-func TestRedisReplicas(t *testing.T) {
-	r := testsupport.Redis(t)
-	a := startServer(t, "tcp", `{"direction":"inbound"}`, Options{Stores: newRedisStore(t, r, RedisOptions{})})
-	b := startServer(t, "tcp", `{"direction":"outbound"}`, Options{Stores: newRedisStore(t, r, RedisOptions{})})
-	in, cancel := openStream(t, a.client)
-	defer cancel()
-	roundTrip(t, in, reqHeadersMsg(hmap("traceparent", validTP, "x-request-id", "shared-1"), nil))
-	closeStream(t, in)
-	out, cancel2 := openStream(t, b.client)
-	defer cancel2()
-	resp := roundTrip(t, out, reqHeadersMsg(hmap("x-request-id", "shared-1"), nil))
-	got := applyMutation(t, headerPairs(hmap("x-request-id", "shared-1")), resp.GetRequestHeaders().GetResponse().GetHeaderMutation())
-	if v, _ := headerValue(got, "traceparent"); v != validTP {
-		t.Errorf("replica b restored traceparent %q, want %q", v, validTP)
-	}
-	closeStream(t, out)
-}
-
-// TestRedisGoesAway: with Redis stopped, requests still get their answer
-// quickly (fail open), errors are counted; when Redis is back, correlation
-// works again.
-func TestRedisGoesAway(t *testing.T) {
-	r := testsupport.Redis(t)
-	rs := newRedisStore(t, r, RedisOptions{Timeout: 50 * time.Millisecond, Backoff: 200 * time.Millisecond})
-	env := startServer(t, "tcp", `{"correlation":{"strategies":["key","soleInFlight"]}}`, Options{Stores: rs})
-	exchange := func(dir int, rid string, kv ...string) (traceparent string, took time.Duration) {
-		t.Helper()
-		start := time.Now()
-		s, cancel := openStream(t, env.client)
-		defer cancel()
-		in := hmap(append([]string{"x-request-id", rid}, kv...)...)
-		resp := roundTrip(t, s, reqHeadersMsg(in, attrs(attrListenerDirection, dir)))
-		if resp.GetRequestHeaders() == nil {
-			t.Fatalf("reply %T", resp.Response)
-		}
-		closeStream(t, s)
-		out := applyMutation(t, headerPairs(in), resp.GetRequestHeaders().GetResponse().GetHeaderMutation())
-		v, _ := headerValue(out, "traceparent")
-		return v, time.Since(start)
-	}
-	exchange(1, "before", "traceparent", validTP)
-	if v, _ := exchange(2, "before"); v != validTP {
-		t.Fatalf("restore with Redis up: %q", v)
-	}
-	if err := r.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 10; i++ {
-		if _, took := exchange(1, "down", "traceparent", validTP); took > 500*time.Millisecond {
-			t.Errorf("request %d took %s with Redis down", i, took)
-		}
-	}
-	if v, _ := exchange(2, "down"); v == validTP {
-		t.Error("restored from a Redis that is down")
-	}
-	errs := counterByLabel(t, env.m, "tracebridge_extproc_store_errors_total", "op")
-	if errs["put"]+errs["enter"] == 0 {
-		t.Errorf("store errors not counted: %v", errs)
-	}
-	if d := decisionCounts(t, env.m); d["error"] == 0 {
-		t.Errorf("error decision not counted: %v", d)
-	}
-	if err := r.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() bool {
-		exchange(1, "after", "traceparent", validTP)
-		v, _ := exchange(2, "after")
-		return v == validTP
-	})
-}
-
-// TestRunRedisStore: --store redis:// wires the Redis store into the
-// command: an inbound request leaves its record under the tracebridge: prefix.
-func TestRunRedisStore(t *testing.T) {
-	r := testsupport.Redis(t)
-	g, _, _ := runInProcess(t, "--store", "redis://"+r.Addr+"/0")
-	if _, err := oneExchange(t, dial(t, g, nil), "traceparent", validTP, "x-request-id", "via-run"); err != nil {
-		t.Fatal(err)
-	}
-	rs := newRedisStore(t, r, RedisOptions{})
-	v, err := rs.c.Get(t.Context(), RedisKeyPrefix+"rec:x-request-id=via-run").Bytes()
-	if err != nil {
-		t.Fatalf("record not in Redis: %v", err)
-	}
-	if !bytes.Contains(v, []byte(validTP)) {
-		t.Errorf("record %q lacks the traceparent", v)
-	}
-}
-
 // TestRedisKeyBytes: record keys in Redis are bounded whatever the
 // x-request-id: keys over engine.MaxKeyBytes go under their SHA-256, and
 // still restore.
 func TestRedisKeyBytes(t *testing.T) {
 	r := testsupport.Redis(t)
-	s := newRedisStore(t, r, RedisOptions{})
+	s := newRedis(t, r, RedisOptions{})
 	s.c.FlushDB(t.Context())
 	s.StoreFor(compiled(t, `{}`))
 	maxKey := len(RedisKeyPrefix + "rech:" + strings.Repeat("0", 64))
@@ -254,4 +161,13 @@ func TestRedisKeyBytes(t *testing.T) {
 			t.Errorf("Redis key of %d bytes (%.40q...), want at most %d", len(k), k, maxKey)
 		}
 	}
+}
+
+func mustPolicy(t testing.TB, doc string) *engine.Policy {
+	t.Helper()
+	p, err := engine.ParsePolicy([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

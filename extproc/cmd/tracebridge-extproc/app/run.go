@@ -1,4 +1,9 @@
-package extproc
+// Package app is the process of tracebridge-extproc: its command line,
+// connection limits, TLS, health service, admin endpoint (metrics, health,
+// pprof), policy reload on file change and SIGHUP, and graceful drain around
+// the ext_proc server of package extproc, with the codec of extproc/codec
+// and a store of extproc/store.
+package app
 
 import (
 	"bytes"
@@ -33,6 +38,9 @@ import (
 
 	"github.com/tracebridge/tracebridge/engine"
 	"github.com/tracebridge/tracebridge/engine/policyfile"
+	"github.com/tracebridge/tracebridge/extproc"
+	"github.com/tracebridge/tracebridge/extproc/codec"
+	"github.com/tracebridge/tracebridge/extproc/store"
 )
 
 // Config is the command line of tracebridge-extproc.
@@ -183,53 +191,23 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 		return fmt.Errorf("--config %s: %w", c.ConfigFile, err)
 	}
 
-	var stores StoreProvider = &MemoryStores{}
-	if c.Store != "memory" {
-		SetRedisLogger(log)
-		rs, err := NewRedisStore(c.Store, RedisOptions{Timeout: c.StoreTimeout})
-		if err != nil {
-			return err
-		}
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if err := rs.Ping(pctx); err != nil {
-			log.Warn("redis not reachable yet; correlation fails open until it is", "err", err.Error())
-		}
-		cancel()
-		stores = rs
+	stores, err := openStores(ctx, c, log)
+	if err != nil {
+		return err
 	}
 	defer stores.Close()
 
-	metrics := NewMetrics()
-	srv, err := NewServer(policy, Options{Logger: log, Metrics: metrics, Stores: stores, Direction: dir, AllowEnvoyHeaders: c.AllowEnvoy})
+	metrics := extproc.NewMetrics()
+	srv, err := extproc.NewServer(policy, extproc.Options{Logger: log, Metrics: metrics, Stores: stores, Direction: dir, AllowEnvoyHeaders: c.AllowEnvoy})
 	if err != nil {
 		log.Error("invalid policy", policyErrorAttrs(err)...)
 		return fmt.Errorf("--config %s: %w", c.ConfigFile, err)
 	}
 
-	var opts []grpc.ServerOption
-	var certs *keyPair
-	if c.TLSCert != "" {
-		certs = &keyPair{cert: c.TLSCert, key: c.TLSKey}
-		if err := certs.load(); err != nil {
-			return err
-		}
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
-		if c.ClientCA != "" {
-			pem, err := os.ReadFile(c.ClientCA)
-			if err != nil {
-				return fmt.Errorf("--client-ca: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return fmt.Errorf("--client-ca %s: no PEM certificate found", c.ClientCA)
-			}
-			tc.ClientCAs = pool
-			tc.ClientAuth = tls.RequireAndVerifyClientCert
-		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	opts, certs, err := serverOptions(c)
+	if err != nil {
+		return err
 	}
-	opts = append(opts, c.Limits.ServerOptions()...)
-	opts = append(opts, CodecOption())
 	gs := grpc.NewServer(opts...)
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	hs := health.NewServer()
@@ -241,74 +219,23 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 	}
 	var ready503 atomic.Bool
 	ready503.Store(true) // until the gRPC server serves
-	var adminSrv *http.Server
-	adminAddr := ""
-	if c.AdminListen != "" {
-		al, err := net.Listen("tcp", c.AdminListen)
-		if err != nil {
-			lis.Close()
-			return fmt.Errorf("--admin-listen: %w", err)
-		}
-		adminAddr = al.Addr().String()
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-			if ready503.Load() {
-				http.Error(w, "draining", http.StatusServiceUnavailable)
-				return
-			}
-			io.WriteString(w, "ready\n")
-		})
-		if c.Pprof {
-			mux.HandleFunc("/debug/pprof/", pprof.Index)
-			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		}
-		adminSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go adminSrv.Serve(al)
+	adminSrv, adminAddr, err := startAdmin(c, metrics, &ready503)
+	if err != nil {
+		lis.Close()
+		return err
 	}
 
 	// Policy reloads: SIGHUP and file changes.
-	var reloadMu sync.Mutex
-	lastPolicy := policyBytes
-	reload := func(why string) {
-		reloadMu.Lock()
-		defer reloadMu.Unlock()
-		if certs != nil && why == "SIGHUP" {
-			if err := certs.load(); err != nil {
-				log.Error("TLS key pair reload failed; keeping the old one", "err", err.Error())
-			} else {
-				log.Info("TLS key pair reloaded")
-			}
-		}
-		if c.ConfigFile == "" {
-			return
-		}
-		p, data, err := LoadPolicy(c.ConfigFile)
-		if err == nil && why != "SIGHUP" && bytes.Equal(data, lastPolicy) {
-			return // an event that did not change the content
-		}
-		if err == nil {
-			err = srv.SetPolicy(p)
-		}
-		if err != nil {
-			metrics.reloads.WithLabelValues("invalid").Inc()
-			log.Error("policy reload failed; keeping the previous policy", append([]any{"trigger", why, "config", c.ConfigFile}, policyErrorAttrs(err)...)...)
-			return
-		}
-		lastPolicy = data
-		metrics.reloads.WithLabelValues("ok").Inc()
-		log.Info("policy reloaded", "trigger", why, "generation", srv.Generation())
-	}
+	r := &reloader{c: c, srv: srv, metrics: metrics, log: log, certs: certs, last: policyBytes}
 	var watcher *fsnotify.Watcher
 	if c.ConfigFile != "" {
-		watcher, err = watchFile(c.ConfigFile, func() { reload("file") }, log)
+		watcher, err = watchFile(c.ConfigFile, func() { r.reload("file") }, log)
 		if err != nil {
 			log.Warn("cannot watch the policy file; reload with SIGHUP", "err", err.Error())
 		} else {
 			// A change between the first read and the watch is caught here
 			// (an unchanged file is a no-op).
-			reload("file")
+			r.reload("file")
 		}
 	}
 
@@ -330,7 +257,7 @@ loop:
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				go reload("SIGHUP")
+				go r.reload("SIGHUP")
 				continue
 			}
 			log.Info("draining", "signal", sig.String(), "drain_timeout", c.DrainTimeout.String())
@@ -371,6 +298,128 @@ loop:
 		cancel()
 	}
 	return runErr
+}
+
+// openStores opens the --store: the memory store, or Redis, which need not
+// be reachable yet (correlation fails open until it is).
+func openStores(ctx context.Context, c *Config, log *slog.Logger) (store.Provider, error) {
+	if c.Store == "memory" {
+		return &store.Memory{}, nil
+	}
+	store.SetRedisLogger(log)
+	rs, err := store.NewRedis(c.Store, store.RedisOptions{Timeout: c.StoreTimeout})
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	if err := rs.Ping(pctx); err != nil {
+		log.Warn("redis not reachable yet; correlation fails open until it is", "err", err.Error())
+	}
+	cancel()
+	return rs, nil
+}
+
+// serverOptions are the gRPC server's options: TLS (with the key pair
+// reloaded on SIGHUP, nil without TLS), the connection limits and the codec.
+func serverOptions(c *Config) ([]grpc.ServerOption, *keyPair, error) {
+	var opts []grpc.ServerOption
+	var certs *keyPair
+	if c.TLSCert != "" {
+		certs = &keyPair{cert: c.TLSCert, key: c.TLSKey}
+		if err := certs.load(); err != nil {
+			return nil, nil, err
+		}
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
+		if c.ClientCA != "" {
+			pem, err := os.ReadFile(c.ClientCA)
+			if err != nil {
+				return nil, nil, fmt.Errorf("--client-ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, nil, fmt.Errorf("--client-ca %s: no PEM certificate found", c.ClientCA)
+			}
+			tc.ClientCAs = pool
+			tc.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	}
+	opts = append(opts, c.Limits.ServerOptions()...)
+	opts = append(opts, codec.ServerOption())
+	return opts, certs, nil
+}
+
+// startAdmin serves /metrics, /healthz, /readyz (503 while notReady) and,
+// with --pprof, /debug/pprof/ on --admin-listen; nil and "" when that is
+// empty.
+func startAdmin(c *Config, metrics *extproc.Metrics, notReady *atomic.Bool) (*http.Server, string, error) {
+	if c.AdminListen == "" {
+		return nil, "", nil
+	}
+	al, err := net.Listen("tcp", c.AdminListen)
+	if err != nil {
+		return nil, "", fmt.Errorf("--admin-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if notReady.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	if c.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
+	adminSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go adminSrv.Serve(al)
+	return adminSrv, al.Addr().String(), nil
+}
+
+// reloader re-reads the policy (and, on SIGHUP, the TLS key pair); one
+// reload at a time.
+type reloader struct {
+	c       *Config
+	srv     *extproc.Server
+	metrics *extproc.Metrics
+	log     *slog.Logger
+	certs   *keyPair // nil without TLS
+
+	mu   sync.Mutex
+	last []byte // the policy document in force
+}
+
+func (r *reloader) reload(why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.certs != nil && why == "SIGHUP" {
+		if err := r.certs.load(); err != nil {
+			r.log.Error("TLS key pair reload failed; keeping the old one", "err", err.Error())
+		} else {
+			r.log.Info("TLS key pair reloaded")
+		}
+	}
+	if r.c.ConfigFile == "" {
+		return
+	}
+	p, data, err := LoadPolicy(r.c.ConfigFile)
+	if err == nil && why != "SIGHUP" && bytes.Equal(data, r.last) {
+		return // an event that did not change the content
+	}
+	if err == nil {
+		err = r.srv.SetPolicy(p)
+	}
+	if err != nil {
+		r.metrics.CountReload(false)
+		r.log.Error("policy reload failed; keeping the previous policy", append([]any{"trigger", why, "config", r.c.ConfigFile}, policyErrorAttrs(err)...)...)
+		return
+	}
+	r.last = data
+	r.metrics.CountReload(true)
+	r.log.Info("policy reloaded", "trigger", why, "generation", r.srv.Generation())
 }
 
 // DefaultGCPercent is tracebridge-extproc's garbage collector target

@@ -1,4 +1,4 @@
-package extproc
+package codec
 
 import (
 	"strings"
@@ -33,7 +33,9 @@ func TestCodecRoundTrip(t *testing.T) {
 			Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: headers(
 				set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
 				set("x-b3-traceid", "4bf92f3577b34da6a3ce929d0e0e4736"), set("x-b3-spanid", "00f067aa0ba902b7"), set("x-b3-sampled", "1"))},
-			DynamicMetadata: metadata([]engine.Tag{{Name: "trace_id", Value: "4bf92f3577b34da6a3ce929d0e0e4736"}, {Name: "format", Value: "w3c"}}),
+			DynamicMetadata: &structpb.Struct{Fields: map[string]*structpb.Value{engine.MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+				"trace_id": structpb.NewStringValue("4bf92f3577b34da6a3ce929d0e0e4736"), "format": structpb.NewStringValue("w3c"),
+			}})}},
 		}},
 		{"response headers reply", &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: headers(set("traceresponse", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))}}},
 		{"immediate response", &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{

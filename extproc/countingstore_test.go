@@ -8,6 +8,7 @@ import (
 
 	"github.com/tracebridge/tracebridge/e2e/testsupport"
 	"github.com/tracebridge/tracebridge/engine"
+	"github.com/tracebridge/tracebridge/extproc/store"
 )
 
 // TestNarrowStoreContract runs the narrowed strategy's store operations
@@ -17,11 +18,11 @@ func TestNarrowStoreContract(t *testing.T) {
 	cfg := compiled(t, `{"correlation":{"strategies":["narrowed"]}}`)
 	stores := map[string]func(t *testing.T) engine.NarrowStore{
 		"memory": func(t *testing.T) engine.NarrowStore {
-			return &countingStore{s: (&MemoryStores{}).StoreFor(cfg), m: NewMetrics(), log: newRateLimitedLog(slog.New(slog.NewTextHandler(io.Discard, nil)), time.Hour)}
+			return &countingStore{s: (&store.Memory{}).StoreFor(cfg), m: NewMetrics(), log: newRateLimitedLog(slog.New(slog.NewTextHandler(io.Discard, nil)), time.Hour)}
 		},
 		"redis": func(t *testing.T) engine.NarrowStore {
-			s := newRedisStore(t, r, RedisOptions{})
-			s.c.FlushDB(t.Context())
+			s := newRedisStore(t, r, store.RedisOptions{})
+			redisClient(t, r).FlushDB(t.Context())
 			return &countingStore{s: s.StoreFor(cfg), m: NewMetrics(), log: newRateLimitedLog(slog.New(slog.NewTextHandler(io.Discard, nil)), time.Hour)}
 		},
 	}
@@ -83,35 +84,5 @@ func TestNarrowStoreContract(t *testing.T) {
 			must(s.LeaveNarrow(2)) // twice: ignored
 			narrow(0, "", 11, 12, 13)
 		})
-	}
-}
-
-// TestRedisNarrowReplicas: replicas on one database share the fingerprint
-// key and see each other's in-flight requests; entries expire after the
-// in-flight timeout.
-func TestRedisNarrowReplicas(t *testing.T) {
-	r := testsupport.Redis(t)
-	a := newRedisStore(t, r, RedisOptions{})
-	a.c.FlushDB(t.Context())
-	b := newRedisStore(t, r, RedisOptions{})
-	a.timeout.Store(int64(300 * time.Millisecond))
-	b.timeout.Store(int64(300 * time.Millisecond))
-	ka, err := a.NarrowKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if kb, err := b.NarrowKey(); err != nil || kb != ka {
-		t.Fatalf("replicas use different keys (%v)", err)
-	}
-	if err := a.EnterNarrow(1, []byte("rec"), []uint64{engine.Fingerprint(ka, "authorization", "Bearer t")}); err != nil {
-		t.Fatal(err)
-	}
-	n, rec, ok, err := b.Narrow(nil, []uint64{engine.Fingerprint(ka, "authorization", "Bearer t")})
-	if err != nil || n != 1 || !ok || string(rec) != "rec" {
-		t.Fatalf("other replica: %d %q %v %v", n, rec, ok, err)
-	}
-	time.Sleep(400 * time.Millisecond)
-	if n, _, _, _ := b.Narrow(nil, []uint64{engine.Fingerprint(ka, "authorization", "Bearer t")}); n != 0 {
-		t.Fatalf("after the in-flight timeout: %d matches", n)
 	}
 }

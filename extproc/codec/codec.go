@@ -1,4 +1,9 @@
-package extproc
+// Package codec is the gRPC codec of tracebridge-extproc: gRPC's proto
+// codec, except that replies are marshalled by go-control-plane's generated
+// vtprotobuf code when the binary is built with the vtprotobuf tag, and that
+// the headers ProcessingRequests are decoded by a decoder that copies the
+// message once (decode.go). The messages on the wire are the same either way.
+package codec
 
 import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -31,11 +36,14 @@ type codec struct {
 	proto encoding.CodecV2
 }
 
-// CodecOption makes a gRPC server use the codec: tracebridge-extproc sets
+// ServerOption makes a gRPC server use the codec: tracebridge-extproc sets
 // it, and the load benchmark can give it to the no-op baseline as well.
-func CodecOption() grpc.ServerOption {
-	return grpc.ForceServerCodecV2(newCodec())
+func ServerOption() grpc.ServerOption {
+	return grpc.ForceServerCodecV2(New())
 }
+
+// New returns the codec.
+func New() encoding.CodecV2 { return newCodec() }
 
 func newCodec() codec { return codec{proto: encoding.GetCodecV2("proto")} }
 

@@ -1,4 +1,4 @@
-package extproc
+package app
 
 import (
 	"bufio"
@@ -26,7 +26,7 @@ var (
 	binErr  error
 )
 
-// binary builds cmd/tracebridge-extproc once per test run.
+// binary builds the command (the parent directory) once per test run.
 func binary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -36,7 +36,7 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "tracebridge-extproc")
-		out, err := exec.Command("go", "build", "-o", binPath, "./cmd/tracebridge-extproc").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", binPath, "..").CombinedOutput()
 		if err != nil {
 			binErr = errors.New(string(out))
 		}

@@ -305,6 +305,9 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 			Precise:     "WITH tracebridge, precise parenting (module as an upstream filter on the inbound cluster)",
 		}[mode]
 		fmt.Fprintf(stdout, "\n=== %s\n", title)
+		if g := m.Sidecars["productpage"].Generated(); g != "" {
+			fmt.Fprintf(stdout, "  sidecars run the configuration Istio generates (istiocheck/golden/sidecar-auto-forward/sidecar.yaml): %s\n", g)
+		}
 		from := time.Now()
 		hops.reset()
 		var traceResponses []string

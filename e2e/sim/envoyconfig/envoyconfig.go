@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -24,21 +25,23 @@ import (
 	tracecfgv3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	earlyhmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/http/early_header_mutation/header_mutation/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	wasmv3pb "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 	tracingv3 "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	"sigs.k8s.io/yaml"
 
 	// Types the harness reads or checks inside an HCM.
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/upstream_codec/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/request_id/uuid/v3"
 )
 
@@ -80,6 +83,19 @@ func Parse(data []byte) (*File, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(js, &top); err != nil {
 		return nil, err
+	}
+	// A bootstrap (manifests/envoy/envoy.yaml): its static resources; the
+	// admin listener and node identity are mapped by the caller.
+	if sr, ok := top["static_resources"]; ok {
+		for k := range top {
+			if k != "static_resources" && k != "admin" && k != "node" {
+				return nil, fmt.Errorf("%s: bootstrap field not modelled by the harness", k)
+			}
+		}
+		top = nil
+		if err := json.Unmarshal(sr, &top); err != nil {
+			return nil, fmt.Errorf("static_resources: %w", err)
+		}
 	}
 	f := &File{listeners: map[string]json.RawMessage{}, clusters: map[string]*clusterv3.Cluster{}, Extensions: map[string]*anypb.Any{}}
 	for k, v := range top {
@@ -173,6 +189,11 @@ type Filter struct {
 	Kind FilterKind
 	// ExtProc is the filter's configuration (Kind ExtProc).
 	ExtProc *extprocv3.ExternalProcessor
+	// WasmConfig is the plugin configuration of an inline Wasm filter (nil
+	// for an ECDS reference, whose resource the caller supplies), FailOpen
+	// its failure_policy FAIL_OPEN.
+	WasmConfig []byte
+	FailOpen   bool
 	// Path is where the filter is in the file.
 	Path string
 }
@@ -187,6 +208,8 @@ var PassThroughFilters = map[string]string{
 	"envoy.filters.http.cors":       "Istio adds it with an empty config; CORS policy is per route (none here): a no-op",
 	"envoy.filters.http.jwt_authn":  "from istiocheck's RequestAuthentication fixture, not from tracebridge's manifests; the harness's workloads verify no JWT",
 	"envoy.filters.http.rbac":       "from istiocheck's AuthorizationPolicy fixture, not from tracebridge's manifests; the harness allows every request",
+	// manifests/envoy/envoy.yaml's forward proxy.
+	"envoy.filters.http.dynamic_forward_proxy": "resolves the forward proxy's upstream host by DNS; the harness routes by :authority (its registry map)",
 }
 
 // HCM is the part of an HTTP connection manager the harness runs.
@@ -255,6 +278,94 @@ var hcmFields = map[string]string{
 
 // routerFields lists the Router fields the harness accepts.
 var routerFields = map[string]string{"upstream_http_filters": "modelled"}
+
+// zipkinFields lists the ZipkinConfig fields the harness accepts
+// (source/extensions/tracers/zipkin/config.cc).
+var zipkinFields = map[string]string{
+	"collector_cluster":          "mapped to the collector address",
+	"collector_service":          "its cluster is mapped to the collector address",
+	"collector_endpoint":         "the collector URL's path",
+	"collector_hostname":         "the Host header of span reports",
+	"collector_endpoint_version": "HTTP_JSON only (checked)",
+	"trace_id_128bit":            "modelled",
+	"shared_span_context":        "false only (checked)",
+	"trace_context_option":       "modelled (B3 with W3C propagation)",
+}
+
+// pluginFields lists the Wasm PluginConfig fields the harness accepts.
+var pluginFields = map[string]string{
+	"name":           "the plugin name",
+	"root_id":        "the module has one root context",
+	"vm_config":      "the harness hosts the compiled module (wasm-filter/wasmhost) whatever the runtime and code source",
+	"configuration":  "modelled",
+	"failure_policy": "modelled",
+}
+
+// extProcFields lists the ExternalProcessor fields the harness accepts.
+var extProcFields = map[string]string{
+	"grpc_service":       "its envoy_grpc cluster is mapped to the ext_proc address",
+	"failure_mode_allow": "modelled",
+	"message_timeout":    "modelled",
+	"metadata_options":   "untyped receiving namespaces modelled",
+	"processing_mode":    "headers SEND, bodies NONE, trailers SKIP only (checked)",
+	"request_attributes": "source.address and xds.listener_direction only (checked)",
+	"mutation_rules":     "allow_envoy modelled, other rules checked unset",
+	"stat_prefix":        "stats only",
+}
+
+// ExtProcSettings is the part of an ext_proc configuration the harness's
+// filter (envoysim.ExtProcFilter) runs.
+type ExtProcSettings struct {
+	Cluster             string // the gRPC service's cluster
+	FailureModeAllow    bool
+	MessageTimeout      time.Duration // 0: Envoy's 200 ms default
+	ReceivingNamespaces []string
+	AllowEnvoy          bool
+}
+
+// ExtProcConfig checks an ext_proc filter's configuration against what the
+// harness models (source/extensions/filters/http/ext_proc/ext_proc.cc) and
+// returns its settings.
+func ExtProcConfig(path string, ep *extprocv3.ExternalProcessor) (ExtProcSettings, error) {
+	var st ExtProcSettings
+	if bad := unmodelled(ep, extProcFields); bad != "" {
+		return st, fmt.Errorf("%s.%s: not modelled by the harness", path, bad)
+	}
+	st.Cluster = ep.GetGrpcService().GetEnvoyGrpc().GetClusterName()
+	if st.Cluster == "" {
+		return st, fmt.Errorf("%s.grpc_service.envoy_grpc.cluster_name: missing (google_grpc is not modelled)", path)
+	}
+	pm := ep.GetProcessingMode()
+	if pm.GetRequestHeaderMode() != extprocv3.ProcessingMode_SEND || pm.GetResponseHeaderMode() != extprocv3.ProcessingMode_SEND ||
+		pm.GetRequestBodyMode() != extprocv3.ProcessingMode_NONE || pm.GetResponseBodyMode() != extprocv3.ProcessingMode_NONE ||
+		pm.GetRequestTrailerMode() != extprocv3.ProcessingMode_SKIP || pm.GetResponseTrailerMode() != extprocv3.ProcessingMode_SKIP {
+		return st, fmt.Errorf("%s.processing_mode: %v not modelled (headers SEND, bodies NONE, trailers SKIP)", path, pm)
+	}
+	for i, a := range ep.GetRequestAttributes() {
+		if a != "source.address" && a != "xds.listener_direction" {
+			return st, fmt.Errorf("%s.request_attributes[%d]: %s not modelled", path, i, a)
+		}
+	}
+	if len(ep.GetResponseAttributes()) > 0 {
+		return st, fmt.Errorf("%s.response_attributes: not modelled", path)
+	}
+	mo := ep.GetMetadataOptions()
+	if mo.GetReceivingNamespaces().GetTyped() != nil || mo.GetForwardingNamespaces() != nil {
+		return st, fmt.Errorf("%s.metadata_options: only receiving_namespaces.untyped is modelled", path)
+	}
+	st.ReceivingNamespaces = mo.GetReceivingNamespaces().GetUntyped()
+	if mr := ep.GetMutationRules(); mr != nil {
+		if bad := unmodelled(mr, map[string]string{"allow_envoy": "modelled"}); bad != "" {
+			return st, fmt.Errorf("%s.mutation_rules.%s: not modelled by the harness", path, bad)
+		}
+		st.AllowEnvoy = mr.GetAllowEnvoy().GetValue()
+	}
+	st.FailureModeAllow = ep.GetFailureModeAllow()
+	if d := ep.GetMessageTimeout(); d != nil {
+		st.MessageTimeout = d.AsDuration()
+	}
+	return st, nil
+}
 
 // tracingFields lists the HCM tracing fields the harness accepts.
 var tracingFields = map[string]string{
@@ -513,7 +624,30 @@ func (f *File) filter(path string, hf *hcmv3.HttpFilter) (Filter, error) {
 		flt.Kind, flt.ExtProc = ExtProc, ep
 		return flt, nil
 	case typeWasm:
-		flt.Kind = Wasm
+		w := &wasmv3.Wasm{}
+		if err := hf.GetTypedConfig().UnmarshalTo(w); err != nil {
+			return flt, fmt.Errorf("%s: %w", path, err)
+		}
+		pc := w.GetConfig()
+		if bad := unmodelled(pc, pluginFields); bad != "" {
+			return flt, fmt.Errorf("%s.typed_config.config.%s: not modelled by the harness", path, bad)
+		}
+		conf := pc.GetConfiguration()
+		if conf.GetTypeUrl() != "type.googleapis.com/google.protobuf.StringValue" {
+			return flt, fmt.Errorf("%s.typed_config.config.configuration: %s not modelled (StringValue only)", path, conf.GetTypeUrl())
+		}
+		sv := &wrapperspb.StringValue{}
+		if err := conf.UnmarshalTo(sv); err != nil {
+			return flt, fmt.Errorf("%s.typed_config.config.configuration: %w", path, err)
+		}
+		switch pc.GetFailurePolicy() {
+		case wasmv3pb.FailurePolicy_FAIL_OPEN:
+			flt.FailOpen = true
+		case wasmv3pb.FailurePolicy_FAIL_CLOSED, wasmv3pb.FailurePolicy_UNSPECIFIED:
+		default:
+			return flt, fmt.Errorf("%s.typed_config.config.failure_policy: %s not modelled", path, pc.GetFailurePolicy())
+		}
+		flt.Kind, flt.WasmConfig = Wasm, []byte(sv.GetValue())
 		return flt, nil
 	}
 	if _, ok := PassThroughFilters[hf.GetName()]; ok {
@@ -570,8 +704,8 @@ func tracing(path string, t *hcmv3.HttpConnectionManager_Tracing) (*Tracing, err
 	if z.GetSharedSpanContext() == nil || z.GetSharedSpanContext().GetValue() {
 		return nil, fmt.Errorf("%s.provider.typed_config.shared_span_context: only false is modelled", path)
 	}
-	if z.GetSplitSpansForRequest() {
-		return nil, fmt.Errorf("%s.provider.typed_config.split_spans_for_request: not modelled", path)
+	if bad := unmodelled(z, zipkinFields); bad != "" {
+		return nil, fmt.Errorf("%s.provider.typed_config.%s: not modelled by the harness", path, bad)
 	}
 	out.Zipkin = z
 	out.CollectorCluster = z.GetCollectorService().GetHttpUri().GetCluster()

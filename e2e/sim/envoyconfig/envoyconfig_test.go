@@ -3,8 +3,10 @@ package envoyconfig
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func golden(t testing.TB, file string) []byte {
@@ -152,6 +154,9 @@ func TestRefusesUnmodelled(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	f.Add(golden(f, "edge-trust/gateway.yaml"))
+	if data, err := os.ReadFile(filepath.Join("..", "..", "..", "manifests", "envoy", "envoy.yaml")); err == nil {
+		f.Add(data)
+	}
 	f.Add([]byte("listeners:\n- name: x\n  filter_chains:\n  - filters:\n    - name: envoy.filters.network.http_connection_manager\n      typed_config: {'@type': type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager}\n"))
 	f.Add([]byte("clusters: [{name: a}]\nextension_configs: [{name: b, typed_config: {'@type': type.googleapis.com/foo.Bar, x: 1}}]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -160,7 +165,75 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		for name := range file.listeners {
-			_, _ = file.HCM(Chain{Listener: name})
+			h, err := file.HCM(Chain{Listener: name})
+			if err != nil {
+				continue
+			}
+			for _, fl := range append(h.Filters, h.UpstreamFilters...) {
+				if fl.ExtProc != nil {
+					_, _ = ExtProcConfig(fl.Path, fl.ExtProc)
+				}
+			}
 		}
 	})
+}
+
+// TestEnvoyBootstrap reads the plain-Envoy bootstrap the manifests ship.
+func TestEnvoyBootstrap(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "..", "manifests", "envoy", "envoy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := f.HCM(Chain{Listener: "inbound"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(in.Filters); got != "envoy.filters.http.wasm,envoy.filters.http.ext_proc" {
+		t.Errorf("inbound filters %s", got)
+	}
+	if w := in.Filters[0]; !w.FailOpen || !strings.Contains(string(w.WasmConfig), `"untrustedDirections":["inbound"]`) {
+		t.Errorf("inbound wasm: fail open %v, config %s", w.FailOpen, w.WasmConfig)
+	}
+	st, err := ExtProcConfig(in.Filters[1].Path, in.Filters[1].ExtProc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Cluster != "tracebridge_extproc" || !st.FailureModeAllow || st.MessageTimeout != 100*time.Millisecond || !slices.Equal(st.ReceivingNamespaces, []string{"tracebridge"}) {
+		t.Errorf("ext_proc settings %+v", st)
+	}
+	if in.Cluster != "app" || in.Tracing == nil || in.Tracing.CollectorCluster != "zipkin" || in.Tracing.RandomSampling != 100 || len(in.EarlyHeaderRemovals) != 15 {
+		t.Errorf("inbound: cluster %q, tracing %+v, early removals %v", in.Cluster, in.Tracing, in.EarlyHeaderRemovals)
+	}
+	out, err := f.HCM(Chain{Listener: "outbound"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(out.Filters); got != "envoy.filters.http.wasm,envoy.filters.http.dynamic_forward_proxy" || out.Tracing != nil {
+		t.Errorf("outbound filters %s, tracing %v", got, out.Tracing != nil)
+	}
+	for _, c := range []struct{ old, new, want string }{
+		{"request_trailer_mode: SKIP", "request_trailer_mode: SKIP\n                request_body_mode: BUFFERED", "processing_mode"},
+		{"- xds.listener_direction", "- request.path", "request_attributes[1]: request.path not modelled"},
+		{"failure_policy: FAIL_OPEN", "failure_policy: FAIL_RELOAD", "failure_policy: FAIL_RELOAD not modelled"},
+		{"admin:", "overload_manager: {}\nadmin:", "overload_manager: bootstrap field not modelled"},
+	} {
+		mod := strings.Replace(string(data), c.old, c.new, 1)
+		if mod == string(data) {
+			t.Fatalf("%q not in envoy.yaml", c.old)
+		}
+		f, err := Parse([]byte(mod))
+		if err == nil {
+			var h *HCM
+			if h, err = f.HCM(Chain{Listener: "inbound"}); err == nil {
+				_, err = ExtProcConfig(h.Filters[1].Path, h.Filters[1].ExtProc)
+			}
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.new, err, c.want)
+		}
+	}
 }

@@ -87,12 +87,16 @@ func generatedTags(tags []*tracingv3.CustomTag, service string) []envoysim.Custo
 
 // fromGenerated builds the inbound and outbound listeners' filters, tracing
 // and upstream filters from Istio's generated configuration.
-func (s *Sidecar) fromGenerated(cfg Config, rep envoysim.Reporter, nodeID, operation string, extraTags []envoysim.CustomTag) error {
+func (s *Sidecar) fromGenerated(cfg Config, appHost string, rep envoysim.Reporter, nodeID, operation string, extraTags []envoysim.CustomTag) error {
 	if cfg.Tracer != "" && cfg.Tracer != "zipkin" {
 		return fmt.Errorf("the generated configuration's tracer is Istio's Zipkin provider; --tracer %s needs a configuration by hand", cfg.Tracer)
 	}
-	if cfg.ExtProc != "" {
-		return fmt.Errorf("the generated sidecar configuration has no ext_proc filter")
+	inCh, outCh := cfg.EnvoyInbound, cfg.EnvoyOutbound
+	if inCh.Listener == "" {
+		inCh = envoyconfig.Chain{Listener: GeneratedInbound, DestinationPort: GeneratedInboundPort}
+	}
+	if outCh.Listener == "" {
+		outCh = envoyconfig.Chain{Listener: GeneratedOutbound}
 	}
 	load := func(ch envoyconfig.Chain, kind envoysim.SpanKind) (*generatedListener, error) {
 		h, err := cfg.Envoy.HCM(ch)
@@ -113,21 +117,24 @@ func (s *Sidecar) fromGenerated(cfg Config, rep envoysim.Reporter, nodeID, opera
 		}
 		return g, nil
 	}
-	in, err := load(envoyconfig.Chain{Listener: GeneratedInbound, DestinationPort: GeneratedInboundPort}, envoysim.KindServer)
+	in, err := load(inCh, envoysim.KindServer)
 	if err != nil {
 		return err
 	}
-	if want := fmt.Sprintf("inbound|%d||", GeneratedInboundPort); in.hcm.Cluster != want {
-		return fmt.Errorf("%s: route cluster %q, want %q", in.hcm.Path, in.hcm.Cluster, want)
+	if in.hcm.Cluster == "" {
+		return fmt.Errorf("%s: no inline route to the app's cluster", in.hcm.Path)
 	}
-	out, err := load(envoyconfig.Chain{Listener: GeneratedOutbound}, envoysim.KindClient)
+	// The inbound route's cluster (Istio's inbound|<port>||, the
+	// bootstrap's app) is the app.
+	s.Inbound.Cluster = envoysim.FixedCluster(in.hcm.Cluster, appHost)
+	out, err := load(outCh, envoysim.KindClient)
 	if err != nil {
 		return err
 	}
 	s.Inbound.Tracing, s.Outbound.Tracing = in.tracing, out.tracing
 	s.Inbound.EarlyHeaderRemovals, s.Outbound.EarlyHeaderRemovals = in.hcm.EarlyHeaderRemovals, out.hcm.EarlyHeaderRemovals
 	var err2 error
-	wasm := func(name string, pl Placement, tracing bool) envoysim.Filter {
+	wasm := func(fc envoyconfig.Filter, name string, pl Placement, tracing bool) envoysim.Filter {
 		if err2 != nil {
 			return nil
 		}
@@ -135,12 +142,19 @@ func (s *Sidecar) fromGenerated(cfg Config, rep envoysim.Reporter, nodeID, opera
 			err2 = fmt.Errorf("the generated configuration has the wasm filter %s and no module was given (--wasm)", name)
 			return nil
 		}
-		doc, err := Adapt(cfg.Policy, pl, tracing, "zipkin")
-		if err != nil {
-			err2 = err
-			return nil
+		// An inline filter carries its plugin configuration; an ECDS
+		// reference's resource is istio-agent's fallback in the file, so
+		// the module gets the policy adapted to where the file puts it.
+		doc, failOpen := fc.WasmConfig, fc.FailOpen
+		if doc == nil {
+			var err error
+			if doc, err = Adapt(cfg.Policy, pl, tracing, "zipkin"); err != nil {
+				err2 = err
+				return nil
+			}
+			failOpen = true // the manifests' failStrategy FAIL_OPEN
 		}
-		f, err := envoysim.NewWasmFilter(s.Wasm, name, doc, true)
+		f, err := envoysim.NewWasmFilter(s.Wasm, name, doc, failOpen)
 		if err != nil {
 			err2 = err
 			return nil
@@ -153,27 +167,60 @@ func (s *Sidecar) fromGenerated(cfg Config, rep envoysim.Reporter, nodeID, opera
 		dir string
 	}{{in, s.Inbound, "inbound"}, {out, s.Outbound, "outbound"}} {
 		for _, f := range l.g.hcm.Filters {
-			if f.Kind == envoyconfig.Wasm {
+			switch f.Kind {
+			case envoyconfig.Wasm:
 				// One plugin configuration per listener, as each listener
 				// has its filter config: it knows whether its listener
 				// has a tracing block.
-				l.lis.Filters = append(l.lis.Filters, wasm(f.Name+"/"+l.dir, SidecarDownstream, l.g.tracing != nil))
-			} else if f.Kind == envoyconfig.ExtProc {
-				return fmt.Errorf("%s: ext_proc in a sidecar is not modelled", f.Path)
+				l.lis.Filters = append(l.lis.Filters, wasm(f, f.Name+"/"+l.dir, SidecarDownstream, l.g.tracing != nil))
+			case envoyconfig.ExtProc:
+				ep, err := s.extProc(cfg, f)
+				if err != nil {
+					return err
+				}
+				l.lis.Filters = append(l.lis.Filters, ep)
 			}
 		}
 		for _, f := range l.g.hcm.UpstreamFilters {
 			if f.Kind != envoyconfig.Wasm || l.dir != "inbound" {
 				return fmt.Errorf("%s: only the wasm module on the inbound side is modelled as a sidecar upstream filter", f.Path)
 			}
-			l.lis.UpstreamFilters = append(l.lis.UpstreamFilters, wasm(f.Name+"/"+l.dir, SidecarUpstream, l.g.tracing != nil))
+			l.lis.UpstreamFilters = append(l.lis.UpstreamFilters, wasm(f, f.Name+"/"+l.dir, SidecarUpstream, l.g.tracing != nil))
 		}
 	}
 	if err2 != nil {
 		return err2
 	}
+	if cfg.ExtProc != "" && s.ExtProc == nil {
+		return fmt.Errorf("--extproc %s: the configuration has no ext_proc filter", cfg.ExtProc)
+	}
 	s.generated = describe(in.hcm, out.hcm)
 	return nil
+}
+
+// extProc is the ext_proc filter the file configures, calling cfg.ExtProc
+// (the address its gRPC cluster maps to).
+func (s *Sidecar) extProc(cfg Config, f envoyconfig.Filter) (*envoysim.ExtProcFilter, error) {
+	st, err := envoyconfig.ExtProcConfig(f.Path, f.ExtProc)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ExtProc == "" {
+		return nil, fmt.Errorf("%s: ext_proc calls cluster %s and no ext_proc address was given (--extproc)", f.Path, st.Cluster)
+	}
+	if s.ExtProc != nil {
+		return nil, fmt.Errorf("%s: a second ext_proc filter is not modelled", f.Path)
+	}
+	ep, err := envoysim.NewExtProcFilter(cfg.ExtProc)
+	if err != nil {
+		return nil, err
+	}
+	ep.FailureModeAllow, ep.ReceivingNamespaces, ep.AllowEnvoy = st.FailureModeAllow, st.ReceivingNamespaces, st.AllowEnvoy
+	if st.MessageTimeout > 0 {
+		ep.MessageTimeout = st.MessageTimeout
+	}
+	s.ExtProc = ep
+	return ep, nil
 }
 
 // describe is the one-line summary of the generated filter chains.

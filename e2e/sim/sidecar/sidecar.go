@@ -71,6 +71,11 @@ type Config struct {
 	// adds the Policy's filterState tags (Telemetry formatter tags the
 	// shipped manifests' policy does not have).
 	Envoy *envoyconfig.File
+	// EnvoyInbound and EnvoyOutbound select the listeners of Envoy that
+	// the sidecar's inbound and outbound listeners run; zero: Istio's
+	// (GeneratedInbound port GeneratedInboundPort, GeneratedOutbound). The
+	// inbound route's cluster is the app, an ext_proc filter calls ExtProc.
+	EnvoyInbound, EnvoyOutbound envoyconfig.Chain
 	// Log receives one line per request and the module's warnings.
 	Log io.Writer
 }
@@ -218,7 +223,6 @@ func Start(cfg Config) (*Sidecar, error) {
 			return "outbound|" + port + "||" + host, net.JoinHostPort(host, port), nil
 		}, AccessLog: accessLog}
 	if cfg.Envoy != nil {
-		s.Inbound.Cluster = envoysim.FixedCluster(fmt.Sprintf("inbound|%d||", GeneratedInboundPort), app.Host)
 		if err := s.startWasm(cfg); err != nil {
 			s.Close()
 			return nil, err
@@ -231,7 +235,7 @@ func Start(cfg Config) (*Sidecar, error) {
 				}
 			}
 		}
-		if err := s.fromGenerated(cfg, s.reporter, nodeID, operation, extra); err != nil {
+		if err := s.fromGenerated(cfg, app.Host, s.reporter, nodeID, operation, extra); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("%s: %w", cfg.Service, err)
 		}

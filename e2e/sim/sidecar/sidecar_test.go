@@ -485,3 +485,44 @@ func TestGeneratedConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestEnvoyBootstrapConfig: a sidecar built from the plain-Envoy bootstrap
+// takes the module's configuration, ext_proc's settings, the tracing block
+// and the early header mutation from the file.
+func TestEnvoyBootstrapConfig(t *testing.T) {
+	f, err := LoadGenerated(filepath.Join("..", "..", "..", "manifests", "envoy", "envoy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := newEchoApp(t)
+	cfg := Config{Service: "tracebridge", App: app.srv.URL, Wasm: wasmPath(t), ExtProc: "127.0.0.1:1",
+		Envoy: f, EnvoyInbound: envoyconfig.Chain{Listener: "inbound"}, EnvoyOutbound: envoyconfig.Chain{Listener: "outbound"}}
+	sc, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	names := []string{}
+	for _, fl := range sc.Inbound.Filters {
+		names = append(names, fl.Name())
+	}
+	if want := []string{"envoy.filters.http.wasm/envoy.filters.http.wasm/inbound", "envoy.filters.http.ext_proc"}; !slices.Equal(names, want) {
+		t.Errorf("inbound filters %v, want %v", names, want)
+	}
+	if w, ok := sc.Inbound.Filters[0].(*envoysim.WasmFilter); !ok || !strings.Contains(string(w.Config), `"untrustedDirections":["inbound"]`) || !w.FailOpen {
+		t.Errorf("inbound module configuration is not the file's: %+v", sc.Inbound.Filters[0])
+	}
+	if ep := sc.ExtProc; ep == nil || ep.MessageTimeout != 100*time.Millisecond || !ep.FailureModeAllow || !slices.Equal(ep.ReceivingNamespaces, []string{"tracebridge"}) {
+		t.Errorf("ext_proc settings %+v", sc.ExtProc)
+	}
+	if len(sc.Inbound.EarlyHeaderRemovals) != 15 || sc.Inbound.Tracing == nil || sc.Outbound.Tracing != nil {
+		t.Errorf("early removals %v, tracing inbound %v outbound %v", sc.Inbound.EarlyHeaderRemovals, sc.Inbound.Tracing != nil, sc.Outbound.Tracing != nil)
+	}
+	cfg.ExtProc = ""
+	if sc, err := Start(cfg); err == nil || !strings.Contains(err.Error(), "calls cluster tracebridge_extproc") {
+		if sc != nil {
+			sc.Close()
+		}
+		t.Errorf("without an ext_proc address: %v", err)
+	}
+}

@@ -108,7 +108,15 @@ func (e *env) extproc(t *testing.T) *demo.ExtProc {
 func (e *env) mesh(t *testing.T, o demo.MeshOptions) (*demo.Mesh, *logBuf) {
 	t.Helper()
 	o.Generated = e.generated
-	return e.startMesh(t, o)
+	m, log := e.startMesh(t, o)
+	if o.Mode != demo.Control && o.Tracer == "zipkin" {
+		for name, sc := range m.Sidecars {
+			if sc.Generated() == "" {
+				t.Fatalf("%s sidecar: configured by hand, want Istio's generated configuration", name)
+			}
+		}
+	}
+	return m, log
 }
 
 // meshByHand starts a mesh whose sidecars are configured by hand.

@@ -36,6 +36,9 @@ type env struct {
 	policy   []byte
 	gwPolicy string
 	dir      string
+	// generated is istiocheck/golden: the sidecars of the tracebridge
+	// modes run the configuration Istio generates.
+	generated string
 }
 
 func setup(t *testing.T) *env {
@@ -44,7 +47,7 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{dir: t.TempDir()}
+	e := &env{dir: t.TempDir(), generated: filepath.Join(root, "istiocheck", "golden")}
 	var wg sync.WaitGroup
 	var wasmErr, extErr error
 	wg.Add(2)
@@ -100,7 +103,30 @@ func (e *env) extproc(t *testing.T) *demo.ExtProc {
 	return p
 }
 
+// mesh starts a mesh whose AutoForward and Precise sidecars run the
+// configuration Istio generates (istiocheck/golden).
 func (e *env) mesh(t *testing.T, o demo.MeshOptions) (*demo.Mesh, *logBuf) {
+	t.Helper()
+	o.Generated = e.generated
+	m, log := e.startMesh(t, o)
+	if o.Mode != demo.Control && o.Tracer == "zipkin" {
+		for name, sc := range m.Sidecars {
+			if sc.Generated() == "" {
+				t.Fatalf("%s sidecar: configured by hand, want Istio's generated configuration", name)
+			}
+		}
+	}
+	return m, log
+}
+
+// meshByHand starts a mesh whose sidecars are configured by hand.
+func (e *env) meshByHand(t *testing.T, o demo.MeshOptions) (*demo.Mesh, *logBuf) {
+	t.Helper()
+	o.Generated = ""
+	return e.startMesh(t, o)
+}
+
+func (e *env) startMesh(t *testing.T, o demo.MeshOptions) (*demo.Mesh, *logBuf) {
 	t.Helper()
 	log := &logBuf{}
 	if o.Tracer == "" {
@@ -369,8 +395,27 @@ func TestMeshWithJaeger(t *testing.T) {
 		})
 	})
 
+	// Istio's precise-parenting configuration runs the module twice on
+	// inbound requests: the TrafficExtension's filter in the inbound HCM and
+	// the router's upstream filter. Both record the request; with the key
+	// strategy the upstream record replaces the downstream one (same key),
+	// so apps that forward x-request-id get the exact tree.
 	t.Run("precise/exact-tree", func(t *testing.T) {
-		m, _ := e.mesh(t, demo.MeshOptions{Mode: demo.Precise, ExtProc: ext.Addr, EdgeTrust: true})
+		m, _ := e.mesh(t, demo.MeshOptions{Mode: demo.Precise, ExtProc: ext.Addr, EdgeTrust: true,
+			ForwardRequestID: true, SidecarPolicy: policyWith(t, e.policy, []string{"key"})})
+		from := time.Now()
+		toks := tokens("precise", 3)
+		send(t, m, toks, nil)
+		m.Flush()
+		checkTree(t, e.traces(t, from, toks, allHave(5)), preciseParents)
+	})
+
+	// Apps that forward nothing (narrowed and sole-in-flight correlation):
+	// on Istio's configuration the two records of one inbound request make
+	// every outbound lookup ambiguous (e2e/README.md), so this runs the
+	// hand configuration with the module as the inbound upstream filter only.
+	t.Run("precise/exact-tree-narrowed-by-hand", func(t *testing.T) {
+		m, _ := e.meshByHand(t, demo.MeshOptions{Mode: demo.Precise, ExtProc: ext.Addr, EdgeTrust: true})
 		from := time.Now()
 		toks := tokens("precise", 3)
 		send(t, m, toks, nil)

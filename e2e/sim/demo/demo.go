@@ -295,7 +295,7 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 	for _, mode := range modes {
 		m, err := StartMesh(MeshOptions{Mode: mode, Tracer: "zipkin", Collector: c.url(), Wasm: wasm, WasmHostProfile: profile, SidecarPolicy: policy, RequestIDApps: []string{"reviews"},
 			RelayHeaders: []string{"authorization"}, RelayApps: []string{"productpage"},
-			ExtProc: ext.Addr, EdgeTrust: mode != Control, ReportInterval: 200 * time.Millisecond, Log: log})
+			ExtProc: ext.Addr, EdgeTrust: mode != Control, ReportInterval: 200 * time.Millisecond, Log: log, Generated: generated(root, mode)})
 		if err != nil {
 			return err
 		}
@@ -305,6 +305,9 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 			Precise:     "WITH tracebridge, precise parenting (module as an upstream filter on the inbound cluster)",
 		}[mode]
 		fmt.Fprintf(stdout, "\n=== %s\n", title)
+		if g := m.Sidecars["productpage"].Generated(); g != "" {
+			fmt.Fprintf(stdout, "  sidecars run the configuration Istio generates (istiocheck/golden/sidecar-auto-forward/sidecar.yaml): %s\n", g)
+		}
 		from := time.Now()
 		hops.reset()
 		var traceResponses []string
@@ -428,4 +431,17 @@ func (h *hopLog) restoredBy(token string) []string {
 		out = append(out, fmt.Sprintf("%-11s → %-13s %s", f[0], target, by))
 	}
 	return out
+}
+
+// generated is where the mode's sidecars find the configuration Istio
+// generates for them: auto-forward runs it; control has no overlay, and
+// precise stays configured by hand (the module as the inbound upstream
+// filter only) because on Istio's configuration the module also runs as the
+// inbound listener filter, and for apps that forward nothing the two records
+// of one request make the outbound lookup ambiguous (e2e/README.md).
+func generated(root string, mode Mode) string {
+	if mode != AutoForward {
+		return ""
+	}
+	return filepath.Join(root, "istiocheck", "golden")
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tracebridge/tracebridge/e2e/sim/envoyconfig"
 	"github.com/tracebridge/tracebridge/e2e/sim/envoysim"
 	"github.com/tracebridge/tracebridge/e2e/sim/sidecar"
 )
@@ -70,6 +71,12 @@ type MeshOptions struct {
 	// GatewayTagStyle is how the gateway's metadata tags are configured
 	// (sidecar.GatewayConfig.CustomTagStyle).
 	GatewayTagStyle string
+	// Generated is the directory of the Envoy configuration Istio generates
+	// for each mode (istiocheck/golden): the AutoForward and Precise
+	// sidecars run <dir>/sidecar-auto-forward/sidecar.yaml and
+	// <dir>/precise-parenting/sidecar.yaml (Zipkin tracer only). Empty, and
+	// for Control, which has no overlay: configured by hand.
+	Generated string
 	// ReportInterval is the span flush interval.
 	ReportInterval time.Duration
 	Log            io.Writer
@@ -113,6 +120,11 @@ func StartMesh(o MeshOptions) (*Mesh, error) {
 		}
 		m.Apps[a.Name] = a
 	}
+	generated, err := o.generated()
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
 	for _, name := range Services {
 		cfg := sidecar.Config{Service: name, App: m.Apps[name].URL(), Tracer: o.Tracer, Collector: o.Collector,
 			Routes: routes, ReportInterval: o.ReportInterval, Log: o.Log, FilterStateTags: true}
@@ -121,7 +133,13 @@ func StartMesh(o MeshOptions) (*Mesh, error) {
 			cfg.ClientTracing = true
 		case AutoForward, Precise:
 			cfg.Wasm, cfg.Policy, cfg.HostProfile = o.Wasm, o.SidecarPolicy, o.WasmHostProfile
-			if o.Mode == Precise {
+			switch {
+			case generated != nil:
+				// The demo mesh samples every request (meshConfig
+				// defaultConfig.tracing.sampling 100); istiocheck's mesh
+				// keeps Istio's 1 % default.
+				cfg.Envoy, cfg.Sampling = generated, &fullSampling
+			case o.Mode == Precise:
 				cfg.InboundPosition = "upstream"
 			}
 		}
@@ -153,6 +171,21 @@ func StartMesh(o MeshOptions) (*Mesh, error) {
 	}
 	m.Gateway = g
 	return m, nil
+}
+
+var fullSampling = 100.0
+
+// generated loads the sidecar configuration Istio generates for the mode
+// (nil: configured by hand).
+func (o MeshOptions) generated() (*envoyconfig.File, error) {
+	if o.Generated == "" || (o.Tracer != "" && o.Tracer != "zipkin") {
+		return nil, nil
+	}
+	overlay := map[Mode]string{AutoForward: "sidecar-auto-forward", Precise: "precise-parenting"}[o.Mode]
+	if overlay == "" {
+		return nil, nil
+	}
+	return sidecar.LoadGenerated(filepath.Join(o.Generated, overlay, "sidecar.yaml"))
 }
 
 // URL is the gateway's address.

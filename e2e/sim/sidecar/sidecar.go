@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tracebridge/tracebridge/e2e/sim/envoyconfig"
 	"github.com/tracebridge/tracebridge/e2e/sim/envoysim"
 	"github.com/tracebridge/tracebridge/tools/manifests"
 )
@@ -59,6 +60,22 @@ type Config struct {
 	ReportInterval time.Duration
 	// FilterStateTags adds Envoy ≥ 1.37 value tags for filterState sinks.
 	FilterStateTags bool
+	// Envoy is the configuration Istio generated for the sidecar
+	// (LoadGenerated: istiocheck/golden/<mode>/sidecar.yaml); nil: the
+	// listeners are configured from the fields above. With it, the filter
+	// chains in order, the tracing blocks (provider, sampling, custom tags),
+	// the router's and clusters' upstream filters and early header
+	// mutation come from the file; Tracer, ClientTracing and
+	// InboundPosition must be left empty, the module's configuration is
+	// Policy adapted to where the file puts each filter, and FilterStateTags
+	// adds the Policy's filterState tags (Telemetry formatter tags the
+	// shipped manifests' policy does not have).
+	Envoy *envoyconfig.File
+	// EnvoyInbound and EnvoyOutbound select the listeners of Envoy that
+	// the sidecar's inbound and outbound listeners run; zero: Istio's
+	// (GeneratedInbound port GeneratedInboundPort, GeneratedOutbound). The
+	// inbound route's cluster is the app, an ext_proc filter calls ExtProc.
+	EnvoyInbound, EnvoyOutbound envoyconfig.Chain
 	// Log receives one line per request and the module's warnings.
 	Log io.Writer
 }
@@ -72,7 +89,13 @@ type Sidecar struct {
 	ExtProc  *envoysim.ExtProcFilter
 	reporter envoysim.Reporter
 	logMu    sync.Mutex
+	// generated summarises the filter chains taken from Config.Envoy.
+	generated string
 }
+
+// Generated summarises the filter chains taken from Istio's generated
+// configuration ("" when configured by hand).
+func (s *Sidecar) Generated() string { return s.generated }
 
 func (s *Sidecar) logf(format string, args ...any) {
 	if s.Config.Log == nil {
@@ -129,6 +152,9 @@ func Start(cfg Config) (*Sidecar, error) {
 	if cfg.ReportInterval == 0 {
 		cfg.ReportInterval = time.Second
 	}
+	if cfg.Envoy != nil && (cfg.InboundPosition != "" || cfg.ClientTracing) {
+		return nil, fmt.Errorf("a sidecar configured from Istio's generated configuration takes the inbound position and client tracing from it")
+	}
 	if cfg.InboundPosition == "" {
 		cfg.InboundPosition = "downstream"
 	}
@@ -159,14 +185,18 @@ func Start(cfg Config) (*Sidecar, error) {
 		}
 		s.logf("%s %-8s %s %s%s %d trace=%s decisions=%s %s", cfg.Service, rl.Listener, rl.Method, rl.Authority, rl.Path, rl.Status, trace, dec, rl.Duration.Round(time.Microsecond))
 	}
+	// The route decorator and node id of the simulated workload (Istio's
+	// "<host>:<port>/*", "sidecar~<ip>~<pod>.<ns>~<ns>.svc.cluster.local").
+	operation := cfg.Service + ".default.svc.cluster.local:" + app.Port() + "/*"
+	nodeID := "sidecar~127.0.0.1~" + cfg.Service + ".default~default.svc.cluster.local"
 	var inTracing, outTracing *envoysim.Tracing
 	var tags []envoysim.CustomTag
 	if tracer != nil {
 		tags = append([]envoysim.CustomTag{{Tag: "istio.canonical_service", Literal: cfg.Service}},
 			CustomTags(cfg.Policy, cfg.ExtProc != "", cfg.FilterStateTags, "")...)
 		inTracing = &envoysim.Tracing{Tracer: tracer, Kind: envoysim.KindServer, Service: cfg.Service,
-			Operation: cfg.Service + ".default.svc.cluster.local:" + app.Port() + "/*", RandomSampling: rate(cfg.Sampling),
-			CustomTags: tags, Reporter: s.reporter, NodeID: "sidecar~127.0.0.1~" + cfg.Service + ".default~default.svc.cluster.local"}
+			Operation: operation, RandomSampling: rate(cfg.Sampling),
+			CustomTags: tags, Reporter: s.reporter, NodeID: nodeID}
 		if cfg.ClientTracing {
 			ot := *inTracing
 			ot.Kind = envoysim.KindClient
@@ -192,18 +222,30 @@ func Start(cfg Config) (*Sidecar, error) {
 			}
 			return "outbound|" + port + "||" + host, net.JoinHostPort(host, port), nil
 		}, AccessLog: accessLog}
-	if cfg.Wasm != "" {
-		mod, err := envoysim.LoadWasmModule(cfg.Wasm, cfg.HostProfile)
-		if err != nil {
+	if cfg.Envoy != nil {
+		if err := s.startWasm(cfg); err != nil {
 			s.Close()
 			return nil, err
 		}
-		s.Wasm, err = envoysim.NewWasmProxy(mod, cfg.Workers, func(level int, msg string) {
-			if level >= 3 { // warn and above
-				s.logf("%s wasm: %s", cfg.Service, msg)
+		var extra []envoysim.CustomTag
+		if cfg.FilterStateTags {
+			for _, t := range CustomTags(cfg.Policy, false, true, "") {
+				if t.Value != "" {
+					extra = append(extra, t)
+				}
 			}
-		}, cfg.Log)
-		if err != nil {
+		}
+		if err := s.fromGenerated(cfg, app.Host, s.reporter, nodeID, operation, extra); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%s: %w", cfg.Service, err)
+		}
+		if err := s.start(cfg); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	if cfg.Wasm != "" {
+		if err := s.startWasm(cfg); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -256,15 +298,40 @@ func Start(cfg Config) (*Sidecar, error) {
 		s.Inbound.Filters = append(s.Inbound.Filters, s.ExtProc)
 		s.Outbound.Filters = append(s.Outbound.Filters, s.ExtProc)
 	}
-	if err := s.Inbound.Start(orLoopback(cfg.InboundListen)); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := s.Outbound.Start(orLoopback(cfg.OutboundListen)); err != nil {
-		s.Close()
+	if err := s.start(cfg); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// startWasm loads the module and starts its VMs (cfg.Wasm empty: none).
+func (s *Sidecar) startWasm(cfg Config) error {
+	if cfg.Wasm == "" {
+		return nil
+	}
+	mod, err := envoysim.LoadWasmModule(cfg.Wasm, cfg.HostProfile)
+	if err != nil {
+		return err
+	}
+	s.Wasm, err = envoysim.NewWasmProxy(mod, cfg.Workers, func(level int, msg string) {
+		if level >= 3 { // warn and above
+			s.logf("%s wasm: %s", cfg.Service, msg)
+		}
+	}, cfg.Log)
+	return err
+}
+
+// start binds the listeners.
+func (s *Sidecar) start(cfg Config) error {
+	if err := s.Inbound.Start(orLoopback(cfg.InboundListen)); err != nil {
+		s.Close()
+		return err
+	}
+	if err := s.Outbound.Start(orLoopback(cfg.OutboundListen)); err != nil {
+		s.Close()
+		return err
+	}
+	return nil
 }
 
 func rate(p *float64) float64 {

@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tracebridge/tracebridge/e2e/sim/envoyconfig"
 	"github.com/tracebridge/tracebridge/e2e/sim/envoysim"
 	"github.com/tracebridge/tracebridge/internal/repo"
 	"github.com/tracebridge/tracebridge/wasm-filter/wasmtest"
@@ -401,5 +403,126 @@ func TestSidecarWithExtProc(t *testing.T) {
 	}
 	if got := hdr(inner, "traceparent"); !strings.Contains(got, tid) {
 		t.Errorf("outbound traceparent = %q, want the restored trace", got)
+	}
+}
+
+// TestGeneratedConfig: a sidecar configured from Istio's generated
+// configuration takes its filters, upstream filters and tracing blocks from
+// the file, and refuses what it cannot run.
+func TestGeneratedConfig(t *testing.T) {
+	golden := func(mode string) *envoyconfig.File {
+		f, err := LoadGenerated(filepath.Join("..", "..", "..", "istiocheck", "golden", mode, "sidecar.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	app := newEchoApp(t)
+	wasm := wasmPath(t)
+	cases := []struct {
+		mode               string
+		inFilters, inUp    []string
+		inTracing, outTrac bool
+	}{
+		{"sidecar-auto-forward", []string{"envoy.filters.http.wasm/extensions.istio.io/trafficextension/default.tracebridge/inbound"}, nil, true, false},
+		{"precise-parenting", []string{"envoy.filters.http.wasm/extensions.istio.io/trafficextension/default.tracebridge/inbound"},
+			[]string{"envoy.filters.http.wasm/tracebridge-upstream/inbound"}, true, false},
+	}
+	names := func(fs []envoysim.Filter) []string {
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.Name())
+		}
+		return out
+	}
+	for _, c := range cases {
+		t.Run(c.mode, func(t *testing.T) {
+			sc, err := Start(Config{Service: "app", App: app.srv.URL, Wasm: wasm, Envoy: golden(c.mode)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sc.Close()
+			if got := names(sc.Inbound.Filters); !slices.Equal(got, c.inFilters) {
+				t.Errorf("inbound filters %v, want %v", got, c.inFilters)
+			}
+			if got := names(sc.Inbound.UpstreamFilters); !slices.Equal(got, c.inUp) {
+				t.Errorf("inbound upstream filters %v, want %v", got, c.inUp)
+			}
+			if (sc.Inbound.Tracing != nil) != c.inTracing || (sc.Outbound.Tracing != nil) != c.outTrac {
+				t.Errorf("tracing blocks inbound %v outbound %v, want %v %v", sc.Inbound.Tracing != nil, sc.Outbound.Tracing != nil, c.inTracing, c.outTrac)
+			}
+			if sc.Inbound.Tracing != nil {
+				tags := map[string]envoysim.CustomTag{}
+				for _, ct := range sc.Inbound.Tracing.CustomTags {
+					tags[ct.Tag] = ct
+				}
+				if tags["tenant"].RequestHeader != "x-tracebridge-tenant" || tags["istio.canonical_service"].Literal != "app" {
+					t.Errorf("custom tags %+v", sc.Inbound.Tracing.CustomTags)
+				}
+				if sc.Inbound.Tracing.RandomSampling != 1 {
+					t.Errorf("random sampling %v, want Istio's default 1 %%", sc.Inbound.Tracing.RandomSampling)
+				}
+			}
+		})
+	}
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no module", Config{Service: "app", App: app.srv.URL, Envoy: golden("sidecar-auto-forward")}, "no module was given"},
+		{"otel", Config{Service: "app", App: app.srv.URL, Wasm: wasm, Tracer: "otel", Envoy: golden("sidecar-auto-forward")}, "Istio's Zipkin provider"},
+		{"position", Config{Service: "app", App: app.srv.URL, Wasm: wasm, InboundPosition: "upstream", Envoy: golden("precise-parenting")}, "takes the inbound position"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sc, err := Start(c.cfg)
+			if err == nil {
+				sc.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestEnvoyBootstrapConfig: a sidecar built from the plain-Envoy bootstrap
+// takes the module's configuration, ext_proc's settings, the tracing block
+// and the early header mutation from the file.
+func TestEnvoyBootstrapConfig(t *testing.T) {
+	f, err := LoadGenerated(filepath.Join("..", "..", "..", "manifests", "envoy", "envoy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := newEchoApp(t)
+	cfg := Config{Service: "tracebridge", App: app.srv.URL, Wasm: wasmPath(t), ExtProc: "127.0.0.1:1",
+		Envoy: f, EnvoyInbound: envoyconfig.Chain{Listener: "inbound"}, EnvoyOutbound: envoyconfig.Chain{Listener: "outbound"}}
+	sc, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	names := []string{}
+	for _, fl := range sc.Inbound.Filters {
+		names = append(names, fl.Name())
+	}
+	if want := []string{"envoy.filters.http.wasm/envoy.filters.http.wasm/inbound", "envoy.filters.http.ext_proc"}; !slices.Equal(names, want) {
+		t.Errorf("inbound filters %v, want %v", names, want)
+	}
+	if w, ok := sc.Inbound.Filters[0].(*envoysim.WasmFilter); !ok || !strings.Contains(string(w.Config), `"untrustedDirections":["inbound"]`) || !w.FailOpen {
+		t.Errorf("inbound module configuration is not the file's: %+v", sc.Inbound.Filters[0])
+	}
+	if ep := sc.ExtProc; ep == nil || ep.MessageTimeout != 100*time.Millisecond || !ep.FailureModeAllow || !slices.Equal(ep.ReceivingNamespaces, []string{"tracebridge"}) {
+		t.Errorf("ext_proc settings %+v", sc.ExtProc)
+	}
+	if len(sc.Inbound.EarlyHeaderRemovals) != 15 || sc.Inbound.Tracing == nil || sc.Outbound.Tracing != nil {
+		t.Errorf("early removals %v, tracing inbound %v outbound %v", sc.Inbound.EarlyHeaderRemovals, sc.Inbound.Tracing != nil, sc.Outbound.Tracing != nil)
+	}
+	cfg.ExtProc = ""
+	if sc, err := Start(cfg); err == nil || !strings.Contains(err.Error(), "calls cluster tracebridge_extproc") {
+		if sc != nil {
+			sc.Close()
+		}
+		t.Errorf("without an ext_proc address: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -44,6 +45,17 @@ type RequestOutcome struct {
 	TagSinks map[string][]string
 	// Reply is the local reply, when the request was answered by the host.
 	Reply *Reply
+	// ClientSpan is the client span started for the request (nil: none),
+	// filled by hosts that report client spans.
+	ClientSpan *ClientSpan
+}
+
+// ClientSpanHost is a Host that reports client spans (policy clientSpans)
+// and fills RequestOutcome.ClientSpan. Vectors whose policy enables
+// clientSpans are skipped on hosts that do not.
+type ClientSpanHost interface {
+	Host
+	ReportsClientSpans() bool
 }
 
 // Run runs every vector of f as a subtest, with a new Host per vector.
@@ -55,6 +67,11 @@ func Run(t *testing.T, f *File, newHost func(t *testing.T, policyName string) Ho
 		v := &f.Vectors[i]
 		t.Run(v.Name, func(t *testing.T) {
 			h := newHost(t, v.Policy)
+			if f.enablesClientSpans(v.Policy) {
+				if ch, ok := h.(ClientSpanHost); !ok || !ch.ReportsClientSpans() {
+					t.Skip("policy enables clientSpans, which this host does not report")
+				}
+			}
 			errs := Check(v, h)
 			if v.KnownFailure != "" {
 				if len(errs) == 0 {
@@ -182,7 +199,42 @@ func checkRequest(where string, ex *Expect, out *RequestOutcome, b Bindings) []s
 		}
 	}
 	errs = append(errs, checkTags(where, ex, out, b)...)
+	errs = append(errs, checkClientSpan(where, ex.ClientSpan, out.ClientSpan, b)...)
 	return errs
+}
+
+func checkClientSpan(where string, want, got *ClientSpan, b Bindings) []string {
+	switch {
+	case want == nil && got == nil:
+		return nil
+	case want == nil:
+		return []string{fmt.Sprintf("%s: unexpected client span %+v", where, *got)}
+	case got == nil:
+		return []string{fmt.Sprintf("%s: want a client span %+v, none was started", where, *want)}
+	}
+	var errs []string
+	for _, f := range []struct{ name, want, got string }{
+		{"traceId", want.TraceID, got.TraceID},
+		{"spanId", want.SpanID, got.SpanID},
+		{"parentId", want.ParentID, got.ParentID},
+		{"strategy", want.Strategy, got.Strategy},
+	} {
+		if err := MatchValue(f.want, f.got, b); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: client span %s: %v", where, f.name, err))
+		}
+	}
+	return errs
+}
+
+// enablesClientSpans reports whether the named policy sets
+// clientSpans.enabled to true.
+func (f *File) enablesClientSpans(policy string) bool {
+	var p struct {
+		ClientSpans struct {
+			Enabled bool `json:"enabled"`
+		} `json:"clientSpans"`
+	}
+	return json.Unmarshal(f.Policies[policy], &p) == nil && p.ClientSpans.Enabled
 }
 
 func checkTags(where string, ex *Expect, out *RequestOutcome, b Bindings) []string {

@@ -22,7 +22,8 @@ type ClientSpansPolicy struct {
 	// enabled), e.g. Istio's zipkin provider cluster
 	// "outbound|9411||zipkin.istio-system.svc.cluster.local".
 	Cluster string `json:"cluster,omitempty"`
-	// Authority is the :authority of the report (default: Cluster).
+	// Authority is the :authority of the report (default: the host:port of
+	// an Istio cluster name "outbound|<port>||<host>", else Cluster).
 	Authority string `json:"authority,omitempty"`
 	// Path of the report (default /api/v2/spans for zipkin, /v1/traces for
 	// otlp).
@@ -115,7 +116,7 @@ func compileClientSpans(e *ConfigError, c *Config, p *ClientSpansPolicy) {
 		e.add("clientSpans.cluster", "must not contain white space, got "+strconv.Quote(cs.Cluster))
 	}
 	if cs.Authority == "" {
-		cs.Authority = cs.Cluster
+		cs.Authority = defaultAuthority(cs.Cluster)
 	} else if strings.ContainsAny(cs.Authority, " \t\r\n/") {
 		e.add("clientSpans.authority", "must be a host[:port], got "+strconv.Quote(cs.Authority))
 	}
@@ -135,6 +136,18 @@ func compileClientSpans(e *ConfigError, c *Config, p *ClientSpansPolicy) {
 	cs.FlushInterval = boundedDuration(e, "clientSpans.flushInterval", p.FlushInterval, time.Second)
 	cs.Timeout = boundedDuration(e, "clientSpans.timeout", p.Timeout, 2*time.Second)
 	c.clientSpans = cs
+}
+
+// defaultAuthority is the :authority of reports to cluster: for an Istio
+// service cluster ("outbound|<port>|<subset>|<host>",
+// pilot/pkg/model/service.go BuildSubsetKey) the service's host:port, else
+// the cluster name.
+func defaultAuthority(cluster string) string {
+	parts := strings.Split(cluster, "|")
+	if len(parts) == 4 && parts[1] != "" && parts[3] != "" {
+		return parts[3] + ":" + parts[1]
+	}
+	return cluster
 }
 
 func boundedDuration(e *ConfigError, path, s string, def time.Duration) time.Duration {

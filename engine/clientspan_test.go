@@ -57,6 +57,13 @@ func TestClientSpansPolicyDefaults(t *testing.T) {
 			t.Errorf("%s: got %+v, want %+v", c.doc, got, c.want)
 		}
 	}
+	cfg, err := LoadPolicy([]byte(`{"clientSpans":{"enabled":true,"cluster":"outbound|9411||zipkin.istio-system.svc.cluster.local"}}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.ClientSpans().Authority; a != "zipkin.istio-system.svc.cluster.local:9411" {
+		t.Errorf("authority for an Istio cluster: %q", a)
+	}
 	for _, doc := range []string{`{}`, `{"clientSpans":{"enabled":false}}`, `{"clientSpans":{"cluster":"zipkin"}}`} {
 		cfg, err := LoadPolicy([]byte(doc), nil)
 		if err != nil {

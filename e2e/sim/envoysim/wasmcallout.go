@@ -49,11 +49,13 @@ type ticker struct {
 
 // callouts is the proxy's side of the HTTP calls and ticks.
 type callouts struct {
-	mu      sync.Mutex
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	client  *http.Client
+	mu     sync.Mutex
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	client *http.Client
+	// pending counts the HTTP calls whose callback has not run yet.
+	pending sync.WaitGroup
 	nextTok uint32
 	// Calls counts proxy_http_call attempts that the host accepted.
 	calls int
@@ -104,8 +106,10 @@ func (w *wasmWorker) HttpCall(upstream, headers, body, _ []byte, timeoutMillis u
 	root := hc.root
 	payload := append([]byte(nil), body...)
 	co.wg.Add(1)
+	co.pending.Add(1)
 	go func() {
 		defer co.wg.Done()
+		defer co.pending.Done()
 		resp := co.do(addr, method, path, authority, &req, payload, time.Duration(timeoutMillis)*time.Millisecond)
 		if co.ctx.Err() != nil {
 			return
@@ -163,6 +167,23 @@ func (c *callouts) do(addr, method, path, authority string, h *Headers, body []b
 		}
 	}
 	return out
+}
+
+// Flush delivers a tick now to every root context that has a tick period,
+// then waits for the HTTP calls under way, callbacks included: what the
+// module buffers for its tick is sent before a test reads the collector
+// (a harness convenience, as the span reporters' Flush; Envoy has none).
+func (p *WasmProxy) Flush() {
+	for _, w := range p.workers {
+		w.mu.Lock()
+		for root := range w.ticks {
+			if w.failed == nil {
+				_, _ = w.call(&hostCall{root: root}, "proxy_on_tick", uint64(root))
+			}
+		}
+		w.mu.Unlock()
+	}
+	p.co.pending.Wait()
 }
 
 // SetTickPeriodMilliseconds arms, re-arms or (0) stops the calling root

@@ -41,7 +41,8 @@ func (b *SpanBatch) Len() int { return b.n }
 // envelope bytes around the spans of one report.
 func (b *SpanBatch) envelope(service string) int {
 	if b.cfg.Format == SpanFormatOTLP {
-		return len(otlpHead) + len(otlpMid) + len(otlpTail) + 2*len(service) + 8
+		// The service name, escaped: at most 6 bytes per byte (\u00XX).
+		return len(otlpHead) + len(otlpMid) + len(otlpTail) + 6*len(service) + 2
 	}
 	return 2
 }

@@ -122,3 +122,39 @@ func TestSpanBatchBound(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSpanEncoding: whatever the request's method, authority, path, service
+// and tag values, a report is valid JSON holding every span added, and
+// never larger than the batch bound.
+func FuzzSpanEncoding(f *testing.F) {
+	f.Add("GET", "reviews:9080", "/reviews/0?u=1", "productpage", "tenant", "acme", uint16(200), false)
+	f.Add("\x00\"\\", "a\u2028b", "\xff\xfe", "", "", "\x7f", uint16(0), true)
+	f.Add(strings.Repeat("x", 3000), "", "", "s", "k", strings.Repeat("\x01", 500), uint16(503), false)
+	f.Add("GET", "a", "/", strings.Repeat("\x01", 200), "k", "v", uint16(200), true)
+	f.Fuzz(func(t *testing.T, method, authority, path, service, tagName, tagValue string, status uint16, otlp bool) {
+		cfg := &ClientSpansConfig{MaxBatchBytes: MinSpanBatchBytes * 4}
+		if otlp {
+			cfg.Format = SpanFormatOTLP
+		}
+		b := NewSpanBatch(cfg)
+		s := testSpan()
+		s.Method, s.Authority, s.Path, s.Service, s.Status = method, authority, path, service, int(status)
+		s.Tags = []Tag{{Name: tagName, Value: tagValue}}
+		added := 0
+		for i := 0; i < 3; i++ {
+			if b.Add(s) {
+				added++
+			}
+		}
+		body, n := b.Take(nil, service)
+		if n != added {
+			t.Fatalf("took %d spans, added %d", n, added)
+		}
+		if !json.Valid(body) {
+			t.Fatalf("invalid JSON: %q", body)
+		}
+		if len(body) > cfg.MaxBatchBytes {
+			t.Fatalf("report of %d bytes over the bound %d", len(body), cfg.MaxBatchBytes)
+		}
+	})
+}

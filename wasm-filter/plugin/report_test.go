@@ -163,3 +163,52 @@ func TestClientSpansOffSendsNothing(t *testing.T) {
 	}
 	s.host.CompleteHttpContext(in)
 }
+
+func TestClientSpansOTLP(t *testing.T) {
+	s := newSidecar(t, `{"correlation":{"strategies":["soleInFlight"]},"clientSpans":{"enabled":true,"cluster":"otel","format":"otlp","serviceName":"productpage"}}`)
+	in, _ := s.request(engine.Inbound, [][2]string{{"traceparent", tpA}})
+	a := s.outboundCall("200")
+	s.host.Tick()
+	seen := 0
+	calls := s.callouts(&seen)
+	if len(calls) != 1 {
+		t.Fatalf("%d report calls", len(calls))
+	}
+	hdr := map[string]string{}
+	for _, h := range calls[0].Headers {
+		hdr[h[0]] = h[1]
+	}
+	if calls[0].Upstream != "otel" || hdr[":path"] != "/v1/traces" || hdr[":authority"] != "otel" {
+		t.Fatalf("report call %s %v", calls[0].Upstream, hdr)
+	}
+	var req struct {
+		ResourceSpans []struct {
+			Resource struct {
+				Attributes []struct {
+					Key   string
+					Value struct{ StringValue string }
+				}
+			}
+			ScopeSpans []struct {
+				Spans []struct {
+					TraceID, SpanID, ParentSpanID string
+					Kind                          int
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(calls[0].Body, &req); err != nil || len(req.ResourceSpans) != 1 {
+		t.Fatalf("body %s: %v", calls[0].Body, err)
+	}
+	rs := req.ResourceSpans[0]
+	sp := rs.ScopeSpans[0].Spans[0]
+	if rs.Resource.Attributes[0].Value.StringValue != "productpage" || sp.Kind != 3 || sp.ParentSpanID != "00f067aa0ba902b7" ||
+		!strings.Contains(a["traceparent"], "-"+sp.SpanID+"-") {
+		t.Fatalf("span %+v, resource %+v, forwarded %s", sp, rs.Resource, a["traceparent"])
+	}
+	s.host.CallOnHttpCallResponse(calls[0].CalloutID, [][2]string{{":status", "200"}}, nil, nil)
+	if s.spanCounter("sent") != 1 {
+		t.Fatal("OTLP report not counted as sent")
+	}
+	s.host.CompleteHttpContext(in)
+}

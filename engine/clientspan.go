@@ -32,10 +32,13 @@ type ClientSpansPolicy struct {
 	// workload name, e.g. Envoy's node metadata WORKLOAD_NAME).
 	ServiceName string `json:"serviceName,omitempty"`
 	// MaxBatchBytes bounds the spans waiting to be sent, encoded (default
-	// 65536; 1024 to 8388608): spans that do not fit are dropped and counted.
+	// 262144; 1024 to 8388608): spans that do not fit are dropped and
+	// counted. A VM holds at most this plus one report of the same size
+	// being sent.
 	MaxBatchBytes int `json:"maxBatchBytes,omitempty"`
 	// FlushInterval is the host's tick period that sends the batch (default
-	// "1s"; 10ms to 1m).
+	// "500ms"; 10ms to 1m). A Zipkin span takes about 500 bytes, so a VM
+	// reports up to maxBatchBytes / 500 spans per flushInterval.
 	FlushInterval string `json:"flushInterval,omitempty"`
 	// Timeout of one report call (default "2s"; 10ms to 1m).
 	Timeout string `json:"timeout,omitempty"`
@@ -72,7 +75,7 @@ func (f SpanFormat) String() string {
 
 // Bounds of the clientSpans fields.
 const (
-	DefaultSpanBatchBytes = 64 << 10
+	DefaultSpanBatchBytes = 256 << 10
 	MinSpanBatchBytes     = 1 << 10
 	MaxSpanBatchBytes     = 8 << 20
 )
@@ -133,7 +136,7 @@ func compileClientSpans(e *ConfigError, c *Config, p *ClientSpansPolicy) {
 	case cs.MaxBatchBytes < MinSpanBatchBytes || cs.MaxBatchBytes > MaxSpanBatchBytes:
 		e.add("clientSpans.maxBatchBytes", "must be between "+strconv.Itoa(MinSpanBatchBytes)+" and "+strconv.Itoa(MaxSpanBatchBytes)+", got "+strconv.Itoa(cs.MaxBatchBytes))
 	}
-	cs.FlushInterval = boundedDuration(e, "clientSpans.flushInterval", p.FlushInterval, time.Second)
+	cs.FlushInterval = boundedDuration(e, "clientSpans.flushInterval", p.FlushInterval, 500*time.Millisecond)
 	cs.Timeout = boundedDuration(e, "clientSpans.timeout", p.Timeout, 2*time.Second)
 	c.clientSpans = cs
 }

@@ -43,7 +43,7 @@ func TestClientSpansPolicyDefaults(t *testing.T) {
 	}{
 		{`{"clientSpans":{"enabled":true,"cluster":"zipkin"}}`, ClientSpansConfig{
 			Format: SpanFormatZipkin, Cluster: "zipkin", Authority: "zipkin", Path: "/api/v2/spans",
-			MaxBatchBytes: DefaultSpanBatchBytes, FlushInterval: time.Second, Timeout: 2 * time.Second}},
+			MaxBatchBytes: 256 << 10, FlushInterval: 500 * time.Millisecond, Timeout: 2 * time.Second}},
 		{`{"clientSpans":{"enabled":true,"cluster":"otel","format":"otlp","authority":"otel:4318","maxBatchBytes":2048,"flushInterval":"250ms","timeout":"500ms","serviceName":"productpage"}}`, ClientSpansConfig{
 			Format: SpanFormatOTLP, Cluster: "otel", Authority: "otel:4318", Path: "/v1/traces", ServiceName: "productpage",
 			MaxBatchBytes: 2048, FlushInterval: 250 * time.Millisecond, Timeout: 500 * time.Millisecond}},

@@ -17,7 +17,7 @@ import (
 // and proxy_on_tick at the period a root context set.
 //
 // proxy_http_call follows source/extensions/common/wasm/context.cc
-// (Context::httpCall, onHttpCallSuccess, onHttpCallFailure; Envoy 1.36):
+// (Context::httpCall, onHttpCallSuccess, onHttpCallFailure):
 // a negative timeout, an unknown cluster or a request without :path,
 // :method and :authority is BadArgument; the call is made by the root
 // context (proxy-wasm-cpp-host src/exports.cc http_call uses the root of
@@ -25,9 +25,9 @@ import (
 // proxy_on_http_call_response(root id, token, headers, body size, trailers);
 // a call that fails (reset, connection refused) is answered with zero
 // headers and no body; a timeout is Envoy's async client's 504 reply.
-// Ticks follow source/extensions/common/wasm/wasm.cc (Wasm::setTickPeriod:
-// a dispatcher timer per root context re-armed after each proxy_on_tick; a
-// period of 0 stops it). Callouts and ticks run on the worker that owns the
+// Ticks follow source/extensions/common/wasm/wasm.cc (Wasm::setTickPeriod
+// and tickHandler: a dispatcher timer per root context, re-armed after each
+// proxy_on_tick; a period of 0 stops it). Callouts and ticks run on the worker that owns the
 // root context, one guest call at a time, as on Envoy's worker thread.
 
 // maxCalloutBody bounds a callout response body kept for the guest

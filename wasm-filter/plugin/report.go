@@ -50,6 +50,9 @@ type reporter struct {
 	headers  [][2]string
 	body     []byte
 	inFlight int // spans in the call under way (0: none)
+	// call numbers the report calls; sentAt is when the one under way left.
+	call   uint32
+	sentAt int64
 }
 
 func newReporter(cfg *engine.ClientSpansConfig) (*reporter, error) {
@@ -134,26 +137,42 @@ func (r *reporter) finish(st *engine.Stream, c *spanCall) {
 	}
 }
 
-// flush sends the batch when no call is under way.
+// flush sends the batch when no call is under way. A call whose answer has
+// not come a tick after its timeout is written off as failed, so that a
+// lost callback cannot stop the reports.
 func (r *reporter) flush() {
-	if r.inFlight > 0 || r.batch.Len() == 0 {
+	t := now().UnixNano()
+	if r.inFlight > 0 {
+		if t-r.sentAt < (r.cfg.Timeout + r.cfg.FlushInterval).Nanoseconds() {
+			return
+		}
+		incrementCounter(r.counters[spanDroppedFailed], int64(r.inFlight))
+		r.inFlight = 0
+	}
+	if r.batch.Len() == 0 {
 		return
 	}
 	var n int
 	r.body, n = r.batch.Take(r.body[:0], r.service)
+	r.call++
+	call := r.call
 	_, err := proxywasm.DispatchHttpCall(r.cfg.Cluster, r.headers, r.body, nil,
-		uint32(r.cfg.Timeout.Milliseconds()), r.onResponse)
+		uint32(r.cfg.Timeout.Milliseconds()), func(numHeaders, _, _ int) { r.onResponse(call, numHeaders) })
 	if err != nil {
 		incrementCounter(r.counters[spanDroppedFailed], int64(n))
 		return
 	}
-	r.inFlight = n
+	r.inFlight, r.sentAt = n, t
 }
 
-// onResponse ends the call. Envoy answers a call that failed or timed out
-// with no headers (source/extensions/common/wasm/context.cc,
-// Context::onHttpCallFailure calls onHttpCallResponse with zero sizes).
-func (r *reporter) onResponse(numHeaders, _, _ int) {
+// onResponse ends report call number call. Envoy answers a call that
+// failed (reset) with no headers (source/extensions/common/wasm/context.cc,
+// Context::onHttpCallFailure calls onHttpCallResponse with zero sizes) and
+// a timeout with its async client's 504.
+func (r *reporter) onResponse(call uint32, numHeaders int) {
+	if call != r.call || r.inFlight == 0 {
+		return // written off already (flush)
+	}
 	n := r.inFlight
 	r.inFlight = 0
 	defer func() {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/proxytest"
 
@@ -209,6 +210,44 @@ func TestClientSpansOTLP(t *testing.T) {
 	s.host.CallOnHttpCallResponse(calls[0].CalloutID, [][2]string{{":status", "200"}}, nil, nil)
 	if s.spanCounter("sent") != 1 {
 		t.Fatal("OTLP report not counted as sent")
+	}
+	s.host.CompleteHttpContext(in)
+}
+
+func TestClientSpansLostCallbackWrittenOff(t *testing.T) {
+	clock := time.Unix(1_800_000_000, 0)
+	SetClock(func() time.Time { return clock })
+	t.Cleanup(func() { SetClock(nil) })
+	s := newSidecar(t, `{"correlation":{"strategies":["soleInFlight"]},"clientSpans":{"enabled":true,"cluster":"z","flushInterval":"1s","timeout":"2s"}}`)
+	in, _ := s.request(engine.Inbound, [][2]string{{"traceparent", tpA}})
+	s.outboundCall("200")
+	s.host.Tick()
+	seen := 0
+	first := s.callouts(&seen)
+	if len(first) != 1 {
+		t.Fatalf("%d report calls", len(first))
+	}
+	// No answer. Within timeout + one tick the call is still awaited.
+	s.outboundCall("200")
+	clock = clock.Add(2900 * time.Millisecond)
+	s.host.Tick()
+	if len(s.callouts(&seen)) != 0 || s.spanCounter("failed") != 0 {
+		t.Fatal("call written off before its timeout and a tick had passed")
+	}
+	clock = clock.Add(200 * time.Millisecond)
+	s.host.Tick()
+	second := s.callouts(&seen)
+	if s.spanCounter("failed") != 1 || len(second) != 1 {
+		t.Fatalf("lost call: failed %d, new calls %d; want 1 and 1", s.spanCounter("failed"), len(second))
+	}
+	// The lost call's late answer changes nothing; the new call's counts.
+	s.host.CallOnHttpCallResponse(first[0].CalloutID, [][2]string{{":status", "200"}}, nil, nil)
+	if s.spanCounter("sent") != 0 || s.spanCounter("failed") != 1 {
+		t.Fatalf("late answer counted: sent %d failed %d", s.spanCounter("sent"), s.spanCounter("failed"))
+	}
+	s.host.CallOnHttpCallResponse(second[0].CalloutID, [][2]string{{":status", "200"}}, nil, nil)
+	if s.spanCounter("sent") != 1 {
+		t.Fatalf("sent %d, want 1", s.spanCounter("sent"))
 	}
 	s.host.CompleteHttpContext(in)
 }

@@ -114,6 +114,20 @@ type Expect struct {
 	// Response is the complete response header list after the response
 	// phase, compared when the step has a response phase.
 	Response []Header `json:"response,omitempty"`
+	// ClientSpan is the CLIENT span tracebridge started for the request
+	// (policy clientSpans), compared by hosts that report client spans
+	// (ClientSpanHost); absent: none was started.
+	ClientSpan *ClientSpan `json:"clientSpan,omitempty"`
+}
+
+// ClientSpan is a client span's identity (lower-case hex, placeholders
+// allowed) and how its context was found: "key", "soleInFlight", "narrowed"
+// or "injected".
+type ClientSpan struct {
+	TraceID  string `json:"traceId"`
+	SpanID   string `json:"spanId"`
+	ParentID string `json:"parentId,omitempty"`
+	Strategy string `json:"strategy"`
 }
 
 // Reply is a local reply.

@@ -30,7 +30,7 @@ func TestEngine(t *testing.T) {
 		now := func() time.Time { return clock }
 		store := engine.NewMemoryStore(cfg.Capacity, cfg.TTL, now)
 		return &engineHost{
-			e:       engine.New(cfg, engine.Options{Store: store, Now: now}),
+			e:       engine.New(cfg, engine.Options{Store: store, Now: now, ReportsClientSpans: true}),
 			streams: map[string]*engine.Stream{},
 		}
 	})
@@ -111,6 +111,14 @@ func (h *engineHost) Request(stream, direction string, peer conformance.Peer, he
 		return out, nil
 	}
 	out.Headers = apply(req.Headers.(engine.HeaderList), &res)
+	if cs := &res.ClientSpan; cs.Valid() {
+		out.ClientSpan = &conformance.ClientSpan{
+			TraceID: cs.TraceID.String(), SpanID: cs.SpanID.String(), Strategy: cs.Strategy.String(),
+		}
+		if !cs.ParentID.IsZero() {
+			out.ClientSpan.ParentID = cs.ParentID.String()
+		}
+	}
 	for _, tg := range res.Tags {
 		if out.Tags == nil {
 			out.Tags, out.TagSinks = map[string]string{}, map[string][]string{}
@@ -124,6 +132,9 @@ func (h *engineHost) Request(stream, direction string, peer conformance.Peer, he
 	}
 	return out, nil
 }
+
+// ReportsClientSpans: the engine host observes every client span started.
+func (h *engineHost) ReportsClientSpans() bool { return true }
 
 func (h *engineHost) Response(stream string, headers []conformance.Header) ([]conformance.Header, error) {
 	st, ok := h.streams[stream]

@@ -25,6 +25,9 @@ var placeholderKinds = map[string]struct {
 	"trace":   {32, true},  // a W3C / 128-bit trace id
 	"trace16": {16, false}, // a 64-bit trace id
 	"span":    {16, true},  // a span id
+	// a span id bound to no other name of the vector yet: a span made for
+	// this value alone (e.g. a fresh parent-id per outbound call)
+	"newspan": {16, true},
 }
 
 // segment is a literal (name == "") or a placeholder.
@@ -58,7 +61,7 @@ func parsePattern(want string) ([]segment, error) {
 		}
 		if kind != "" {
 			if _, ok := placeholderKinds[kind]; !ok {
-				return nil, fmt.Errorf("unknown placeholder kind %q (trace, trace16, span)", kind)
+				return nil, fmt.Errorf("unknown placeholder kind %q (trace, trace16, span, newspan)", kind)
 			}
 		}
 		out = append(out, segment{name: name, kind: kind})
@@ -72,6 +75,8 @@ func parsePattern(want string) ([]segment, error) {
 //   - {{name:trace}} binds name to 32 lower-hex digits, not all zero;
 //   - {{name:trace16}} binds name to 16 lower-hex digits;
 //   - {{name:span}} binds name to 16 lower-hex digits, not all zero;
+//   - {{name:newspan}} is {{name:span}} whose value no other name of the
+//     vector is bound to;
 //   - {{name}} stands for the value name is bound to (in this or an earlier
 //     value of the vector).
 //
@@ -133,6 +138,15 @@ func matchSegments(segs []segment, got string, b Bindings) (Bindings, error) {
 			}
 			if ok && prev != v {
 				return nil, fmt.Errorf("{{%s}} already bound to %q, got %q", s.name, prev, v)
+			}
+			if s.kind == "newspan" && !ok {
+				for _, bs := range []Bindings{b, nb} {
+					for other, ov := range bs {
+						if other != s.name && ov == v {
+							return nil, fmt.Errorf("{{%s:newspan}}: %q is already bound to {{%s}}", s.name, v, other)
+						}
+					}
+				}
 			}
 			nb[s.name] = v
 			rest = rest[k.n:]

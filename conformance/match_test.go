@@ -43,6 +43,20 @@ func TestMatchValue(t *testing.T) {
 	if err := MatchValue("{{z:trace16}}", "0000000000000000", Bindings{}); err != nil {
 		t.Errorf("trace16 may be zero: %v", err)
 	}
+	// newspan: a value no other name holds.
+	nb := Bindings{"s": sp}
+	if err := MatchValue("{{n:newspan}}", sp, nb); err == nil {
+		t.Errorf("newspan matched a value bound to another name")
+	}
+	if err := MatchValue("{{n:newspan}}-{{m:newspan}}", "1111111111111111-1111111111111111", Bindings{}); err == nil {
+		t.Errorf("two newspans matched one value")
+	}
+	if err := MatchValue("{{n:newspan}}", "1111111111111111", nb); err != nil {
+		t.Errorf("newspan: %v", err)
+	}
+	if err := MatchValue("{{n:newspan}}", "1111111111111111", nb); err != nil {
+		t.Errorf("newspan bound again to its own value: %v", err)
+	}
 }
 
 func TestMatchHeaders(t *testing.T) {

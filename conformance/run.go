@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -44,6 +45,27 @@ type RequestOutcome struct {
 	TagSinks map[string][]string
 	// Reply is the local reply, when the request was answered by the host.
 	Reply *Reply
+	// ClientSpan is the client span started for the request (nil: none),
+	// filled by hosts that report client spans.
+	ClientSpan *ClientSpan
+}
+
+// ClientSpanHost is a Host that reports client spans (policy clientSpans)
+// and fills RequestOutcome.ClientSpan. Vectors whose policy enables
+// clientSpans are skipped on hosts that do not.
+type ClientSpanHost interface {
+	Host
+	ReportsClientSpans() bool
+}
+
+// ReportedSpanHost is a ClientSpanHost that learns a request's client span
+// only from what the host reports when the stream has ended (the wasm
+// filter's report to the collector): the runner leaves
+// RequestOutcome.ClientSpan aside and compares ReportedClientSpan(stream),
+// called right after End(stream), with the step's expectation.
+type ReportedSpanHost interface {
+	ClientSpanHost
+	ReportedClientSpan(stream string) (*ClientSpan, error)
 }
 
 // Run runs every vector of f as a subtest, with a new Host per vector.
@@ -55,6 +77,11 @@ func Run(t *testing.T, f *File, newHost func(t *testing.T, policyName string) Ho
 		v := &f.Vectors[i]
 		t.Run(v.Name, func(t *testing.T) {
 			h := newHost(t, v.Policy)
+			if f.enablesClientSpans(v.Policy) {
+				if ch, ok := h.(ClientSpanHost); !ok || !ch.ReportsClientSpans() {
+					t.Skip("policy enables clientSpans, which this host does not report")
+				}
+			}
 			errs := Check(v, h)
 			if v.KnownFailure != "" {
 				if len(errs) == 0 {
@@ -81,6 +108,27 @@ func Check(v *Vector, h Host) []string {
 	b := Bindings{}
 	open := map[string]bool{}
 	anon := 0
+	rh, _ := h.(ReportedSpanHost)
+	// pending: the client span expectation of each open stream, for a host
+	// that reports the span when the stream ends.
+	type expectSpan struct {
+		where string
+		want  *ClientSpan
+	}
+	pending := map[string]expectSpan{}
+	checkReported := func(stream string) {
+		e, ok := pending[stream]
+		if !ok {
+			return
+		}
+		delete(pending, stream)
+		got, err := rh.ReportedClientSpan(stream)
+		if err != nil {
+			errs = append(errs, e.where+": reported client span: "+err.Error())
+			return
+		}
+		errs = append(errs, checkClientSpan(e.where, e.want, got, b)...)
+	}
 	for i := range v.Steps {
 		s := &v.Steps[i]
 		where := "step " + strconv.Itoa(i)
@@ -92,6 +140,7 @@ func Check(v *Vector, h Host) []string {
 				fail("end %q: %v", s.End, err)
 			}
 			delete(open, s.End)
+			checkReported(s.End)
 			continue
 		}
 		stream := s.Stream
@@ -113,11 +162,15 @@ func Check(v *Vector, h Host) []string {
 				continue
 			}
 			open[stream] = true
-			errs = append(errs, checkRequest(where, ex, &out, b)...)
+			errs = append(errs, checkRequest(where, ex, &out, b, rh != nil)...)
+			if rh != nil {
+				pending[stream] = expectSpan{where, ex.ClientSpan}
+			}
 			if out.Reply != nil {
 				// Nothing was forwarded: there is no response phase to run.
 				if !s.KeepOpen {
 					endStream(h, stream, open, fail)
+					checkReported(stream)
 				}
 				continue
 			}
@@ -134,6 +187,7 @@ func Check(v *Vector, h Host) []string {
 		}
 		if s.HasRequest() && !s.KeepOpen {
 			endStream(h, stream, open, fail)
+			checkReported(stream)
 		}
 	}
 	// Streams a vector left open are ended so hosts can release them.
@@ -144,6 +198,7 @@ func Check(v *Vector, h Host) []string {
 	sort.Strings(rest)
 	for _, st := range rest {
 		_ = h.End(st)
+		checkReported(st)
 	}
 	return errs
 }
@@ -155,7 +210,9 @@ func endStream(h Host, stream string, open map[string]bool, fail func(string, ..
 	delete(open, stream)
 }
 
-func checkRequest(where string, ex *Expect, out *RequestOutcome, b Bindings) []string {
+// checkRequest compares a request phase; reported: the client span is
+// compared when the stream ends (ReportedSpanHost).
+func checkRequest(where string, ex *Expect, out *RequestOutcome, b Bindings, reported bool) []string {
 	var errs []string
 	fail := func(format string, args ...any) {
 		errs = append(errs, where+": "+fmt.Sprintf(format, args...))
@@ -182,7 +239,44 @@ func checkRequest(where string, ex *Expect, out *RequestOutcome, b Bindings) []s
 		}
 	}
 	errs = append(errs, checkTags(where, ex, out, b)...)
+	if !reported {
+		errs = append(errs, checkClientSpan(where, ex.ClientSpan, out.ClientSpan, b)...)
+	}
 	return errs
+}
+
+func checkClientSpan(where string, want, got *ClientSpan, b Bindings) []string {
+	switch {
+	case want == nil && got == nil:
+		return nil
+	case want == nil:
+		return []string{fmt.Sprintf("%s: unexpected client span %+v", where, *got)}
+	case got == nil:
+		return []string{fmt.Sprintf("%s: want a client span %+v, none was started", where, *want)}
+	}
+	var errs []string
+	for _, f := range []struct{ name, want, got string }{
+		{"traceId", want.TraceID, got.TraceID},
+		{"spanId", want.SpanID, got.SpanID},
+		{"parentId", want.ParentID, got.ParentID},
+		{"strategy", want.Strategy, got.Strategy},
+	} {
+		if err := MatchValue(f.want, f.got, b); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: client span %s: %v", where, f.name, err))
+		}
+	}
+	return errs
+}
+
+// enablesClientSpans reports whether the named policy sets
+// clientSpans.enabled to true.
+func (f *File) enablesClientSpans(policy string) bool {
+	var p struct {
+		ClientSpans struct {
+			Enabled bool `json:"enabled"`
+		} `json:"clientSpans"`
+	}
+	return json.Unmarshal(f.Policies[policy], &p) == nil && p.ClientSpans.Enabled
 }
 
 func checkTags(where string, ex *Expect, out *RequestOutcome, b Bindings) []string {

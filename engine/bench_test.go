@@ -152,3 +152,41 @@ func BenchmarkEngineInFlight(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEngineRestoreClientSpan is BenchmarkEngineRestoreByKey with a
+// client span started, and its encoding into a report batch.
+func BenchmarkEngineRestoreClientSpan(b *testing.B) {
+	store := NewMemoryStore(4096, time.Minute, nil)
+	cfg, err := LoadPolicy([]byte(`{"clientSpans":{"enabled":true,"cluster":"zipkin"}}`), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := New(cfg, Options{Store: store, ReportsClientSpans: true})
+	var st Stream
+	var res Result
+	e.OnRequest(&st, &Request{Headers: benchRequests["a_valid_w3c"], Direction: Inbound}, &res)
+	out := HeaderList{{":method", "GET"}, {":authority", "details:9080"}, {":path", "/details"}, {"x-request-id", "7f3e8b0c-1d2a-4c4b-9a55-0e6f1c2d3b4a"}}
+	req := Request{Headers: out, Direction: Outbound}
+	batch := NewSpanBatch(cfg.ClientSpans())
+	var body []byte
+	b.Run("restore", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			st = Stream{}
+			e.OnRequest(&st, &req, &res)
+		}
+		if !res.ClientSpan.Valid() {
+			b.Fatal("no client span")
+		}
+	})
+	b.Run("encode", func(b *testing.B) {
+		fs := FinishedSpan{ClientSpan: res.ClientSpan, EndUnixNano: res.ClientSpan.StartUnixNano + 1e6, Service: "productpage",
+			Method: "GET", Authority: "details:9080", Path: "/details", Status: 200}
+		b.ReportAllocs()
+		for b.Loop() {
+			if !batch.Add(&fs) {
+				body, _ = batch.Take(body[:0], "productpage")
+			}
+		}
+	})
+}

@@ -114,6 +114,8 @@ type Config struct {
 
 	baggageMembers, baggageBytes int
 
+	clientSpans *ClientSpansConfig
+
 	upstream    bool
 	hostTracing bool
 	// tracerFormats are the formats the host's tracer writes, in the order
@@ -291,6 +293,7 @@ func Compile(p *Policy, env func(string) string) (*Config, error) {
 	default:
 		e.add("host.tracer", `must be "zipkin", "zipkin-w3c", "opentelemetry" or "none", got `+strconv.Quote(p.Host.Tracer))
 	}
+	compileClientSpans(e, c, &p.ClientSpans)
 	for _, f := range c.tracerFormats {
 		if !c.reads(f) {
 			e.add("host.tracer", "the tracer's format "+strconv.Quote(f.String())+" must be in read")

@@ -298,6 +298,7 @@ func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
 				res.Decisions.add(DecisionError)
 			}
 			if found {
+				res.Strategy = StrategyKey
 				break
 			}
 		}
@@ -306,6 +307,9 @@ func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
 	if !found && e.narrow != nil {
 		rec, narrowed, decided = e.lookupNarrow(h, res, scratch)
 		found = narrowed
+		if found {
+			res.Strategy = StrategyNarrowed
+		}
 	}
 	if !found && !decided && c.soleInFlight {
 		n, r, ok, err := e.store.Sole(scratch)
@@ -314,6 +318,7 @@ func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
 			res.Decisions.add(DecisionError)
 		case ok:
 			rec, found = r, true
+			res.Strategy = StrategySoleInFlight
 		case n >= 2:
 			res.Decisions.add(DecisionAmbiguous)
 		}
@@ -322,6 +327,7 @@ func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
 		res.scratch = rec[:0]
 	}
 	if !found || len(rec) == 0 {
+		res.Strategy = StrategyNone
 		return nil, false
 	}
 	ov := &res.restored // valid until the next restore with res: OnRequest uses it only while it runs
@@ -331,6 +337,7 @@ func (e *Engine) restore(h Headers, res *Result) (Headers, bool) {
 		res.Decisions.add(DecisionDropped)
 	}
 	if !usable {
+		res.Strategy = StrategyNone
 		return nil, false
 	}
 	ov.base = h

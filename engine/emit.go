@@ -5,7 +5,10 @@ import "github.com/tracebridge/tracebridge/propagation"
 // emit makes every format consistent with ctx: formats that agree are kept,
 // formats that disagree or are malformed are rewritten (when emitted) or
 // removed, and emitted formats that are absent are added.
-func (e *Engine) emit(x *extraction, view Headers, ctx *propagation.SpanContext, origin Origin, force bool, res *Result) {
+//
+// recorded is ctx before a client span of tracebridge's own took its span id:
+// a format that agrees with it was not broken, only re-parented.
+func (e *Engine) emit(x *extraction, view Headers, ctx, recorded *propagation.SpanContext, origin Origin, force bool, res *Result) {
 	c := e.cfg
 	targets := &c.emit
 	var injectSet [propagation.FormatCount]bool
@@ -39,7 +42,8 @@ func (e *Engine) emit(x *extraction, view Headers, ctx *propagation.SpanContext,
 			// A rewrite whose only reason is the debug downgrade is counted as
 			// "stripped" (by the caller), not as a repair.
 			debugOnly := x.stripDebug && st.hasIDs && agrees(&st.ctx, ctx, false)
-			if (origin == OriginIncoming || origin == OriginRestored) && !debugOnly {
+			reparented := ctx.SpanID != recorded.SpanID && st.hasIDs && agrees(&st.ctx, recorded, x.stripDebug)
+			if (origin == OriginIncoming || origin == OriginRestored) && !debugOnly && !reparented {
 				res.Decisions.add(DecisionRepaired)
 			}
 			continue

@@ -54,8 +54,13 @@ type Options struct {
 	Store Store
 	// IDs makes new trace and span ids (default RandomIDs).
 	IDs IDSource
-	// Now is the clock for debug-token expiry (default time.Now).
+	// Now is the clock for debug-token expiry and client span start times
+	// (default time.Now).
 	Now func() time.Time
+	// ReportsClientSpans: the adapter finishes and reports the client spans
+	// the engine starts (policy clientSpans). Without it the engine starts
+	// none, so that no request names a parent span nobody reports.
+	ReportsClientSpans bool
 }
 
 // Engine applies a compiled policy to requests. It is safe for concurrent
@@ -69,15 +74,19 @@ type Engine struct {
 	// (the plugin's context holds the engine), which keeps time's
 	// formatting code in the wasm module.
 	unixNow func() int64
+	// nanoNow is the clock of client span start times, in Unix nanoseconds.
+	nanoNow func() int64
 	// narrow is the store's narrowed-strategy part (nil when it has none);
 	// narrowKey its prepared fingerprint key.
 	narrow    NarrowStore
 	narrowKey narrowKeyCache
+	// clientSpans: policy clientSpans is on and the adapter reports them.
+	clientSpans bool
 }
 
 // New builds an engine for a compiled policy.
 func New(cfg *Config, opts Options) *Engine {
-	e := &Engine{cfg: cfg, store: opts.Store, ids: opts.IDs}
+	e := &Engine{cfg: cfg, store: opts.Store, ids: opts.IDs, clientSpans: cfg.clientSpans != nil && opts.ReportsClientSpans}
 	if ns, ok := opts.Store.(NarrowStore); ok && cfg.narrowed {
 		e.narrow = ns
 	}
@@ -89,6 +98,7 @@ func New(cfg *Config, opts Options) *Engine {
 		now = time.Now
 	}
 	e.unixNow = func() int64 { return now().Unix() }
+	e.nanoNow = func() int64 { return now().UnixNano() }
 	return e
 }
 
@@ -128,6 +138,9 @@ type Stream struct {
 	owner     uint64
 	// narrowIn: the request is in the narrowed strategy's in-flight set.
 	narrowIn bool
+	// ClientSpan is the span started for this outbound request, which the
+	// adapter finishes when the stream ends (Valid() false: none).
+	ClientSpan ClientSpan
 }
 
 // Reset makes the stream reusable.
@@ -230,6 +243,9 @@ func (e *Engine) OnRequest(st *Stream, req *Request, res *Result) {
 				ctx, origin, view, x = p.ctx, OriginRestored, ov, rx
 			}
 		}
+		if origin != OriginRestored {
+			res.Strategy = StrategyNone
+		}
 	}
 	traceProblem := x.hasTraceProblem() && c.invalid != InvalidPass
 	if origin == OriginNone && (restart || traceProblem || c.injectOn && !x.passBlocksInjection(c)) {
@@ -257,8 +273,12 @@ func (e *Engine) OnRequest(st *Stream, req *Request, res *Result) {
 		ctx.Sampling = propagation.SamplingDebug
 	}
 
+	recorded := ctx
+	if e.clientSpans && dir == Outbound && (origin == OriginRestored || origin == OriginGenerated) {
+		e.startClientSpan(&ctx, origin, res)
+	}
 	if ctx.Valid() {
-		e.emit(&x, view, &ctx, origin, restart || debug, res)
+		e.emit(&x, view, &ctx, &recorded, origin, restart || debug, res)
 	} else {
 		e.cleanInvalid(&x, h, res)
 	}
@@ -266,6 +286,7 @@ func (e *Engine) OnRequest(st *Stream, req *Request, res *Result) {
 
 	res.Context = ctx
 	st.Context, st.Origin = ctx, origin
+	st.ClientSpan = res.ClientSpan
 	st.respond = c.responseOn && ctx.Valid() && (origin == OriginIncoming || c.upstream || !c.hostTracing)
 
 	if len(c.tags) > 0 {

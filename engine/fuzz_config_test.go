@@ -22,6 +22,8 @@ func FuzzLoadPolicy(f *testing.F) {
 	}
 	f.Add([]byte(`{"correlation":{"ttl":"thirty"},"tags":[{"name":"x","from":{"path":{"regex":"(a)(b)","group":3}},"to":["x"]}]}`))
 	f.Add([]byte(`{"trust":{"untrustedCIDRs":["::ffff:10.0.0.0/104"],"debugToken":{"secret":"0123456789abcdef"}}}`))
+	f.Add([]byte(`{"clientSpans":{"enabled":true,"cluster":"outbound|9411||zipkin","format":"otlp","maxBatchBytes":1024,"flushInterval":"10ms","timeout":"1m"}}`))
+	f.Add([]byte(`{"clientSpans":{"enabled":true,"cluster":"","path":"x","maxBatchBytes":1e9,"timeout":"-1s"}}`))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		cfg, err := LoadPolicy(doc, func(string) string { return "v" })
 		if err != nil {

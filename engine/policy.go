@@ -21,6 +21,7 @@ type Policy struct {
 	ResponseHeader ResponseHeaderPolicy `json:"responseHeader"`
 	Baggage        BaggagePolicy        `json:"baggage"`
 	Host           HostPolicy           `json:"host"`
+	ClientSpans    ClientSpansPolicy    `json:"clientSpans"`
 }
 
 // InjectPolicy says what happens when a request has no valid context and

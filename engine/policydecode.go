@@ -52,6 +52,7 @@ func (p *Policy) fields() []jsonField {
 		{"responseHeader", object(&p.ResponseHeader)},
 		{"baggage", object(&p.Baggage)},
 		{"host", object(&p.Host)},
+		{"clientSpans", object(&p.ClientSpans)},
 	}
 }
 

@@ -130,6 +130,12 @@ type Result struct {
 	// Context is the trace context the request leaves with (Valid() false when
 	// it has none, e.g. a sampling-only B3 header).
 	Context propagation.SpanContext
+	// Strategy is how a restored context was found (StrategyNone when
+	// nothing was restored).
+	Strategy Strategy
+	// ClientSpan is the span tracebridge started for an outbound call
+	// (policy clientSpans; Valid() false when none).
+	ClientSpan ClientSpan
 
 	buf   []byte
 	reply Reply
@@ -154,6 +160,8 @@ func (r *Result) Reset() {
 	r.Decisions = 0
 	r.Reply = nil
 	r.Context = propagation.SpanContext{}
+	r.Strategy = StrategyNone
+	r.ClientSpan = ClientSpan{}
 	r.buf = r.buf[:0]
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/url"
 	"strings"
@@ -85,6 +87,46 @@ type wasmHost struct {
 	host    proxytest.HostEmulator
 	tags    []engine.TagRule
 	streams map[string]uint32
+	// callouts: report calls seen so far.
+	callouts int
+}
+
+// ReportsClientSpans: the filter reports its client spans to the
+// collector cluster, where ReportedClientSpan reads them.
+func (h *wasmHost) ReportsClientSpans() bool { return true }
+
+// ReportedClientSpan delivers a tick after a stream ended, answers the
+// report call it makes with 202 and returns the one span it holds (nil:
+// no call, no span). A tick after every stream end sends exactly the spans
+// of that stream.
+func (h *wasmHost) ReportedClientSpan(string) (*conformance.ClientSpan, error) {
+	h.host.Tick()
+	calls := h.host.GetCalloutAttributesFromContext(proxytest.PluginContextID)
+	fresh := calls[h.callouts:]
+	h.callouts = len(calls)
+	var spans []struct {
+		TraceID, ID, ParentID string
+		Tags                  map[string]string
+	}
+	for _, c := range fresh {
+		var batch []struct {
+			TraceID, ID, ParentID string
+			Tags                  map[string]string
+		}
+		if err := json.Unmarshal(c.Body, &batch); err != nil {
+			return nil, fmt.Errorf("report body %q: %v", c.Body, err)
+		}
+		spans = append(spans, batch...)
+		h.host.CallOnHttpCallResponse(c.CalloutID, [][2]string{{":status", "202"}}, nil, nil)
+	}
+	switch len(spans) {
+	case 0:
+		return nil, nil
+	case 1:
+		s := spans[0]
+		return &conformance.ClientSpan{TraceID: s.TraceID, SpanID: s.ID, ParentID: s.ParentID, Strategy: s.Tags["tracebridge.strategy"]}, nil
+	}
+	return nil, fmt.Errorf("%d spans reported for one stream", len(spans))
 }
 
 func (h *wasmHost) counters() map[string]uint64 {
@@ -145,7 +187,10 @@ func (h *wasmHost) Request(stream, direction string, peer conformance.Peer, head
 	}
 	got := h.host.GetCurrentRequestHeaders(id)
 	for _, kv := range got {
-		out.Headers = append(out.Headers, conformance.Header{kv[0], kv[1]})
+		// Copied: natively the emulator keeps the strings the plugin gave
+		// it, which alias the plugin's result buffer (BorrowValues) and
+		// change with the next request; bindings must keep this one's.
+		out.Headers = append(out.Headers, conformance.Header{strings.Clone(kv[0]), strings.Clone(kv[1])})
 	}
 	out.Tags = h.observeTags(got)
 	return out, nil

@@ -43,6 +43,8 @@ type pluginContext struct {
 	// Which host properties the policy needs: each read is a host call, so
 	// a request reads only those.
 	needDirection, needSource, needPeer bool
+	// rep reports client spans (nil: policy clientSpans is off).
+	rep *reporter
 }
 
 // OnPluginStart loads the policy from pluginConfig. A bad policy fails the
@@ -84,7 +86,13 @@ func (p *pluginContext) OnPluginStart(int) (status types.OnPluginStartStatus) {
 			return types.OnPluginStartStatusFailed
 		}
 	}
-	p.engine = engine.New(cfg, engine.Options{Store: store, Now: func() time.Time { return now() }})
+	if cs := cfg.ClientSpans(); cs != nil {
+		if p.rep, err = newReporter(cs); err != nil {
+			proxywasm.LogCritical("tracebridge: " + err.Error())
+			return types.OnPluginStartStatusFailed
+		}
+	}
+	p.engine = engine.New(cfg, engine.Options{Store: store, Now: func() time.Time { return now() }, ReportsClientSpans: p.rep != nil})
 	// Each callback applies the result's mutations before it returns, so
 	// their values may alias the result's buffer (one allocation less per
 	// callback that writes a header).
@@ -124,6 +132,7 @@ const maxFreeContexts = 64
 func (p *pluginContext) recycle(h *httpContext) {
 	if len(p.free) < maxFreeContexts {
 		h.stream.Reset()
+		h.call.reset()
 		p.free = append(p.free, h)
 	}
 }
@@ -148,6 +157,21 @@ type httpContext struct {
 	types.DefaultHttpContext
 	p      *pluginContext
 	stream engine.Stream
+	// call is the request side of the stream's client span, if one started.
+	call spanCall
+}
+
+// OnTick sends the batch of finished client spans (the host's tick, set
+// from clientSpans.flushInterval).
+func (p *pluginContext) OnTick() {
+	defer func() {
+		if r := recover(); r != nil {
+			p.recovered("tick", engine.DirectionUnknown, r)
+		}
+	}()
+	if p.rep != nil {
+		p.rep.flush()
+	}
 }
 
 func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
@@ -180,6 +204,9 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 	res := &p.res
 	p.engine.OnRequest(&h.stream, &req, res)
 	p.counters.count(h.stream.Direction, res.Decisions)
+	if h.stream.ClientSpan.Valid() {
+		h.call.capture(&p.headers, res)
+	}
 	if res.Reply != nil {
 		err := proxywasm.SendHttpResponse(uint32(res.Reply.Status),
 			[][2]string{{"content-type", res.Reply.ContentType}}, []byte(res.Reply.Body), -1)
@@ -225,6 +252,11 @@ func (h *httpContext) OnHttpResponseHeaders(int, bool) (action types.Action) {
 			action = types.ActionContinue
 		}
 	}()
+	if h.stream.ClientSpan.Valid() {
+		if v, err := responseHeader(":status"); err == nil {
+			h.call.status, _ = strconv.Atoi(v)
+		}
+	}
 	res := &p.respRes
 	rh := responseHeaders{p: p}
 	p.engine.OnResponse(&h.stream, &rh, res)
@@ -264,6 +296,9 @@ func (h *httpContext) OnHttpStreamDone() {
 	}
 	if d := p.engine.OnDone(&h.stream); d != 0 {
 		p.counters.count(h.stream.Direction, d)
+	}
+	if h.stream.ClientSpan.Valid() && p.rep != nil {
+		p.rep.finish(&h.stream, &h.call)
 	}
 	p.recycle(h) // not after a panic: the stream's state is then unknown
 }

@@ -295,13 +295,13 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 	for _, mode := range modes {
 		m, err := StartMesh(MeshOptions{Mode: mode, Tracer: "zipkin", Collector: c.url(), Wasm: wasm, WasmHostProfile: profile, SidecarPolicy: policy, RequestIDApps: []string{"reviews"},
 			RelayHeaders: []string{"authorization"}, RelayApps: []string{"productpage"},
-			ExtProc: ext.Addr, EdgeTrust: mode != Control, ReportInterval: 200 * time.Millisecond, Log: log, Generated: generated(root, mode)})
+			ExtProc: ext.Addr, EdgeTrust: mode != Control, ReportInterval: 200 * time.Millisecond, ClientSpans: true, Log: log, Generated: generated(root, mode)})
 		if err != nil {
 			return err
 		}
 		title := map[Mode]string{
 			Control:     "WITHOUT tracebridge (Istio defaults: client tracing on, apps forward nothing)",
-			AutoForward: "WITH tracebridge, sidecar auto-forward (module on both listeners, client tracing off) + gateway ext_proc enrichment",
+			AutoForward: "WITH tracebridge, sidecar auto-forward (module on both listeners, client tracing off, the module's own CLIENT spans) + gateway ext_proc enrichment",
 			Precise:     "WITH tracebridge, precise parenting (module as an upstream filter on the inbound cluster)",
 		}[mode]
 		fmt.Fprintf(stdout, "\n=== %s\n", title)

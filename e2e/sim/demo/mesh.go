@@ -79,7 +79,11 @@ type MeshOptions struct {
 	Generated string
 	// ReportInterval is the span flush interval.
 	ReportInterval time.Duration
-	Log            io.Writer
+	// ClientSpans turns the sidecars' clientSpans on (WithClientSpans):
+	// the module reports a CLIENT span for every outbound call it restores,
+	// to the collector, through proxy_http_call on the host's tick.
+	ClientSpans bool
+	Log         io.Writer
 }
 
 // Mesh is a running mesh.
@@ -133,6 +137,14 @@ func StartMesh(o MeshOptions) (*Mesh, error) {
 			cfg.ClientTracing = true
 		case AutoForward, Precise:
 			cfg.Wasm, cfg.Policy, cfg.HostProfile = o.Wasm, o.SidecarPolicy, o.WasmHostProfile
+			if o.ClientSpans {
+				p, err := WithClientSpans(o.SidecarPolicy, o.Tracer, o.ReportInterval)
+				if err != nil {
+					m.Close()
+					return nil, err
+				}
+				cfg.Policy = p
+			}
 			switch {
 			case generated != nil:
 				// The demo mesh samples every request (meshConfig
@@ -215,6 +227,28 @@ func (m *Mesh) Close() {
 	for _, a := range m.Apps {
 		a.Close()
 	}
+}
+
+// WithClientSpans returns the policy with clientSpans on, reporting to the
+// sidecars' collector cluster in the tracer's format (otel: OTLP/HTTP JSON,
+// else Zipkin v2 JSON), flushed every interval (default 1 s).
+func WithClientSpans(policy []byte, tracer string, interval time.Duration) ([]byte, error) {
+	doc := map[string]any{}
+	if len(policy) > 0 {
+		if err := json.Unmarshal(policy, &doc); err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+	}
+	format := "zipkin"
+	if tracer == "otel" || tracer == "opentelemetry" {
+		format = "otlp"
+	}
+	if interval <= 0 {
+		interval = time.Second
+	}
+	doc["clientSpans"] = map[string]any{"enabled": true, "format": format, "cluster": sidecar.CollectorCluster,
+		"flushInterval": interval.String()}
+	return json.Marshal(doc)
 }
 
 // DemoPolicy is manifests/sample-policy.json adapted for apps that forward

@@ -166,7 +166,7 @@ func (t Trace) Children(id string) []SpanView {
 
 // ShownTags are the tags the trees print when present (the status code
 // only when it is not 200).
-var ShownTags = []string{"tenant", "route", "plan", "mesh", "untrusted_trace_id", "http.status_code"}
+var ShownTags = []string{"tenant", "route", "plan", "mesh", "untrusted_trace_id", "http.status_code", "tracebridge.strategy"}
 
 // Render writes a trace as an ASCII tree.
 func Render(w io.Writer, t Trace) {

@@ -20,9 +20,9 @@ import (
 // under "wasm.<path>". The VMs themselves (host-function table, cpp-host
 // WASI and restrictions, compilation) are wasm-filter/wasmhost's.
 //
-// Not modelled: proxy_http_call, gRPC calls, shared queues and foreign
-// functions answer Unimplemented; ticks are never delivered; bodies and
-// trailers are not passed to the module (the plugin only uses headers).
+// proxy_http_call and ticks are in wasmcallout.go. Not modelled: gRPC
+// calls, shared queues and foreign functions answer Unimplemented; bodies
+// and trailers are not passed to the module (the plugin only uses headers).
 
 // HostProfile selects the proxy-wasm-cpp-host version the wasm host
 // reproduces (see wasmhost.Profile).
@@ -76,6 +76,12 @@ type WasmProxy struct {
 	metricIDs   map[string]uint32
 	metricNames []string
 	metricVals  []int64
+
+	// clusters maps proxy_http_call cluster names to addresses; node is the
+	// node metadata (node.metadata.<key> properties).
+	clusters map[string]string
+	node     map[string]string
+	co       *callouts
 }
 
 type sharedValue struct {
@@ -103,6 +109,12 @@ type ProxyOptions struct {
 	Env map[string]string
 	// Stdio receives every fd_write to fd 1 or 2, unmodified.
 	Stdio func(fd int, b []byte)
+	// Clusters are the upstream clusters proxy_http_call may name, each
+	// with its address (host:port); any other name is BadArgument.
+	Clusters map[string]string
+	// NodeMetadata is the node's metadata, read by the module as the
+	// node.metadata.<key> property (Istio: WORKLOAD_NAME, NAMESPACE).
+	NodeMetadata map[string]string
 }
 
 // NewWasmProxyWith instantiates the module once per worker. Instantiation
@@ -114,9 +126,10 @@ func NewWasmProxyWith(mod *WasmModule, opt ProxyOptions) (*WasmProxy, error) {
 	if workers < 1 {
 		workers = 1
 	}
-	p := &WasmProxy{mod: mod, Log: opt.Log, shared: map[string]*sharedValue{}, metricIDs: map[string]uint32{}}
+	p := &WasmProxy{mod: mod, Log: opt.Log, shared: map[string]*sharedValue{}, metricIDs: map[string]uint32{},
+		clusters: opt.Clusters, node: opt.NodeMetadata, co: newCallouts()}
 	for i := 0; i < workers; i++ {
-		w := &wasmWorker{proxy: p, roots: map[*WasmFilter]uint32{}, nextID: 1}
+		w := &wasmWorker{proxy: p, roots: map[*WasmFilter]uint32{}, nextID: 1, ticks: map[uint32]*ticker{}}
 		in, err := mod.Instantiate(wasmhost.Config{Handler: w, Env: opt.Env, Log: p.log, Stdio: opt.Stdio})
 		if err != nil {
 			p.Close()
@@ -201,8 +214,9 @@ func (p *WasmProxy) Failed() error {
 	return nil
 }
 
-// Close releases the VMs.
+// Close stops ticks and HTTP calls, then releases the VMs.
 func (p *WasmProxy) Close() {
+	p.co.close()
 	for _, w := range p.workers {
 		if w.in != nil {
 			_ = w.in.Close()
@@ -254,6 +268,8 @@ type wasmWorker struct {
 	// hc is the state of the guest call in progress (nil: none, e.g.
 	// during _initialize).
 	hc *hostCall
+	// ticks are the root contexts' tick timers (wasmcallout.go).
+	ticks map[uint32]*ticker
 }
 
 // hostCall is the state of one call into the guest.
@@ -262,6 +278,10 @@ type hostCall struct {
 	stream      *wasmStream
 	config      []byte
 	incremented []string
+	// root is the root context the call runs for (0: none known).
+	root uint32
+	// callout is the HTTP call response during proxy_on_http_call_response.
+	callout *calloutResponse
 }
 
 func (w *wasmWorker) call(hc *hostCall, name string, params ...uint64) (uint64, error) {
@@ -288,7 +308,7 @@ func (w *wasmWorker) root(f *WasmFilter) (uint32, error) {
 	}
 	id := w.nextID
 	w.nextID++
-	hc := &hostCall{config: f.Config}
+	hc := &hostCall{config: f.Config, root: id}
 	if _, err := w.call(hc, "proxy_on_context_create", uint64(id), 0); err != nil {
 		return 0, err
 	}
@@ -350,6 +370,7 @@ type wasmStream struct {
 	w       *wasmWorker
 	info    *StreamInfo
 	id      uint32
+	root    uint32
 	created bool
 	req     *Headers
 	resp    *Headers
@@ -392,7 +413,8 @@ func (s *wasmStream) DecodeHeaders(h *Headers) *LocalReply {
 	s.id = w.nextID
 	w.nextID++
 	s.req = h
-	hc := &hostCall{stream: s}
+	s.root = root
+	hc := &hostCall{stream: s, root: root}
 	if _, err := w.call(hc, "proxy_on_context_create", uint64(s.id), uint64(root)); err != nil {
 		return s.fail(err)
 	}
@@ -417,7 +439,7 @@ func (s *wasmStream) EncodeHeaders(h *Headers) {
 		return
 	}
 	s.resp = h
-	hc := &hostCall{stream: s}
+	hc := &hostCall{stream: s, root: s.root}
 	if _, err := w.call(hc, "proxy_on_response_headers", uint64(s.id), uint64(len(h.kv)), 0); err == nil {
 		s.record(hc)
 	}
@@ -435,7 +457,7 @@ func (s *wasmStream) OnDone() {
 	if w.failed != nil {
 		return
 	}
-	hc := &hostCall{stream: s}
+	hc := &hostCall{stream: s, root: s.root}
 	if _, err := w.call(hc, "proxy_on_log", uint64(s.id)); err == nil {
 		s.record(hc)
 	}
@@ -456,6 +478,9 @@ func (w *wasmWorker) current() *hostCall {
 
 // headerMap returns the map a map type names for the current stream.
 func (hc *hostCall) headerMap(t uint32) *Headers {
+	if t == 6 && hc.callout != nil { // HttpCallResponseHeaders
+		return &hc.callout.headers
+	}
 	if hc.stream == nil {
 		return nil
 	}
@@ -492,6 +517,7 @@ func (hc *hostCall) property(path string) ([]byte, bool) {
 			return []byte(s.f.PluginName), true
 		}
 	}
+
 	if s != nil && strings.HasPrefix(path, "wasm.") {
 		if v, ok := s.info.FilterState(path); ok {
 			return []byte(v), true
@@ -524,6 +550,14 @@ func (w *wasmWorker) Log(level uint32, msg []byte) uint32 {
 }
 
 func (w *wasmWorker) GetProperty(path []byte) ([]byte, uint32) {
+	// node.metadata.<key>: the node's metadata (Istio's WORKLOAD_NAME,
+	// NAMESPACE), strings as their bytes.
+	if key, ok := strings.CutPrefix(string(path), "node\x00metadata\x00"); ok {
+		if v, ok := w.proxy.node[key]; ok {
+			return []byte(v), wasmhost.StatusOK
+		}
+		return nil, wasmhost.StatusNotFound
+	}
 	v, ok := w.current().property(string(path))
 	if !ok {
 		return nil, wasmhost.StatusNotFound
@@ -637,12 +671,19 @@ func (w *wasmWorker) SetHeaderMapPairs(mapType uint32, b []byte) uint32 {
 	return wasmhost.StatusOK
 }
 
-// GetBufferBytes models the plugin configuration (buffer type 7) only.
+// GetBufferBytes models the plugin configuration (buffer type 7) and an
+// HTTP call's response body (type 4) only.
 func (w *wasmWorker) GetBufferBytes(bufferType, start, maxSize uint32) ([]byte, uint32) {
-	if bufferType != 7 {
+	hc := w.current()
+	var data []byte
+	switch {
+	case bufferType == 7:
+		data = hc.config
+	case bufferType == 4 && hc.callout != nil:
+		data = hc.callout.body
+	default:
 		return nil, wasmhost.StatusNotFound
 	}
-	data := w.current().config
 	if int(start) > len(data) {
 		return nil, wasmhost.StatusBadArgument
 	}
@@ -659,9 +700,8 @@ func (w *wasmWorker) GetBufferBytes(bufferType, start, maxSize uint32) ([]byte, 
 func (w *wasmWorker) ContinueStream(uint32) uint32 { return wasmhost.StatusOK }
 func (w *wasmWorker) CloseStream(uint32) uint32    { return wasmhost.StatusOK }
 
-func (w *wasmWorker) SetTickPeriodMilliseconds(uint32) uint32 { return wasmhost.StatusOK }
-func (w *wasmWorker) SetEffectiveContext(uint32) uint32       { return wasmhost.StatusOK }
-func (w *wasmWorker) Done() uint32                            { return wasmhost.StatusOK }
+func (w *wasmWorker) SetEffectiveContext(uint32) uint32 { return wasmhost.StatusOK }
+func (w *wasmWorker) Done() uint32                      { return wasmhost.StatusOK }
 
 func (w *wasmWorker) DefineMetric(_ uint32, name []byte) (uint32, uint32) {
 	p := w.proxy

@@ -21,6 +21,11 @@ import (
 	"github.com/tracebridge/tracebridge/tools/manifests"
 )
 
+// CollectorCluster is the sidecars' cluster of Config.Collector, named as
+// Istio names the cluster of its zipkin tracing provider
+// ("outbound|<port>||<service>", pilot/pkg/networking/core/tracing.go).
+const CollectorCluster = "outbound|9411||zipkin.istio-system.svc.cluster.local"
+
 // Config describes one sidecar.
 type Config struct {
 	Service        string // service name on spans
@@ -313,11 +318,20 @@ func (s *Sidecar) startWasm(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	s.Wasm, err = envoysim.NewWasmProxy(mod, cfg.Workers, func(level int, msg string) {
+	opt := envoysim.ProxyOptions{Workers: cfg.Workers, Log: func(level int, msg string) {
 		if level >= 3 { // warn and above
 			s.logf("%s wasm: %s", cfg.Service, msg)
 		}
-	}, cfg.Log)
+	}, NodeMetadata: map[string]string{"WORKLOAD_NAME": cfg.Service}}
+	if w := cfg.Log; w != nil {
+		opt.Stdio = func(_ int, b []byte) { _, _ = w.Write(b) }
+	}
+	if u, err := url.Parse(cfg.Collector); err == nil && u.Host != "" {
+		// The collector is a cluster of the proxy, as Istio's tracing
+		// providers make it, for the module's proxy_http_call.
+		opt.Clusters = map[string]string{CollectorCluster: u.Host}
+	}
+	s.Wasm, err = envoysim.NewWasmProxyWith(mod, opt)
 	return err
 }
 
@@ -368,6 +382,9 @@ func (s *Sidecar) Close() {
 
 // Flush sends buffered spans now.
 func (s *Sidecar) Flush() {
+	if s.Wasm != nil {
+		s.Wasm.Flush()
+	}
 	if s.reporter != nil {
 		s.reporter.Flush()
 	}

@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -256,12 +255,10 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 		defer c.sink.Close()
 		fmt.Fprintf(stdout, "  spans go to the embedded Zipkin span sink at %s (make demo JAEGER=1 for real Jaeger)\n", c.sink.URL())
 	}
-	// The proxies' log lines tell which strategy restored each outbound
-	// call; with -v they are printed as they come.
-	hops := &hopLog{}
-	var log io.Writer = hops
+	// With -v the proxies' log lines are printed as they come.
+	var log io.Writer
 	if verbose {
-		log = io.MultiWriter(stdout, hops)
+		log = stdout
 	}
 	policy, err := DemoPolicy(root)
 	if err != nil {
@@ -309,7 +306,6 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 			fmt.Fprintf(stdout, "  sidecars run the configuration Istio generates (istiocheck/golden/sidecar-auto-forward/sidecar.yaml): %s\n", g)
 		}
 		from := time.Now()
-		hops.reset()
 		var traceResponses []string
 		for _, tok := range tokens {
 			resp, err := SendRequest(ctx, client, m.URL(), tok, nil)
@@ -338,7 +334,7 @@ func runDemo(stdout, stderr io.Writer, useJaeger bool, requests int, hold, verbo
 				Render(stdout, t)
 			}
 			if mode != Control {
-				for _, h := range hops.restoredBy(tok) {
+				for _, h := range restoredBy(ts) {
 					fmt.Fprintln(stdout, "  "+h)
 				}
 			}
@@ -384,52 +380,32 @@ func ResponseTraceContext(h http.Header) (label, value string) {
 	return "", ""
 }
 
-// hopLog keeps the proxies' log lines of one mode.
-type hopLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (h *hopLog) Write(p []byte) (int, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.b.Write(p)
-}
-
-func (h *hopLog) reset() {
-	h.mu.Lock()
-	h.b.Reset()
-	h.mu.Unlock()
-}
-
-// restoredBy names, for each outbound call of the request for token, the
-// strategy that restored its context. The decisions say "narrowed" when the
-// narrowed strategy did; a restore without it came from the key (reviews
-// forwards x-request-id, and the key is tried first) or from sole in flight.
-func (h *hopLog) restoredBy(token string) []string {
-	h.mu.Lock()
-	lines := strings.Split(h.b.String(), "\n")
-	h.mu.Unlock()
-	var out []string
-	for _, l := range lines {
-		f := strings.Fields(l)
-		// "<service> outbound GET <authority><path> <status> trace=… decisions=… <duration>"
-		if len(f) < 7 || f[1] != "outbound" || !strings.HasSuffix(f[3], "/"+token) {
-			continue
-		}
-		dec := strings.TrimPrefix(f[6], "decisions=")
-		by := "not restored (" + dec + ")"
-		switch {
-		case strings.Contains(dec, "wasm:narrowed"):
-			by = "restored by narrowed (the relayed authorization header)"
-		case strings.Contains(dec, "wasm:restored") && f[0] == "reviews":
-			by = "restored by key (x-request-id)"
-		case strings.Contains(dec, "wasm:restored"):
-			by = "restored by sole in flight"
-		}
-		target, _, _ := strings.Cut(f[3], "/")
-		out = append(out, fmt.Sprintf("%-11s → %-13s %s", f[0], target, by))
+// restoredBy names, for each outbound call in traces, how tracebridge found
+// its context: the tracebridge.strategy tag of the CLIENT span the module
+// reported for it (engine Result.Strategy).
+func restoredBy(traces []Trace) []string {
+	why := map[string]string{
+		"key":          "restored by key (x-request-id)",
+		"narrowed":     "restored by narrowed (the relayed authorization header)",
+		"soleInFlight": "restored by sole in flight",
+		"injected":     "not restored: a new trace",
 	}
+	var out []string
+	for _, t := range traces {
+		for _, sp := range t.Spans {
+			st, ok := sp.Tags["tracebridge.strategy"]
+			if sp.Kind != "CLIENT" || !ok {
+				continue
+			}
+			by := why[st]
+			if by == "" {
+				by = "strategy " + st
+			}
+			target, _, _ := strings.Cut(sp.Name, "/")
+			out = append(out, fmt.Sprintf("%-11s → %-13s %s", sp.Service, target, by))
+		}
+	}
+	sort.Strings(out)
 	return out
 }
 

@@ -119,13 +119,6 @@ func (e *env) mesh(t *testing.T, o demo.MeshOptions) (*demo.Mesh, *logBuf) {
 	return m, log
 }
 
-// meshByHand starts a mesh whose sidecars are configured by hand.
-func (e *env) meshByHand(t *testing.T, o demo.MeshOptions) (*demo.Mesh, *logBuf) {
-	t.Helper()
-	o.Generated = ""
-	return e.startMesh(t, o)
-}
-
 func (e *env) startMesh(t *testing.T, o demo.MeshOptions) (*demo.Mesh, *logBuf) {
 	t.Helper()
 	log := &logBuf{}
@@ -395,11 +388,9 @@ func TestMeshWithJaeger(t *testing.T) {
 		})
 	})
 
-	// Istio's precise-parenting configuration runs the module twice on
-	// inbound requests: the TrafficExtension's filter in the inbound HCM and
-	// the router's upstream filter. Both record the request; with the key
-	// strategy the upstream record replaces the downstream one (same key),
-	// so apps that forward x-request-id get the exact tree.
+	// Precise parenting on Istio's configuration: the router's upstream
+	// filter is the module's one instance on inbound (the listener filter
+	// matches CLIENT only), so each inbound request is recorded once.
 	t.Run("precise/exact-tree", func(t *testing.T) {
 		m, _ := e.mesh(t, demo.MeshOptions{Mode: demo.Precise, ExtProc: ext.Addr, EdgeTrust: true,
 			ForwardRequestID: true, SidecarPolicy: policyWith(t, e.policy, []string{"key"})})
@@ -411,11 +402,11 @@ func TestMeshWithJaeger(t *testing.T) {
 	})
 
 	// Apps that forward nothing (narrowed and sole-in-flight correlation):
-	// on Istio's configuration the two records of one inbound request make
-	// every outbound lookup ambiguous (e2e/README.md), so this runs the
-	// hand configuration with the module as the inbound upstream filter only.
-	t.Run("precise/exact-tree-narrowed-by-hand", func(t *testing.T) {
-		m, _ := e.meshByHand(t, demo.MeshOptions{Mode: demo.Precise, ExtProc: ext.Addr, EdgeTrust: true})
+	// a second record of the same inbound request (a listener filter on
+	// inbound besides the upstream one) would make every outbound lookup
+	// ambiguous and each hop start a trace of its own.
+	t.Run("precise/exact-tree-narrowed", func(t *testing.T) {
+		m, _ := e.mesh(t, demo.MeshOptions{Mode: demo.Precise, ExtProc: ext.Addr, EdgeTrust: true})
 		from := time.Now()
 		toks := tokens("precise", 3)
 		send(t, m, toks, nil)

@@ -80,11 +80,13 @@ func isTracebridgeWasm(name string) bool {
 }
 
 // sidecarViolations checks the claims README "Deployment modes" 1 and 2
-// make about the selected sidecar: the wasm filter in every HTTP connection
-// manager, after Istio's authentication and authorization filters and before
-// the router; a tracing block with the policy's custom tags on inbound, none
-// on outbound (the Telemetry's CLIENT entry); with precise, the upstream
-// filter in the inbound routers' upstream_http_filters and nowhere else.
+// make about the selected sidecar: the wasm filter in every outbound HTTP
+// connection manager, and without precise in every inbound one too, after
+// Istio's authentication and authorization filters and before the router; a
+// tracing block with the policy's custom tags on inbound, none on outbound
+// (the Telemetry's CLIENT entry); with precise, the upstream filter in the
+// inbound routers' upstream_http_filters and nowhere else, and no listener
+// filter on inbound (it would record each inbound request a second time).
 func sidecarViolations(r *render, customTags []string, precise bool) []string {
 	var out []string
 	var in, outb int
@@ -92,11 +94,15 @@ func sidecarViolations(r *render, customTags []string, precise bool) []string {
 		names := filterNames(h.cfg)
 		w := indexOf(names, isTracebridgeWasm)
 		rt := indexOf(names, func(n string) bool { return n == nameRouter })
-		if w < 0 {
+		switch {
+		case precise && h.inbound && w >= 0:
+			out = append(out, fmt.Sprintf("%s: tracebridge listener filter at %d on inbound besides the upstream filter: %s", h.where, w, strings.Join(names, ",")))
+		case precise && h.inbound:
+		case w < 0:
 			out = append(out, h.where+": no tracebridge filter in "+strings.Join(names, ","))
 			continue
 		}
-		if rt < w {
+		if w >= 0 && rt < w {
 			out = append(out, fmt.Sprintf("%s: tracebridge filter at %d after the router at %d", h.where, w, rt))
 		}
 		var upstream []string
@@ -110,7 +116,7 @@ func sidecarViolations(r *render, customTags []string, precise bool) []string {
 				if i < 0 && a != "istio_authn" {
 					out = append(out, fmt.Sprintf("%s: Istio's %s missing (the mesh's policies should put it there): %s", h.where, a, strings.Join(names, ",")))
 				}
-				if i > w {
+				if w >= 0 && i > w {
 					out = append(out, fmt.Sprintf("%s: tracebridge filter at %d runs before Istio's %s at %d", h.where, w, a, i))
 				}
 			}

@@ -18,8 +18,8 @@ import (
 var overlays = filepath.Join("..", "..", "manifests", "istio", "overlays")
 
 // variant is one way an overlay is applied: as shipped (TrafficExtension), or
-// with the WasmPlugin the sidecar-auto-forward overlay ships for Istio < 1.30
-// in place of the TrafficExtension.
+// with the WasmPlugin the sidecar overlays ship for Istio < 1.30 in place of
+// the TrafficExtension.
 type variant struct {
 	name string
 	docs func(t *testing.T, overlay string) []string
@@ -28,17 +28,19 @@ type variant struct {
 var variants = []variant{
 	{"TrafficExtension", func(t *testing.T, o string) []string { return overlayDocs(t, filepath.Join(overlays, o)) }},
 	{"WasmPlugin", func(t *testing.T, o string) []string {
-		return withWasmPlugin(t, overlayDocs(t, filepath.Join(overlays, o)))
+		return withWasmPlugin(t, o, overlayDocs(t, filepath.Join(overlays, o)))
 	}},
 }
 
-func withWasmPlugin(t *testing.T, docs []string) []string {
+// withWasmPlugin swaps the overlay's TrafficExtension for the overlay's own
+// wasmplugin.yaml.
+func withWasmPlugin(t *testing.T, overlay string, docs []string) []string {
 	t.Helper()
 	var out []string
 	swapped := false
 	for _, d := range docs {
 		if _, kind := kindOf(t, d); kind == "TrafficExtension" {
-			b, err := os.ReadFile(filepath.Join(overlays, "sidecar-auto-forward", "wasmplugin.yaml"))
+			b, err := os.ReadFile(filepath.Join(overlays, overlay, "wasmplugin.yaml"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -267,8 +269,8 @@ func TestIstioValidation(t *testing.T) {
 	var warnings []string
 	for _, e := range ents {
 		docs := overlayDocs(t, filepath.Join(overlays, e.Name()))
-		if e.Name() == "sidecar-auto-forward" {
-			docs = append(docs, withWasmPlugin(t, docs)...)
+		if _, err := os.Stat(filepath.Join(overlays, e.Name(), "wasmplugin.yaml")); err == nil {
+			docs = append(docs, withWasmPlugin(t, e.Name(), docs)...)
 		}
 		for _, d := range docs {
 			if api, _ := kindOf(t, d); !strings.Contains(api, "istio.io/") {
@@ -341,6 +343,17 @@ func TestNegativeControls(t *testing.T) {
 			docs = append(docs, strings.Replace(d, "phase: STATS", "phase: AUTHN", 1))
 		}
 		expectViolation(t, "filter order", sidecarViolations(renderMesh(t, docs), nil, false), "runs before Istio's envoy.filters.http.rbac")
+	})
+	t.Run("precise with the listener filter on inbound", func(t *testing.T) {
+		// The precise-parenting overlay as it was: auto-forward's
+		// TrafficExtension (match CLIENT_AND_SERVER) beside the upstream filter.
+		docs := without(t, variants[0].docs(t, "precise-parenting"), "TrafficExtension")
+		for _, d := range saf {
+			if _, kind := kindOf(t, d); kind == "TrafficExtension" {
+				docs = append(docs, d)
+			}
+		}
+		expectViolation(t, "inbound listener filter", sidecarViolations(renderMesh(t, docs), nil, true), "on inbound besides the upstream filter")
 	})
 	t.Run("precise check on auto-forward", func(t *testing.T) {
 		expectViolation(t, "upstream filter", sidecarViolations(renderMesh(t, saf), nil, true), "router upstream_http_filters [], want [tracebridge-upstream")

@@ -36,7 +36,7 @@ requests pass without the filter instead of the FAIL_CLOSE default answering
 errors for every request of the workload.`
 )
 
-func (r *renderer) wasmCommon(d *derived) (string, map[string]any) {
+func (r *renderer) wasmCommon(d *derived, matchNote string) (string, map[string]any) {
 	cfg := map[string]any{
 		"url":             r.o.Image,
 		"imagePullPolicy": "IfNotPresent",
@@ -58,24 +58,40 @@ func (r *renderer) wasmCommon(d *derived) (string, map[string]any) {
 	}
 	comment := floorComment + "\n\n" + phaseComment + "\n\n" + failComment + `
 
-match CLIENT_AND_SERVER: the filter records inbound contexts (SERVER) and
-restores them on the app's outbound calls (CLIENT).
+` + matchNote + `
 pluginConfig is the policy document (the same JSON the ext_proc service reads).` + envNote + `
 ` + notesComment(d)
 	return comment, cfg
 }
 
-func (r *renderer) sidecarAutoForward() ([]File, error) {
+// Listener-filter match modes (WasmPlugin/TrafficExtension match.mode:
+// CLIENT = outbound listeners, SERVER = inbound; pilot/pkg/model/extensions.go,
+// matchMode, Istio 1.31).
+const (
+	matchBoth = `match CLIENT_AND_SERVER: the filter records inbound contexts (SERVER) and
+restores them on the app's outbound calls (CLIENT).`
+	matchClient = `match CLIENT: the filter runs on the outbound listeners only, where it restores
+the app's outbound calls. On inbound requests the upstream filter of
+envoyfilter.yaml does the module's whole work (record, tags, trust, response
+headers): a listener filter there as well would record each inbound request
+twice in the one shared-data map, and narrowed or sole-in-flight correlation
+would find two in-flight entries for every outbound call (ambiguous).`
+)
+
+// sidecarWasm renders the listener-filter resources of a sidecar mode: the
+// TrafficExtension, the WasmPlugin for Istio < 1.30 (same settings) and the
+// Telemetry, with the listener filter on the directions matchMode names.
+func (r *renderer) sidecarWasm(mode, matchMode, matchNote string) (te, wp, tel doc, err error) {
 	d, err := r.p.derive(PlaceSidecar, renderedProxy)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ModeSidecarAutoForward, err)
+		return doc{}, doc{}, doc{}, fmt.Errorf("%s: %w", mode, err)
 	}
 	ns := r.o.sidecarNS()
-	comment, wasm := r.wasmCommon(d)
-	match := []any{map[string]any{"mode": "CLIENT_AND_SERVER"}}
+	comment, wasm := r.wasmCommon(d, matchNote)
+	match := []any{map[string]any{"mode": matchMode}}
 	selector := map[string]any{"matchLabels": labelsAny(r.o.WorkloadLabels)}
 
-	te := map[string]any{
+	teObj := map[string]any{
 		"apiVersion": "extensions.istio.io/v1alpha1",
 		"kind":       "TrafficExtension",
 		"metadata":   r.meta("tracebridge", ns),
@@ -96,14 +112,23 @@ func (r *renderer) sidecarAutoForward() ([]File, error) {
 	for k, v := range wasm {
 		wpSpec[k] = v
 	}
-	wp := map[string]any{
+	wpObj := map[string]any{
 		"apiVersion": "extensions.istio.io/v1alpha1",
 		"kind":       "WasmPlugin",
 		"metadata":   r.meta("tracebridge", ns),
 		"spec":       wpSpec,
 	}
+	telObj, telComment := r.telemetry(ns, selector)
+	return doc{comment: "TrafficExtension (Istio 1.30+, docs/ENVOY.md §4).\n\n" + comment, obj: teObj},
+		doc{comment: "WasmPlugin (Istio < 1.30; same settings as trafficextension.yaml).\n\n" + comment, obj: wpObj},
+		doc{comment: telComment, obj: telObj}, nil
+}
 
-	tel, telComment := r.telemetry(ns, selector)
+func (r *renderer) sidecarAutoForward() ([]File, error) {
+	te, wp, tel, err := r.sidecarWasm(ModeSidecarAutoForward, "CLIENT_AND_SERVER", matchBoth)
+	if err != nil {
+		return nil, err
+	}
 	base := "istio/overlays/" + ModeSidecarAutoForward + "/"
 	return []File{
 		{base + "kustomization.yaml", kustomization(`Sidecar auto-forward (README "Deployment modes" 1): the wasm filter in
@@ -111,9 +136,9 @@ both directions of the selected sidecars, and client-side tracing off for them.
 Istio 1.30+: TrafficExtension. Istio < 1.30: replace trafficextension.yaml with
 wasmplugin.yaml (never apply both: the filter would run twice).`,
 			"telemetry.yaml", "trafficextension.yaml")},
-		{base + "trafficextension.yaml", yamlFile(doc{comment: "TrafficExtension (Istio 1.30+, docs/ENVOY.md §4).\n\n" + comment, obj: te})},
-		{base + "wasmplugin.yaml", yamlFile(doc{comment: "WasmPlugin (Istio < 1.30; same settings as trafficextension.yaml).\n\n" + comment, obj: wp})},
-		{base + "telemetry.yaml", yamlFile(doc{comment: telComment, obj: tel})},
+		{base + "trafficextension.yaml", yamlFile(te)},
+		{base + "wasmplugin.yaml", yamlFile(wp)},
+		{base + "telemetry.yaml", yamlFile(tel)},
 	}, nil
 }
 
@@ -229,8 +254,12 @@ func (r *renderer) preciseParenting() ([]File, error) {
 installed as an upstream HTTP filter for every inbound cluster. Upstream
 filters run after the router injected the server span's context
 (docs/ENVOY.md §3), so the inbound record taken there names THIS hop's server
-span, and the next hop's parent is that span. Apply with sidecar-auto-forward:
-the listener instance restores on outbound what this instance records.
+span, and the next hop's parent is that span. The overlay's listener filter
+(trafficextension.yaml, match CLIENT) restores on outbound what this instance
+records; inbound, this instance is the only one. It decodes the HCM's own
+request header map (source/common/router/upstream_request.cc,
+acceptHeadersFromRouter, Envoy 1.31+), so the tag headers it sets are there
+when the server span's custom tags are read at the end of the stream.
 Istio never generates upstream filters: this needs an EnvoyFilter.
 
 Patch 1 (EXTENSION_CONFIG): the wasm config as an ECDS resource, shaped like
@@ -258,11 +287,25 @@ filter that lets requests through until the module arrives); Envoy refuses a
 default config or an update whose type the list lacks.
 
 ` + floorComment + " Upstream wasm filters: Envoy >= 1.31.\n\n" + notesComment(d)
+	te, wp, tel, err := r.sidecarWasm(ModePreciseParenting, "CLIENT", matchClient)
+	if err != nil {
+		return nil, err
+	}
+	base := "istio/overlays/" + ModePreciseParenting + "/"
 	return []File{
-		{"istio/overlays/" + ModePreciseParenting + "/kustomization.yaml", kustomization(
-			`Precise parenting: sidecar-auto-forward plus the module as an upstream
-filter of the inbound traffic.`, "../"+ModeSidecarAutoForward, "envoyfilter.yaml")},
-		{"istio/overlays/" + ModePreciseParenting + "/envoyfilter.yaml", yamlFile(doc{comment: comment, obj: ef})},
+		{base + "kustomization.yaml", kustomization(
+			`Precise parenting (README "Deployment modes" 2): the module as an upstream
+filter of the inbound traffic (envoyfilter.yaml) and as the outbound listener
+filter, with client-side tracing off, as in sidecar-auto-forward. Apply
+instead of sidecar-auto-forward, not with it: its listener filter also runs
+on inbound and would record each inbound request a second time.
+Istio 1.30+: TrafficExtension. Istio < 1.30: replace trafficextension.yaml with
+wasmplugin.yaml (never apply both: the filter would run twice).`,
+			"telemetry.yaml", "trafficextension.yaml", "envoyfilter.yaml")},
+		{base + "trafficextension.yaml", yamlFile(te)},
+		{base + "wasmplugin.yaml", yamlFile(wp)},
+		{base + "telemetry.yaml", yamlFile(tel)},
+		{base + "envoyfilter.yaml", yamlFile(doc{comment: comment, obj: ef})},
 	}, nil
 }
 

@@ -149,7 +149,7 @@ func TestKubeconformStrict(t *testing.T) {
 	if !strings.Contains(out, "Invalid: 0, Errors: 0") {
 		t.Errorf("kubeconform summary: %s", out)
 	}
-	wantValid := 9 // the Istio resources
+	wantValid := 12 // the Istio resources
 	if !slices.Contains(skip, "Deployment") {
 		wantValid += 5 // Deployment, Service, ServiceAccount, two ConfigMaps
 	}

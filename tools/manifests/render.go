@@ -170,8 +170,8 @@ var modeFiles = map[string][]string{
 		"istio/overlays/sidecar-auto-forward/trafficextension.yaml",
 	},
 	ModePreciseParenting: {
-		"istio/overlays/sidecar-auto-forward/telemetry.yaml",
-		"istio/overlays/sidecar-auto-forward/trafficextension.yaml",
+		"istio/overlays/precise-parenting/telemetry.yaml",
+		"istio/overlays/precise-parenting/trafficextension.yaml",
 		"istio/overlays/precise-parenting/envoyfilter.yaml",
 	},
 	ModeGatewayEnrichment: {

@@ -286,3 +286,56 @@ func TestCommand(t *testing.T) {
 		t.Errorf("render without --mode/--out: exit %d", code)
 	}
 }
+
+// TestSidecarListenerFilterDirections: the listener filter runs in both
+// directions for auto-forward, and on outbound only for precise parenting,
+// whose upstream filter is the one instance on inbound: a listener filter
+// there too would record each inbound request twice, and narrowed or
+// sole-in-flight lookups would find two in-flight entries (ambiguous).
+func TestSidecarListenerFilterDirections(t *testing.T) {
+	policy, err := os.ReadFile(filepath.Join(shippedDir, "sample-policy.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		mode   string
+		legacy bool
+		kind   string
+		want   string
+	}{
+		{ModeSidecarAutoForward, false, "TrafficExtension", "CLIENT_AND_SERVER"},
+		{ModeSidecarAutoForward, true, "WasmPlugin", "CLIENT_AND_SERVER"},
+		{ModePreciseParenting, false, "TrafficExtension", "CLIENT"},
+		{ModePreciseParenting, true, "WasmPlugin", "CLIENT"},
+	} {
+		t.Run(c.mode+"/"+c.kind, func(t *testing.T) {
+			out, err := RenderMode(policy, Options{Mode: c.mode}, c.legacy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var modes []string
+			for _, d := range yamlDocs(t, out) {
+				var r struct {
+					Kind string `json:"kind"`
+					Spec struct {
+						Match []struct {
+							Mode string `json:"mode"`
+						} `json:"match"`
+					} `json:"spec"`
+				}
+				if err := yaml.Unmarshal(d, &r); err != nil {
+					t.Fatal(err)
+				}
+				if r.Kind != c.kind {
+					continue
+				}
+				for _, m := range r.Spec.Match {
+					modes = append(modes, m.Mode)
+				}
+			}
+			if !slices.Equal(modes, []string{c.want}) {
+				t.Errorf("%s match modes %v, want [%s]", c.kind, modes, c.want)
+			}
+		})
+	}
+}

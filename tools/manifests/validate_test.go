@@ -518,7 +518,8 @@ func TestOnePolicyEverywhere(t *testing.T) {
 			}
 		}
 	}
-	if len(pluginConfigs) != 2 || pluginConfigs[0] != pluginConfigs[1] {
+	// A WasmPlugin and a TrafficExtension in each sidecar overlay.
+	if len(pluginConfigs) != 4 || slices.ContainsFunc(pluginConfigs, func(c string) bool { return c != pluginConfigs[0] }) {
 		t.Errorf("WasmPlugin and TrafficExtension pluginConfigs differ or are missing: %v", pluginConfigs)
 	}
 

@@ -410,13 +410,10 @@ func restoredBy(traces []Trace) []string {
 }
 
 // generated is where the mode's sidecars find the configuration Istio
-// generates for them: auto-forward runs it; control has no overlay, and
-// precise stays configured by hand (the module as the inbound upstream
-// filter only) because on Istio's configuration the module also runs as the
-// inbound listener filter, and for apps that forward nothing the two records
-// of one request make the outbound lookup ambiguous (e2e/README.md).
+// generates for them: auto-forward and precise run it; control has no
+// overlay.
 func generated(root string, mode Mode) string {
-	if mode != AutoForward {
+	if mode == Control {
 		return ""
 	}
 	return filepath.Join(root, "istiocheck", "golden")

@@ -42,8 +42,12 @@ func TestGolden(t *testing.T) {
 	}{
 		{"sidecar-auto-forward/sidecar.yaml", Chain{"virtualInbound", 8080}, "istio.metadata_exchange,envoy.filters.http.jwt_authn,envoy.filters.http.rbac," + ecds + ",envoy.filters.http.grpc_stats,envoy.filters.http.fault,envoy.filters.http.cors", "", true, "plan,route,tenant", "inbound|8080||", 0},
 		{"sidecar-auto-forward/sidecar.yaml", Chain{"0.0.0.0_9080", 0}, "istio.metadata_exchange," + ecds + ",envoy.filters.http.grpc_stats,istio.alpn,envoy.filters.http.fault,envoy.filters.http.cors", "", false, "", "", 0},
-		{"precise-parenting/sidecar.yaml", Chain{"virtualInbound", 8080}, "istio.metadata_exchange,envoy.filters.http.jwt_authn,envoy.filters.http.rbac," + ecds + ",envoy.filters.http.grpc_stats,envoy.filters.http.fault,envoy.filters.http.cors", "tracebridge-upstream", true, "plan,route,tenant", "inbound|8080||", 0},
-		{"precise-parenting/sidecar-wasmplugin.yaml", Chain{"virtualInbound", 8080}, "istio.metadata_exchange,envoy.filters.http.jwt_authn,envoy.filters.http.rbac,extensions.istio.io/trafficextension/default.tracebridge~istio-translated-wasmplugin,envoy.filters.http.grpc_stats,envoy.filters.http.fault,envoy.filters.http.cors", "tracebridge-upstream", true, "plan,route,tenant", "inbound|8080||", 0},
+		// Precise parenting: the listener filter on outbound only (match
+		// CLIENT); inbound, the router's upstream filter is the one instance.
+		{"precise-parenting/sidecar.yaml", Chain{"virtualInbound", 8080}, "istio.metadata_exchange,envoy.filters.http.jwt_authn,envoy.filters.http.rbac,envoy.filters.http.grpc_stats,envoy.filters.http.fault,envoy.filters.http.cors", "tracebridge-upstream", true, "plan,route,tenant", "inbound|8080||", 0},
+		{"precise-parenting/sidecar.yaml", Chain{"0.0.0.0_9080", 0}, "istio.metadata_exchange," + ecds + ",envoy.filters.http.grpc_stats,istio.alpn,envoy.filters.http.fault,envoy.filters.http.cors", "", false, "", "", 0},
+		{"precise-parenting/sidecar-wasmplugin.yaml", Chain{"virtualInbound", 8080}, "istio.metadata_exchange,envoy.filters.http.jwt_authn,envoy.filters.http.rbac,envoy.filters.http.grpc_stats,envoy.filters.http.fault,envoy.filters.http.cors", "tracebridge-upstream", true, "plan,route,tenant", "inbound|8080||", 0},
+		{"precise-parenting/sidecar-wasmplugin.yaml", Chain{"0.0.0.0_9080", 0}, "istio.metadata_exchange,extensions.istio.io/trafficextension/default.tracebridge~istio-translated-wasmplugin,envoy.filters.http.grpc_stats,istio.alpn,envoy.filters.http.fault,envoy.filters.http.cors", "", false, "", "", 0},
 	}
 	for _, c := range cases {
 		t.Run(c.file+"/"+c.chain.Listener, func(t *testing.T) {
@@ -129,9 +133,9 @@ func TestRefusesUnmodelled(t *testing.T) {
 	cases := []struct {
 		name, old, new, want string
 	}{
-		{"unknown filter", "- name: envoy.filters.http.grpc_stats", "- name: envoy.filters.http.lua", "http_filters[4] (envoy.filters.http.lua): HTTP filter not modelled"},
+		{"unknown filter", "- name: envoy.filters.http.grpc_stats", "- name: envoy.filters.http.lua", "http_filters[3] (envoy.filters.http.lua): HTTP filter not modelled"},
 		{"hcm field", "        stream_idle_timeout: 0s\n", "        stream_idle_timeout: 0s\n        generate_request_id: false\n", ".generate_request_id: not modelled"},
-		{"ecds without wasm", "            - type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm\n            - type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC\n          name: extensions", "            - type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC\n          name: extensions", "admits no Wasm config"},
+		{"ecds without wasm", "                - type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm\n                - type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC\n", "                - type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC\n", "admits no Wasm config"},
 		{"overall sampling", "          overall_sampling:\n            value: 100", "          overall_sampling:\n            value: 50", "overall_sampling: 50 % not modelled"},
 		{"router field", "            upstream_http_filters:", "            suppress_envoy_headers: true\n            upstream_http_filters:", "typed_config.suppress_envoy_headers: not modelled"},
 	}

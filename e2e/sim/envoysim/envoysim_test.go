@@ -323,6 +323,43 @@ func TestCustomTags(t *testing.T) {
 	}
 }
 
+// TestUpstreamFilterHeadersReachTags: an upstream filter decodes the
+// downstream request's header map, so a header it sets is read by the span's
+// request-header tag at the end of the stream.
+func TestUpstreamFilterHeadersReachTags(t *testing.T) {
+	up := newRecorder(t)
+	rep := &memReporter{}
+	l := &Listener{Name: "inbound", Direction: Inbound, Cluster: FixedCluster("c", up.srv.Listener.Addr().String()),
+		UpstreamFilters: []Filter{headerSetter{"x-tracebridge-tenant", "acme"}},
+		Tracing: &Tracing{Tracer: &ZipkinTracer{}, Kind: KindServer, Service: "svc", RandomSampling: -1, Reporter: rep,
+			CustomTags: []CustomTag{{Tag: "tenant", RequestHeader: "x-tracebridge-tenant"}}}}
+	startListener(t, l)
+	do(t, l.URL(), nil)
+	if got := up.last().Get("X-Tracebridge-Tenant"); got != "acme" {
+		t.Errorf("upstream got x-tracebridge-tenant %q", got)
+	}
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	if len(rep.spans) != 1 {
+		t.Fatalf("%d spans", len(rep.spans))
+	}
+	if got := rep.spans[0].Tags["tenant"]; got != "acme" {
+		t.Errorf("tag tenant = %q, want the upstream filter's acme", got)
+	}
+}
+
+// headerSetter is a filter setting one request header.
+type headerSetter struct{ name, value string }
+
+func (f headerSetter) Name() string                       { return "set-" + f.name }
+func (f headerSetter) NewStream(*StreamInfo) FilterStream { return f }
+func (f headerSetter) DecodeHeaders(h *Headers) *LocalReply {
+	h.Set(f.name, f.value)
+	return nil
+}
+func (headerSetter) EncodeHeaders(*Headers) {}
+func (headerSetter) OnDone()                {}
+
 type stateSetter struct{}
 
 func (stateSetter) Name() string { return "state" }

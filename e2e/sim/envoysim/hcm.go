@@ -505,7 +505,12 @@ func (l *Listener) route(r *http.Request, h *Headers, span *Span, info *StreamIn
 	var lastErr error
 	attempts := 1 + l.Retries
 	for attempt := 0; attempt < attempts; attempt++ {
-		uh := h.Clone()
+		// Every attempt sends the downstream request's own header map, and
+		// upstream filters decode that map
+		// (source/common/router/upstream_request.cc, acceptHeadersFromRouter,
+		// Envoy 1.31): what they set is there when the span's request-header
+		// tags are read.
+		uh := h
 		// router/upstream_request.cc: the active span's context is injected
 		// into the upstream request on every attempt (a NullSpan injects
 		// nothing).

@@ -425,8 +425,9 @@ func TestGeneratedConfig(t *testing.T) {
 		inTracing, outTrac bool
 	}{
 		{"sidecar-auto-forward", []string{"envoy.filters.http.wasm/extensions.istio.io/trafficextension/default.tracebridge/inbound"}, nil, true, false},
-		{"precise-parenting", []string{"envoy.filters.http.wasm/extensions.istio.io/trafficextension/default.tracebridge/inbound"},
-			[]string{"envoy.filters.http.wasm/tracebridge-upstream/inbound"}, true, false},
+		// Precise parenting: the listener filter on outbound only, so the
+		// upstream filter is the one instance on inbound.
+		{"precise-parenting", nil, []string{"envoy.filters.http.wasm/tracebridge-upstream/inbound"}, true, false},
 	}
 	names := func(fs []envoysim.Filter) []string {
 		var out []string

@@ -254,39 +254,31 @@ func Start(cfg Config) (*Sidecar, error) {
 			s.Close()
 			return nil, err
 		}
-		down, err := Adapt(cfg.Policy, SidecarDownstream, true, cfg.Tracer)
-		if err != nil {
-			s.Close()
-			return nil, err
-		}
 		// One plugin configuration per listener, as Envoy has one filter
 		// config per listener: the outbound one knows whether its listener
 		// has a tracing block.
-		outDoc, err := Adapt(cfg.Policy, SidecarDownstream, cfg.ClientTracing && tracer != nil, cfg.Tracer)
-		if err != nil {
-			s.Close()
-			return nil, err
+		filter := func(name string, pl Placement, tracing bool) (*envoysim.WasmFilter, error) {
+			doc, err := Adapt(cfg.Policy, pl, tracing, cfg.Tracer)
+			if err != nil {
+				return nil, err
+			}
+			return envoysim.NewWasmFilter(s.Wasm, name, doc, true)
 		}
-		outF, err := envoysim.NewWasmFilter(s.Wasm, "tracebridge-outbound", outDoc, true)
+		outF, err := filter("tracebridge-outbound", SidecarDownstream, cfg.ClientTracing && tracer != nil)
 		if err != nil {
 			s.Close()
 			return nil, err
 		}
 		s.Outbound.Filters = append(s.Outbound.Filters, outF)
 		if cfg.InboundPosition == "upstream" {
-			up, err := Adapt(cfg.Policy, SidecarUpstream, tracer != nil, cfg.Tracer)
-			if err != nil {
-				s.Close()
-				return nil, err
-			}
-			f, err := envoysim.NewWasmFilter(s.Wasm, "tracebridge-inbound-upstream", up, true)
+			f, err := filter("tracebridge-inbound-upstream", SidecarUpstream, tracer != nil)
 			if err != nil {
 				s.Close()
 				return nil, err
 			}
 			s.Inbound.UpstreamFilters = append(s.Inbound.UpstreamFilters, f)
 		} else {
-			f, err := envoysim.NewWasmFilter(s.Wasm, "tracebridge-inbound", down, true)
+			f, err := filter("tracebridge-inbound", SidecarDownstream, true)
 			if err != nil {
 				s.Close()
 				return nil, err

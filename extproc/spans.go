@@ -39,6 +39,9 @@ type SpanReporter struct {
 	client *http.Client
 	m      *Metrics
 
+	// postMu: one post at a time (the goroutine's, or Close's last one).
+	postMu sync.Mutex
+
 	mu      sync.Mutex
 	cfg     *engine.ClientSpansConfig // of the batch; nil before the first span
 	batch   *engine.SpanBatch
@@ -144,6 +147,8 @@ func (r *SpanReporter) run() {
 
 // flush posts what is waiting: a replaced policy's batch, then the batch.
 func (r *SpanReporter) flush(body []byte) []byte {
+	r.postMu.Lock()
+	defer r.postMu.Unlock()
 	for range 2 {
 		r.mu.Lock()
 		var n int

@@ -362,13 +362,18 @@ func TestClientSpansCollectorFilledIn(t *testing.T) {
 		opts         Options
 		sidecar      string // clientSpans.cluster in the sidecar resources
 		envoy        string // and in the plain Envoy bootstrap
+		extproc      string // the ext_proc Deployment's --span-collector
 	}{
-		{"defaults: Istio's Zipkin provider", `{"clientSpans":{"enabled":true}}`, Options{}, istioZipkin, envoyZipkinCluster},
-		{"empty cluster", `{"clientSpans":{"enabled":true,"cluster":""}}`, Options{}, istioZipkin, envoyZipkinCluster},
+		{"defaults: Istio's Zipkin provider", `{"clientSpans":{"enabled":true}}`, Options{}, istioZipkin, envoyZipkinCluster,
+			"http://zipkin.istio-system.svc.cluster.local:9411/api/v2/spans"},
+		{"empty cluster", `{"clientSpans":{"enabled":true,"cluster":""}}`, Options{}, istioZipkin, envoyZipkinCluster,
+			"http://zipkin.istio-system.svc.cluster.local:9411/api/v2/spans"},
 		{"OpenTelemetry collector, namespace/host", `{"clientSpans":{"enabled":true,"format":"otlp"}}`,
 			Options{CollectorService: "observability/otel-collector.observability.svc.cluster.local", CollectorPort: 4318},
-			"outbound|4318||otel-collector.observability.svc.cluster.local", envoyZipkinCluster},
-		{"cluster named by the policy", `{"clientSpans":{"enabled":true,"cluster":"my-collector"}}`, Options{}, "my-collector", "my-collector"},
+			"outbound|4318||otel-collector.observability.svc.cluster.local", envoyZipkinCluster,
+			"http://otel-collector.observability.svc.cluster.local:4318/v1/traces"},
+		{"cluster named by the policy", `{"clientSpans":{"enabled":true,"cluster":"my-collector","authority":"collector.example:9411"}}`, Options{}, "my-collector", "my-collector",
+			"http://collector.example:9411/api/v2/spans"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			files, err := Render([]byte(c.policy), c.opts)
@@ -410,6 +415,9 @@ func TestClientSpansCollectorFilledIn(t *testing.T) {
 				if got != c.sidecar {
 					t.Errorf("%s: clientSpans.cluster %q, want %q", path, got, c.sidecar)
 				}
+			}
+			if dep := string(byPath["istio/base/deployment.yaml"]); !strings.Contains(dep, "- --span-collector="+c.extproc+"\n") {
+				t.Errorf("deployment.yaml lacks --span-collector=%s:\n%s", c.extproc, dep)
 			}
 			// The precise-parenting ECDS resource and the bootstrap carry the
 			// policy as a JSON string.

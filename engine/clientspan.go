@@ -203,10 +203,19 @@ func (s *ClientSpan) Valid() bool { return !s.SpanID.IsZero() }
 
 // startClientSpan gives ctx a span of tracebridge's own: a restored context
 // becomes the parent of a fresh span id; an injected one is the span itself
-// (a new trace's root). Only sampled contexts get one: nothing would record
-// an unsampled span.
+// (a new trace's root). Only sampled contexts are reported (nothing would
+// record an unsampled span), but every restored one leaves with a fresh
+// parent-id: TC §3.2.2.4 makes parent-id the caller's id of this request,
+// so each outbound call has its own, as an unsampling tracer gives it too.
 func (e *Engine) startClientSpan(ctx *propagation.SpanContext, origin Origin, res *Result) {
-	if !ctx.Valid() || !ctx.Sampling.Sampled() {
+	if !ctx.Valid() {
+		return
+	}
+	if !ctx.Sampling.Sampled() {
+		if origin == OriginRestored {
+			ctx.ParentSpanID = ctx.SpanID
+			ctx.SpanID = e.ids.SpanID()
+		}
 		return
 	}
 	cs := &res.ClientSpan

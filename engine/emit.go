@@ -34,15 +34,25 @@ func (e *Engine) emit(x *extraction, view Headers, ctx, recorded *propagation.Sp
 			if f == propagation.FormatB3Single && x.staleB3 && c.invalid == InvalidPass {
 				continue
 			}
+			reparented := ctx.SpanID != recorded.SpanID && st.hasIDs && agrees(&st.ctx, recorded, x.stripDebug)
 			if targets[f] {
-				e.write(f, x, view, ctx, res)
+				if reparented && st.ctx.Sampling == propagation.SamplingDefer && ctx.Sampling != propagation.SamplingDefer {
+					// Only the span id changes: a format that deferred the
+					// sampling decision (b3 without a sampled field) keeps
+					// deferring, whatever the primary format (traceparent,
+					// which cannot defer) says.
+					wctx := *ctx
+					wctx.Sampling = propagation.SamplingDefer
+					e.write(f, x, view, &wctx, res)
+				} else {
+					e.write(f, x, view, ctx, res)
+				}
 			} else {
 				removeFormat(f, view, res)
 			}
 			// A rewrite whose only reason is the debug downgrade is counted as
 			// "stripped" (by the caller), not as a repair.
 			debugOnly := x.stripDebug && st.hasIDs && agrees(&st.ctx, ctx, false)
-			reparented := ctx.SpanID != recorded.SpanID && st.hasIDs && agrees(&st.ctx, recorded, x.stripDebug)
 			if (origin == OriginIncoming || origin == OriginRestored) && !debugOnly && !reparented {
 				res.Decisions.add(DecisionRepaired)
 			}

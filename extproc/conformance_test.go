@@ -2,8 +2,10 @@ package extproc
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -31,12 +33,21 @@ func TestConformance(t *testing.T) {
 				clock := f.Clock()
 				// The vectors remove x-envoy-force-trace from untrusted
 				// requests: an Envoy filter with mutation_rules.allow_envoy.
+				// Client spans go to a real local collector, read back by
+				// ReportedClientSpan.
+				col := newCollector(t, http.StatusAccepted, false)
+				rep, err := NewSpanReporter(col.srv.URL+"/api/v2/spans", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(rep.Close)
 				env := startServer(t, tr, string(f.Policy(policy)), Options{
 					AllowEnvoyHeaders: true,
 					Env:               f.Getenv,
 					Now:               func() time.Time { return clock },
+					Spans:             rep,
 				})
-				return &grpcHost{t: t, env: env, streams: map[string]*hostStream{}}
+				return &grpcHost{t: t, env: env, streams: map[string]*hostStream{}, col: col, rep: rep}
 			})
 		})
 	}
@@ -47,6 +58,45 @@ type grpcHost struct {
 	t       *testing.T
 	env     *testEnv
 	streams map[string]*hostStream
+	col     *collector
+	rep     *SpanReporter
+	posts   int // collector bodies already read
+}
+
+// ReportsClientSpans: the server reports its client spans to the
+// collector, where ReportedClientSpan reads them.
+func (h *grpcHost) ReportsClientSpans() bool { return true }
+
+// ReportedClientSpan posts what the reporter holds (after any post under
+// way) and returns the one span the collector got since the last call (nil:
+// none). End waited for the server's stream end, which adds the span.
+func (h *grpcHost) ReportedClientSpan(string) (*conformance.ClientSpan, error) {
+	h.rep.flush(nil)
+	bodies := h.col.posted()
+	fresh := bodies[h.posts:]
+	h.posts = len(bodies)
+	var spans []struct {
+		TraceID, ID, ParentID string
+		Tags                  map[string]string
+	}
+	for _, b := range fresh {
+		var batch []struct {
+			TraceID, ID, ParentID string
+			Tags                  map[string]string
+		}
+		if err := json.Unmarshal([]byte(b), &batch); err != nil {
+			return nil, fmt.Errorf("report body %q: %v", b, err)
+		}
+		spans = append(spans, batch...)
+	}
+	switch len(spans) {
+	case 0:
+		return nil, nil
+	case 1:
+		s := spans[0]
+		return &conformance.ClientSpan{TraceID: s.TraceID, SpanID: s.ID, ParentID: s.ParentID, Strategy: s.Tags["tracebridge.strategy"]}, nil
+	}
+	return nil, fmt.Errorf("%d spans reported for one stream", len(spans))
 }
 
 type hostStream struct {
@@ -182,4 +232,4 @@ func (h *grpcHost) End(stream string) error {
 }
 
 // Compile-time check: the host is what the runner drives.
-var _ conformance.Host = (*grpcHost)(nil)
+var _ conformance.ReportedSpanHost = (*grpcHost)(nil)

@@ -43,6 +43,12 @@ type Metrics struct {
 	panics         prometheus.Counter
 	policyInfo     prometheus.Gauge
 	streamsRefused prometheus.Counter
+	spans          *prometheus.CounterVec
+}
+
+// clientSpans is the counter of one client-span outcome.
+func (m *Metrics) clientSpans(outcome string) prometheus.Counter {
+	return m.spans.WithLabelValues(outcome)
 }
 
 // NewMetrics registers the collectors on a fresh registry (plus the Go and
@@ -102,6 +108,13 @@ func NewMetrics() *Metrics {
 		Name: "tracebridge_extproc_streams_refused_total",
 		Help: "Streams refused with UNAVAILABLE because the server was draining.",
 	})
+	m.spans = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tracebridge_extproc_client_spans_total",
+		Help: "Client spans started by the engine (policy clientSpans, with --span-collector), by outcome: sent (the collector answered 2xx), full (dropped: the batch had no room), failed (dropped: the post failed, timed out or got another status).",
+	}, []string{"outcome"})
+	for _, o := range []string{spanSent, spanFull, spanFailed} {
+		m.spans.WithLabelValues(o)
+	}
 	for _, op := range []string{"put", "get", "enter", "leave", "sole"} {
 		m.storeErrors.WithLabelValues(op)
 	}
@@ -110,7 +123,7 @@ func NewMetrics() *Metrics {
 	for _, r := range []string{"ok", "invalid"} {
 		m.reloads.WithLabelValues(r)
 	}
-	r.MustRegister(dec, streamsActive, dur, unexp, m.storeErrors, m.dropped, m.reloads, m.panics, m.policyInfo, m.streamsRefused)
+	r.MustRegister(dec, streamsActive, dur, unexp, m.storeErrors, m.dropped, m.reloads, m.panics, m.policyInfo, m.streamsRefused, m.spans)
 	return m
 }
 

@@ -42,6 +42,9 @@ type Options struct {
 	// Now is the engine's clock (default time.Now); with the default
 	// store.Memory it is the store's clock too.
 	Now func() time.Time
+	// Spans reports the client spans of a policy with clientSpans on; nil:
+	// the engine starts none (and changes no parent-id).
+	Spans *SpanReporter
 }
 
 // Server implements envoy.service.ext_proc.v3.ExternalProcessor.
@@ -55,6 +58,7 @@ type Server struct {
 	env    func(string) string
 	now    func() time.Time
 	envoyH bool
+	spans  *SpanReporter
 
 	eng      atomic.Pointer[engine.Engine]
 	gen      atomic.Int64
@@ -83,7 +87,7 @@ func NewServer(p *engine.Policy, o Options) (*Server, error) {
 	if o.Env == nil {
 		o.Env = os.Getenv
 	}
-	s := &Server{log: o.Logger, m: o.Metrics, stores: o.Stores, dir: o.Direction, env: o.Env, now: o.Now, envoyH: o.AllowEnvoyHeaders}
+	s := &Server{log: o.Logger, m: o.Metrics, stores: o.Stores, dir: o.Direction, env: o.Env, now: o.Now, envoyH: o.AllowEnvoyHeaders, spans: o.Spans}
 	s.panicLog = newRateLimitedLog(s.log, time.Second)
 	s.storeLog = newRateLimitedLog(s.log, time.Second)
 	s.pool.New = func() any { return new(procStream) }
@@ -102,9 +106,16 @@ func (s *Server) SetPolicy(p *engine.Policy) error {
 		return err
 	}
 	counted := &countingStore{s: s.stores.StoreFor(cfg), m: s.m, log: s.storeLog}
-	s.eng.Store(engine.New(cfg, engine.Options{Store: counted, Now: s.now}))
+	s.eng.Store(engine.New(cfg, engine.Options{Store: counted, Now: s.now, ReportsClientSpans: s.spans != nil}))
 	s.m.policyInfo.Set(float64(s.gen.Add(1)))
 	return nil
+}
+
+func (s *Server) nowTime() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
 }
 
 // Engine returns the engine new streams use.

@@ -3,6 +3,7 @@ package extproc
 import (
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -49,6 +50,9 @@ type procStream struct {
 	// big: this stream carried large headers; its buffers are not pooled.
 	big bool
 
+	// call: what the stream's client span reports (when one was started).
+	call spanCall
+
 	// The two headers replies of the stream, reused by the streams that
 	// later get this state from the pool (see reuseReplies).
 	reqReply  requestReply
@@ -87,7 +91,19 @@ func (ps *procStream) end() {
 	if ps.eng != nil && !ps.done {
 		ps.done = true
 		ps.s.m.countDecisions(ps.eng.OnDone(&ps.st))
+		if cfg := ps.eng.Config().ClientSpans(); cfg != nil && ps.st.ClientSpan.Valid() && ps.s.spans != nil {
+			ps.s.spans.add(cfg, &engine.FinishedSpan{
+				ClientSpan:  ps.st.ClientSpan,
+				EndUnixNano: ps.s.nowTime().UnixNano(),
+				Method:      ps.call.method,
+				Authority:   ps.call.authority,
+				Path:        ps.call.path,
+				Status:      ps.call.status,
+				Tags:        ps.call.tags,
+			})
+		}
 	}
+	ps.call.reset()
 	// Drop references into the request messages before pooling; a stream
 	// with large headers gives its buffers back to the GC altogether (the
 	// engine's result may hold strings that point into them).
@@ -294,6 +310,9 @@ func (ps *procStream) requestHeaders(req *extprocv3.ProcessingRequest, hh *extpr
 	ps.req = engine.Request{Headers: &ps.hi, Direction: dir, Source: ps.peer.source, PeerPrincipal: ps.peer.principal}
 	ps.eng.OnRequest(&ps.st, &ps.req, &ps.res)
 	s.m.countDecisions(ps.res.Decisions)
+	if ps.st.ClientSpan.Valid() {
+		ps.call.capture(&ps.hi, &ps.res)
+	}
 	if s.debugEnabled() {
 		ps.logDecision("request", dir)
 	}
@@ -371,6 +390,11 @@ func (ps *procStream) fill(r *headersReply, buf mutationBuf) {
 func (ps *procStream) responseHeaders(hh *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	ps.responded = true
 	ps.loadHeaders(hh.GetHeaders())
+	if ps.st.ClientSpan.Valid() {
+		if v, _ := ps.hi.Get(":status"); v != "" {
+			ps.call.status, _ = strconv.Atoi(v)
+		}
+	}
 	ps.eng.OnResponse(&ps.st, &ps.hi, &ps.res)
 	ps.s.m.countDecisions(ps.res.Decisions)
 	rr := &ps.respReply

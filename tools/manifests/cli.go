@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -51,6 +52,8 @@ func RunManifestsCommand(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&backends, "backend", "", "comma-separated host:port services behind the gateway for gateway-enrichment-upstream")
 	fs.StringVar(&o.WasmFile, "wasm-file", "", "module path in the plain Envoy bootstrap (default /etc/tracebridge/tracebridge.wasm)")
 	fs.StringVar(&o.CustomTags, "custom-tags", "", `how the gateway's span tags are configured: "telemetry" (Telemetry customTags of type formatter, Istio >= 1.29; the default) or "envoyfilter" (EnvoyFilter custom_tags patch, older Istio)`)
+	fs.StringVar(&o.CollectorService, "collector-service", "", "host name (or namespace/host name) of the mesh's tracing provider, as its mesh config extension provider names it; a policy enabling clientSpans without a cluster reports to Istio's cluster for it (default "+DefaultCollectorService+")")
+	fs.IntVar(&o.CollectorPort, "collector-port", 0, "port of the mesh's tracing provider (default "+strconv.Itoa(DefaultCollectorPort)+")")
 	fs.BoolVar(&legacy, "wasmplugin", false, "with --mode: print the WasmPlugin (Istio < 1.30) instead of the TrafficExtension")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

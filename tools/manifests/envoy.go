@@ -30,7 +30,10 @@ const (
 	envoyOutboundPort = 10001
 	envoyAppPort      = 8080
 	envoyZipkinPort   = 9411
-	dfpCacheName      = "tracebridge_forward_proxy"
+	// envoyZipkinCluster is the bootstrap's collector cluster, which the
+	// Zipkin tracer and clientSpans report to.
+	envoyZipkinCluster = "zipkin"
+	dfpCacheName       = "tracebridge_forward_proxy"
 )
 
 func socketAddr(port uint32) *corev3.Address {
@@ -96,7 +99,7 @@ func routeAll(name, cluster string) *hcmv3.HttpConnectionManager_RouteConfig {
 // envoy renders the plain Envoy bootstrap: a sidecar-like Envoy in front of
 // one app, with both filters.
 func (r *renderer) envoy() ([]File, error) {
-	d, err := r.p.derive(PlaceEnvoy, renderedProxy)
+	d, err := r.p.derive(PlaceEnvoy, r.o.adapt(PlaceEnvoy))
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +120,7 @@ func (r *renderer) envoy() ([]File, error) {
 			Provider: &tracev3.Tracing_Http{
 				Name: "envoy.tracers.zipkin",
 				ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: mustAny(&tracev3.ZipkinConfig{
-					CollectorCluster:         "zipkin",
+					CollectorCluster:         envoyZipkinCluster,
 					CollectorEndpoint:        "/api/v2/spans",
 					CollectorEndpointVersion: tracev3.ZipkinConfig_HTTP_JSON,
 					TraceId_128Bit:           true,
@@ -174,7 +177,7 @@ func (r *renderer) envoy() ([]File, error) {
 			Clusters: []*clusterv3.Cluster{
 				staticCluster("app", envoyAppPort, false),
 				staticCluster("tracebridge_extproc", extProcGRPCPort, true),
-				staticCluster("zipkin", envoyZipkinPort, false),
+				staticCluster(envoyZipkinCluster, envoyZipkinPort, false),
 				forward,
 			},
 		},

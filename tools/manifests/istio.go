@@ -82,7 +82,7 @@ would find two in-flight entries for every outbound call (ambiguous).`
 // TrafficExtension, the WasmPlugin for Istio < 1.30 (same settings) and the
 // Telemetry, with the listener filter on the directions matchMode names.
 func (r *renderer) sidecarWasm(mode, matchMode, matchNote string) (te, wp, tel doc, err error) {
-	d, err := r.p.derive(PlaceSidecar, renderedProxy)
+	d, err := r.p.derive(PlaceSidecar, r.o.adapt(PlaceSidecar))
 	if err != nil {
 		return doc{}, doc{}, doc{}, fmt.Errorf("%s: %w", mode, err)
 	}
@@ -208,7 +208,7 @@ Telemetry for these workloads.`
 // router patch referencing it (the inbound router's upstream_http_filters,
 // which leave the clusters as Istio generates them).
 func (r *renderer) preciseParenting() ([]File, error) {
-	d, err := r.p.derive(PlaceSidecarUpstream, renderedProxy)
+	d, err := r.p.derive(PlaceSidecarUpstream, r.o.adapt(PlaceSidecarUpstream))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ModePreciseParenting, err)
 	}
@@ -444,7 +444,7 @@ func (r *renderer) gatewayConfigMap(d *derived, dir string) File {
 }
 
 func (r *renderer) gatewayEnrichment() ([]File, error) {
-	d, err := r.p.derive(PlaceGateway, renderedProxy)
+	d, err := r.p.derive(PlaceGateway, r.o.adapt(PlaceGateway))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ModeGatewayEnrichment, err)
 	}
@@ -509,7 +509,7 @@ putting the tags it returns on the gateway's spans.`, resources...)},
 }
 
 func (r *renderer) gatewayEnrichmentUpstream() ([]File, error) {
-	d, err := r.p.derive(PlaceGatewayUpstream, renderedProxy)
+	d, err := r.p.derive(PlaceGatewayUpstream, r.o.adapt(PlaceGatewayUpstream))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ModeGatewayEnrichmentUpstream, err)
 	}

@@ -1,6 +1,10 @@
 package manifests
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/tracebridge/tracebridge/engine"
+)
 
 // base is the kustomize base: the tracebridge-extproc service, independent of
 // the policy (each gateway overlay supplies the tracebridge-policy ConfigMap).
@@ -23,17 +27,21 @@ func (r *renderer) base() ([]File, error) {
 			"failureThreshold": 3,
 		}
 	}
+	args := []any{
+		fmt.Sprintf("--listen=0.0.0.0:%d", extProcGRPCPort),
+		fmt.Sprintf("--admin-listen=0.0.0.0:%d", extProcAdminPort),
+		"--config=/etc/tracebridge/policy.json",
+		"--direction=inbound",
+		"--log-level=info",
+	}
+	if u := r.spanCollectorURL(); u != "" {
+		args = append(args, "--span-collector="+u)
+	}
 	container := map[string]any{
 		"name":            name,
 		"image":           r.o.ExtProcImage,
 		"imagePullPolicy": "IfNotPresent",
-		"args": []any{
-			fmt.Sprintf("--listen=0.0.0.0:%d", extProcGRPCPort),
-			fmt.Sprintf("--admin-listen=0.0.0.0:%d", extProcAdminPort),
-			"--config=/etc/tracebridge/policy.json",
-			"--direction=inbound",
-			"--log-level=info",
-		},
+		"args":            args,
 		"ports": []any{
 			map[string]any{"name": "grpc", "containerPort": extProcGRPCPort, "protocol": "TCP"},
 			map[string]any{"name": "admin", "containerPort": extProcAdminPort, "protocol": "TCP"},
@@ -142,4 +150,25 @@ TLS with --tls-cert/--tls-key/--client-ca.`, obj: dep})},
 		{"istio/base/service.yaml", yamlFile(doc{comment: "gRPC for Envoy's ext_proc filter (appProtocol grpc: Istio uses HTTP/2), admin port for metrics.", obj: svc})},
 		{"istio/base/poddisruptionbudget.yaml", yamlFile(doc{comment: "Keep one replica through voluntary disruptions (the filter fails open without it, losing enrichment).", obj: pdb})},
 	}, nil
+}
+
+// spanCollectorURL is where the ext_proc service posts the client spans of
+// a policy with clientSpans on: the endpoint the gateway placement's policy
+// reports to (its clientSpans authority and path), which the service dials
+// itself, as it cannot use an Envoy cluster. "" when clientSpans is off (or
+// the gateway placements refuse the policy, which they report).
+func (r *renderer) spanCollectorURL() string {
+	if r.p.cfg.ClientSpans() == nil {
+		return ""
+	}
+	d, err := r.p.derive(PlaceGateway, r.o.adapt(PlaceGateway))
+	if err != nil {
+		return ""
+	}
+	cfg, err := engine.LoadPolicy(d.json, placeholderEnv)
+	if err != nil || cfg.ClientSpans() == nil {
+		return ""
+	}
+	cs := cfg.ClientSpans()
+	return "http://" + cs.Authority + cs.Path
 }

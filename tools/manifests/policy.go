@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/tracebridge/tracebridge/engine"
@@ -32,17 +33,66 @@ type policyDoc struct {
 }
 
 func loadPolicy(data []byte) (*policyDoc, error) {
-	cfg, err := engine.LoadPolicy(data, placeholderEnv)
-	if err != nil {
-		return nil, err
-	}
 	raw := map[string]any{}
 	if len(bytes.TrimSpace(data)) > 0 {
 		if err := json.Unmarshal(data, &raw); err != nil {
 			return nil, err
 		}
 	}
+	// clientSpans.cluster is filled in per placement (derive); the document
+	// compiles here with a stand-in so that every other field is checked.
+	compiled := data
+	if needsCollector(raw) {
+		d := deepCopy(raw)
+		subMap(d, "clientSpans")["cluster"] = "render-time-placeholder-cluster"
+		var err error
+		if compiled, err = json.Marshal(d); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := engine.LoadPolicy(compiled, placeholderEnv)
+	if err != nil {
+		return nil, err
+	}
 	return &policyDoc{raw: raw, cfg: cfg}, nil
+}
+
+// needsCollector: the policy turns clientSpans on without naming the
+// collector cluster.
+func needsCollector(raw map[string]any) bool {
+	cs, ok := raw["clientSpans"].(map[string]any)
+	if !ok || cs["enabled"] != true {
+		return false
+	}
+	c, set := cs["cluster"]
+	return !set || c == ""
+}
+
+// Default tracing provider of the mesh: Istio's Zipkin extension provider
+// as its samples install it (service and port of the provider's config).
+const (
+	DefaultCollectorService = "zipkin.istio-system.svc.cluster.local"
+	DefaultCollectorPort    = 9411
+)
+
+// IstioCollectorCluster is the cluster Istio generates for a tracing
+// provider's service and port: pilot looks the service up by host name
+// (or "namespace/host") and names the cluster
+// outbound|<port>||<host> (pilot/pkg/networking/core/tracing.go,
+// configureFromProviderConfig, and pilot/pkg/model LookupCluster with
+// BuildSubsetKey; istio 1.31).
+func IstioCollectorCluster(service string, port int) (string, error) {
+	host := service
+	if i := strings.IndexByte(service, '/'); i >= 0 {
+		host = service[i+1:]
+	}
+	if host == "" || strings.ContainsAny(host, "|/ \t\n") {
+		return "", fmt.Errorf("collector service: a service host name or namespace/host name, got %q", service)
+	}
+	if port < 1 || port > 65535 {
+		return "", fmt.Errorf("collector port: must be between 1 and 65535, got %d", port)
+	}
+	return "outbound|" + strconv.Itoa(port) + "||" + host, nil
 }
 
 // Placement is where an instance of the engine runs; it decides how the
@@ -69,6 +119,9 @@ type AdaptOptions struct {
 	// Tracing, when set, is written to host.tracing (whether this listener
 	// has a tracing block); nil leaves the policy's value.
 	Tracing *bool
+	// Collector is the proxy's cluster of the trace collector, written to
+	// clientSpans.cluster when the policy enables clientSpans without one.
+	Collector string
 }
 
 // AdaptPolicy returns a policy document adapted to a placement, with the
@@ -84,9 +137,6 @@ func AdaptPolicy(doc []byte, pl Placement, o AdaptOptions) ([]byte, []string, er
 	}
 	return d.json, d.notes, nil
 }
-
-// renderedProxy is the proxy every rendered resource configures.
-var renderedProxy = AdaptOptions{Tracer: "zipkin"}
 
 // derived is a policy adapted to one placement, with the notes that explain
 // each change (they go into the rendered comments).
@@ -193,6 +243,10 @@ func (p *policyDoc) derive(pl Placement, o AdaptOptions) (*derived, error) {
 			host["tracer"] = name
 			notes = append(notes, `host.tracer set to "`+name+`": the `+label+` tracer rewrites `+headers+` on every hop, so `+headers+` wins when formats disagree`)
 		}
+	}
+	if needsCollector(doc) && o.Collector != "" {
+		subMap(doc, "clientSpans")["cluster"] = o.Collector
+		notes = append(notes, `clientSpans.cluster set to "`+o.Collector+`": the collector cluster of the proxy's tracing provider`)
 	}
 	if len(trust) == 0 {
 		delete(doc, "trust")

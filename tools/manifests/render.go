@@ -63,6 +63,13 @@ type Options struct {
 	// type formatter, Istio >= 1.29) or CustomTagsEnvoyFilter (an EnvoyFilter
 	// patch of the gateway's tracing custom_tags, for older Istio).
 	CustomTags string
+	// CollectorService and CollectorPort name the mesh's tracing provider
+	// (the service and port of its extension provider in the mesh config):
+	// a policy that enables clientSpans without a cluster gets the cluster
+	// Istio generates for it (IstioCollectorCluster). Default
+	// DefaultCollectorService, DefaultCollectorPort.
+	CollectorService string
+	CollectorPort    int
 }
 
 // Values of Options.CustomTags.
@@ -96,14 +103,36 @@ func (o *Options) defaults() {
 	if o.CustomTags == "" {
 		o.CustomTags = CustomTagsTelemetry
 	}
+	if o.CollectorService == "" {
+		o.CollectorService = DefaultCollectorService
+	}
+	if o.CollectorPort == 0 {
+		o.CollectorPort = DefaultCollectorPort
+	}
 }
 
 func (o *Options) check() error {
+	if _, err := IstioCollectorCluster(o.CollectorService, o.CollectorPort); err != nil {
+		return err
+	}
 	switch o.CustomTags {
 	case CustomTagsTelemetry, CustomTagsEnvoyFilter:
 		return nil
 	}
 	return fmt.Errorf("custom tags: must be %q or %q, got %q", CustomTagsTelemetry, CustomTagsEnvoyFilter, o.CustomTags)
+}
+
+// adapt is the proxy a placement's policy runs in: the Zipkin tracer every
+// rendered resource configures, and the collector cluster of the mesh's
+// tracing provider (the bootstrap's own cluster for plain Envoy).
+func (o *Options) adapt(pl Placement) AdaptOptions {
+	a := AdaptOptions{Tracer: "zipkin"}
+	if pl == PlaceEnvoy {
+		a.Collector = envoyZipkinCluster
+	} else {
+		a.Collector, _ = IstioCollectorCluster(o.CollectorService, o.CollectorPort)
+	}
+	return a
 }
 
 func (o *Options) sidecarNS() string {

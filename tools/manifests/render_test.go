@@ -219,6 +219,9 @@ func TestRenderErrors(t *testing.T) {
 		{"backend is ext_proc", `{}`, Options{GatewayBackends: []string{"tracebridge-extproc.istio-system.svc.cluster.local:9002"}}, "ext_proc service itself"},
 		{"bad backend", `{}`, Options{GatewayBackends: []string{"no-port"}}, "host:port"},
 		{"upstream placement pinned downstream", `{"host":{"placement":"weird"}}`, Options{}, "placement"},
+		{"collector port", `{}`, Options{CollectorPort: 70000}, "collector port"},
+		{"collector service", `{}`, Options{CollectorService: "outbound|9411||zipkin"}, "collector service"},
+		{"clientSpans fields checked without a cluster", `{"clientSpans":{"enabled":true,"format":"jaeger"}}`, Options{}, "clientSpans.format"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Render([]byte(tc.policy), tc.opts)
@@ -266,6 +269,14 @@ func TestCommand(t *testing.T) {
 		"--extproc-image", "registry.example/tb-extproc@sha256:"+strings.Repeat("0", 64), "--namespace", "edge")
 	if code != 0 || !strings.Contains(out, "image: registry.example/tb-extproc@sha256:") || !strings.Contains(out, "outbound|9002||tracebridge-extproc.edge.svc.cluster.local") {
 		t.Errorf("--extproc-image/--namespace not applied:\n%s", out)
+	}
+	spans := filepath.Join(t.TempDir(), "spans.json")
+	if err := os.WriteFile(spans, []byte(`{"clientSpans":{"enabled":true}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = run("render", "--policy", spans, "--mode", ModeSidecarAutoForward, "--collector-service", "jaeger-collector.tracing.svc.cluster.local", "--collector-port", "9412")
+	if code != 0 || !strings.Contains(out, "outbound|9412||jaeger-collector.tracing.svc.cluster.local") {
+		t.Errorf("--collector-service/--collector-port not applied:\n%s", out)
 	}
 	code, out, _ = run("render", "--policy", policy, "--mode", ModeSidecarAutoForward, "--image", "oci://registry.example/tb-wasm:9")
 	if code != 0 || !strings.Contains(out, "url: oci://registry.example/tb-wasm:9") {
@@ -337,5 +348,118 @@ func TestSidecarListenerFilterDirections(t *testing.T) {
 				t.Errorf("%s match modes %v, want [%s]", c.kind, modes, c.want)
 			}
 		})
+	}
+}
+
+// TestClientSpansCollectorFilledIn: a policy that enables clientSpans
+// without a cluster reports to the collector cluster of the mesh's tracing
+// provider, named as Istio names it; the plain Envoy bootstrap reports to
+// its own Zipkin cluster; a cluster the policy names is kept.
+func TestClientSpansCollectorFilledIn(t *testing.T) {
+	const istioZipkin = "outbound|9411||zipkin.istio-system.svc.cluster.local"
+	for _, c := range []struct {
+		name, policy string
+		opts         Options
+		sidecar      string // clientSpans.cluster in the sidecar resources
+		envoy        string // and in the plain Envoy bootstrap
+		extproc      string // the ext_proc Deployment's --span-collector
+	}{
+		{"defaults: Istio's Zipkin provider", `{"clientSpans":{"enabled":true}}`, Options{}, istioZipkin, envoyZipkinCluster,
+			"http://zipkin.istio-system.svc.cluster.local:9411/api/v2/spans"},
+		{"empty cluster", `{"clientSpans":{"enabled":true,"cluster":""}}`, Options{}, istioZipkin, envoyZipkinCluster,
+			"http://zipkin.istio-system.svc.cluster.local:9411/api/v2/spans"},
+		{"OpenTelemetry collector, namespace/host", `{"clientSpans":{"enabled":true,"format":"otlp"}}`,
+			Options{CollectorService: "observability/otel-collector.observability.svc.cluster.local", CollectorPort: 4318},
+			"outbound|4318||otel-collector.observability.svc.cluster.local", envoyZipkinCluster,
+			"http://otel-collector.observability.svc.cluster.local:4318/v1/traces"},
+		{"cluster named by the policy", `{"clientSpans":{"enabled":true,"cluster":"my-collector","authority":"collector.example:9411"}}`, Options{}, "my-collector", "my-collector",
+			"http://collector.example:9411/api/v2/spans"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			files, err := Render([]byte(c.policy), c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkResourcesStrict(t, files)
+			checkPatches(t, patchesOf(t, files))
+			checkBootstrap(t, files)
+			byPath := map[string][]byte{}
+			for _, f := range files {
+				byPath[f.Path] = f.Data
+			}
+			for _, path := range []string{
+				"istio/overlays/sidecar-auto-forward/trafficextension.yaml",
+				"istio/overlays/sidecar-auto-forward/wasmplugin.yaml",
+				"istio/overlays/precise-parenting/trafficextension.yaml",
+			} {
+				var r struct {
+					Spec struct {
+						Wasm struct {
+							PluginConfig struct {
+								ClientSpans struct {
+									Cluster string `json:"cluster"`
+								} `json:"clientSpans"`
+							} `json:"pluginConfig"`
+						} `json:"wasm"`
+						PluginConfig struct {
+							ClientSpans struct {
+								Cluster string `json:"cluster"`
+							} `json:"clientSpans"`
+						} `json:"pluginConfig"`
+					} `json:"spec"`
+				}
+				if err := yaml.Unmarshal(byPath[path], &r); err != nil {
+					t.Fatalf("%s: %v", path, err)
+				}
+				got := r.Spec.Wasm.PluginConfig.ClientSpans.Cluster + r.Spec.PluginConfig.ClientSpans.Cluster
+				if got != c.sidecar {
+					t.Errorf("%s: clientSpans.cluster %q, want %q", path, got, c.sidecar)
+				}
+			}
+			if dep := string(byPath["istio/base/deployment.yaml"]); !strings.Contains(dep, "- --span-collector="+c.extproc+"\n") {
+				t.Errorf("deployment.yaml lacks --span-collector=%s:\n%s", c.extproc, dep)
+			}
+			// The precise-parenting ECDS resource and the bootstrap carry the
+			// policy as a JSON string.
+			for path, want := range map[string]string{
+				"istio/overlays/precise-parenting/envoyfilter.yaml": c.sidecar,
+				"envoy/envoy.yaml": c.envoy,
+			} {
+				if q := strings.ReplaceAll(string(byPath[path]), `\"`, `"`); !strings.Contains(q, `"cluster":"`+want+`"`) {
+					t.Errorf("%s lacks clientSpans.cluster %q", path, want)
+				}
+			}
+		})
+	}
+}
+
+// TestCollectorClusterIsIstios: the default collector cluster is the one
+// Istio's control plane generates for its Zipkin provider (the istiocheck
+// goldens, rendered by pilot with that provider as the mesh default).
+func TestCollectorClusterIsIstios(t *testing.T) {
+	golden, err := os.ReadFile(filepath.Join("..", "..", "istiocheck", "golden", "sidecar-auto-forward", "sidecar.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clusters []string
+	lines := strings.Split(string(golden), "\n")
+	for i, l := range lines {
+		if strings.TrimSpace(l) == "collector_service:" && i+2 < len(lines) {
+			if c, ok := strings.CutPrefix(strings.TrimSpace(lines[i+2]), "cluster: "); ok {
+				clusters = append(clusters, c)
+			}
+		}
+	}
+	if len(clusters) == 0 {
+		t.Fatal("no Zipkin collector_service cluster in the golden")
+	}
+	want, err := IstioCollectorCluster(DefaultCollectorService, DefaultCollectorPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clusters {
+		if c != want {
+			t.Errorf("Istio generated collector cluster %q, the renderer fills in %q", c, want)
+		}
 	}
 }

@@ -63,6 +63,9 @@ type Config struct {
 	Pprof        bool
 	GCPercent    int
 	gcPercentSet bool // --gc-percent was given: it wins over GOGC
+	// SpanCollector is the URL the client spans of a policy with
+	// clientSpans on are posted to (empty: the service starts none).
+	SpanCollector string
 }
 
 // ParseFlags reads the command line. Errors and -h output go to out.
@@ -82,6 +85,7 @@ func ParseFlags(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.Direction, "direction", "inbound", "direction for requests when the policy says \"auto\" and Envoy sends no xds.listener_direction attribute: inbound or outbound")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM, how long open streams may finish before the server stops")
 	limits := c.Limits.flags(fs)
+	fs.StringVar(&c.SpanCollector, "span-collector", "", "URL the client spans of a policy with clientSpans on are posted to, in clientSpans.format (e.g. http://zipkin.istio-system:9411/api/v2/spans or http://otel-collector:4318/v1/traces); the policy's clientSpans.cluster is an Envoy cluster name, which this service cannot dial (empty: no client spans, parent-ids unchanged)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's /debug/pprof/ on the admin listener")
 	fs.BoolVar(&c.AllowEnvoy, "allow-envoy-headers", false, "send x-envoy-* mutations (e.g. removing x-envoy-force-trace from untrusted requests); needs mutation_rules.allow_envoy: true in the filter")
 	fs.IntVar(&c.GCPercent, "gc-percent", DefaultGCPercent, "garbage collector target percentage, as GOGC (-1: off); when not given, GOGC from the environment wins")
@@ -112,6 +116,11 @@ func ParseFlags(args []string, out io.Writer) (*Config, error) {
 	}
 	if c.Store != "memory" && !strings.HasPrefix(c.Store, "redis://") && !strings.HasPrefix(c.Store, "rediss://") {
 		return nil, fmt.Errorf("--store must be memory or a redis:// URL, got %q", c.Store)
+	}
+	if c.SpanCollector != "" {
+		if err := extproc.CheckSpanCollector(c.SpanCollector); err != nil {
+			return nil, fmt.Errorf("--span-collector: %w", err)
+		}
 	}
 	return c, nil
 }
@@ -198,7 +207,14 @@ func Run(ctx context.Context, c *Config, logOut io.Writer, ready func(grpcAddr, 
 	defer stores.Close()
 
 	metrics := extproc.NewMetrics()
-	srv, err := extproc.NewServer(policy, extproc.Options{Logger: log, Metrics: metrics, Stores: stores, Direction: dir, AllowEnvoyHeaders: c.AllowEnvoy})
+	var spans *extproc.SpanReporter
+	if c.SpanCollector != "" {
+		if spans, err = extproc.NewSpanReporter(c.SpanCollector, metrics); err != nil {
+			return fmt.Errorf("--span-collector: %w", err)
+		}
+		defer spans.Close()
+	}
+	srv, err := extproc.NewServer(policy, extproc.Options{Logger: log, Metrics: metrics, Stores: stores, Direction: dir, AllowEnvoyHeaders: c.AllowEnvoy, Spans: spans})
 	if err != nil {
 		log.Error("invalid policy", policyErrorAttrs(err)...)
 		return fmt.Errorf("--config %s: %w", c.ConfigFile, err)

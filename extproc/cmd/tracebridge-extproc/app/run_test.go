@@ -241,6 +241,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--log-level", "loud"}, "--log-level"},
 		{[]string{"extra"}, "unexpected arguments"},
 		{[]string{"--gc-percent", "-2"}, "--gc-percent"},
+		{[]string{"--span-collector", "outbound|9411||zipkin.istio-system.svc.cluster.local"}, "--span-collector"},
 	} {
 		if _, err := ParseFlags(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error about %s", tc.args, err, tc.want)

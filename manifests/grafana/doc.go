@@ -37,9 +37,10 @@ var LabelValues = map[string][]string{
 	"direction": Directions,
 	"kind": {"request_headers", "response_headers", "request_body", "response_body",
 		"request_trailers", "response_trailers", "other"},
-	"op":     {"put", "get", "enter", "leave", "sole"},
-	"reason": {"forbidden", "invalid"},
-	"result": {"ok", "invalid"},
+	"op":      {"put", "get", "enter", "leave", "sole"},
+	"reason":  {"forbidden", "invalid"},
+	"result":  {"ok", "invalid"},
+	"outcome": {"sent", "full", "failed"},
 }
 
 // Metric describes one Prometheus metric the dashboard queries.
@@ -70,6 +71,7 @@ var Metrics = []Metric{
 	{Name: "tracebridge_extproc_panics_total", Type: "counter", Source: "extproc"},
 	{Name: "tracebridge_extproc_policy_generation", Type: "gauge", Source: "extproc"},
 	{Name: "tracebridge_extproc_streams_refused_total", Type: "counter", Source: "extproc"},
+	{Name: "tracebridge_extproc_client_spans_total", Type: "counter", Labels: []string{"outcome"}, Source: "extproc"},
 }
 
 // ScrapeLabels are labels the dashboard expects Prometheus's Kubernetes pod

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -21,6 +22,45 @@ type FinishedSpan struct {
 	// Cluster is the upstream cluster, "" when the host did not say.
 	Cluster string
 	Tags    []Tag
+}
+
+// SpanCall is the request side of a started client span, copied out of the
+// request (an adapter's header buffers do not outlive its callback): what
+// FinishedSpan takes from the request. Adapters keep one per stream.
+type SpanCall struct {
+	Method, Authority, Path string
+	// Status is the response code, set by the adapter when the response
+	// headers come; 0 when none came.
+	Status int
+	Tags   []Tag
+}
+
+// Reset makes c ready for the next stream, keeping its tag buffer.
+func (c *SpanCall) Reset() {
+	c.Method, c.Authority, c.Path, c.Status = "", "", "", 0
+	clear(c.Tags)
+	c.Tags = c.Tags[:0]
+}
+
+// Capture copies what the span reports from the request h and the engine's
+// result for it.
+func (c *SpanCall) Capture(h Headers, res *Result) {
+	v, _ := h.Get(":method")
+	c.Method = strings.Clone(v)
+	v, _ = h.Get(":authority")
+	c.Authority = strings.Clone(v)
+	v, _ = h.Get(":path")
+	c.Path = strings.Clone(v)
+	for _, t := range res.Tags {
+		// Tag names come from the compiled policy; values may alias the request.
+		c.Tags = append(c.Tags, Tag{Name: t.Name, Value: strings.Clone(t.Value)})
+	}
+}
+
+// Finished is the span of c, ended at end (unix nanoseconds), for service.
+func (c *SpanCall) Finished(cs ClientSpan, end int64, service string) FinishedSpan {
+	return FinishedSpan{ClientSpan: cs, EndUnixNano: end, Service: service,
+		Method: c.Method, Authority: c.Authority, Path: c.Path, Status: c.Status, Tags: c.Tags}
 }
 
 // SpanBatch holds encoded spans until they are sent, bounded in bytes: a

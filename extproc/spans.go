@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -198,30 +197,4 @@ func (r *SpanReporter) post(body []byte, timeout time.Duration) error {
 		return errStatus
 	}
 	return nil
-}
-
-// spanCall is what a stream's client span needs from its messages, copied
-// (the headers alias the request messages).
-type spanCall struct {
-	method, authority, path string
-	status                  int
-	tags                    []engine.Tag
-}
-
-func (c *spanCall) reset() {
-	c.method, c.authority, c.path, c.status = "", "", "", 0
-	clear(c.tags)
-	c.tags = c.tags[:0]
-}
-
-func (c *spanCall) capture(h engine.Headers, res *engine.Result) {
-	v, _ := h.Get(":method")
-	c.method = strings.Clone(v)
-	v, _ = h.Get(":authority")
-	c.authority = strings.Clone(v)
-	v, _ = h.Get(":path")
-	c.path = strings.Clone(v)
-	for _, t := range res.Tags {
-		c.tags = append(c.tags, engine.Tag{Name: strings.Clone(t.Name), Value: strings.Clone(t.Value)})
-	}
 }

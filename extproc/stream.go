@@ -51,7 +51,7 @@ type procStream struct {
 	big bool
 
 	// call: what the stream's client span reports (when one was started).
-	call spanCall
+	call engine.SpanCall
 
 	// The two headers replies of the stream, reused by the streams that
 	// later get this state from the pool (see reuseReplies).
@@ -92,18 +92,11 @@ func (ps *procStream) end() {
 		ps.done = true
 		ps.s.m.countDecisions(ps.eng.OnDone(&ps.st))
 		if cfg := ps.eng.Config().ClientSpans(); cfg != nil && ps.st.ClientSpan.Valid() && ps.s.spans != nil {
-			ps.s.spans.add(cfg, &engine.FinishedSpan{
-				ClientSpan:  ps.st.ClientSpan,
-				EndUnixNano: ps.s.nowTime().UnixNano(),
-				Method:      ps.call.method,
-				Authority:   ps.call.authority,
-				Path:        ps.call.path,
-				Status:      ps.call.status,
-				Tags:        ps.call.tags,
-			})
+			fs := ps.call.Finished(ps.st.ClientSpan, ps.s.nowTime().UnixNano(), "")
+			ps.s.spans.add(cfg, &fs)
 		}
 	}
-	ps.call.reset()
+	ps.call.Reset()
 	// Drop references into the request messages before pooling; a stream
 	// with large headers gives its buffers back to the GC altogether (the
 	// engine's result may hold strings that point into them).
@@ -311,7 +304,7 @@ func (ps *procStream) requestHeaders(req *extprocv3.ProcessingRequest, hh *extpr
 	ps.eng.OnRequest(&ps.st, &ps.req, &ps.res)
 	s.m.countDecisions(ps.res.Decisions)
 	if ps.st.ClientSpan.Valid() {
-		ps.call.capture(&ps.hi, &ps.res)
+		ps.call.Capture(&ps.hi, &ps.res)
 	}
 	if s.debugEnabled() {
 		ps.logDecision("request", dir)
@@ -392,7 +385,7 @@ func (ps *procStream) responseHeaders(hh *extprocv3.HttpHeaders) *extprocv3.Proc
 	ps.loadHeaders(hh.GetHeaders())
 	if ps.st.ClientSpan.Valid() {
 		if v, _ := ps.hi.Get(":status"); v != "" {
-			ps.call.status, _ = strconv.Atoi(v)
+			ps.call.Status, _ = strconv.Atoi(v)
 		}
 	}
 	ps.eng.OnResponse(&ps.st, &ps.hi, &ps.res)

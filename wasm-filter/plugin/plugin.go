@@ -132,7 +132,7 @@ const maxFreeContexts = 64
 func (p *pluginContext) recycle(h *httpContext) {
 	if len(p.free) < maxFreeContexts {
 		h.stream.Reset()
-		h.call.reset()
+		h.call.Reset()
 		p.free = append(p.free, h)
 	}
 }
@@ -158,7 +158,7 @@ type httpContext struct {
 	p      *pluginContext
 	stream engine.Stream
 	// call is the request side of the stream's client span, if one started.
-	call spanCall
+	call engine.SpanCall
 }
 
 // OnTick sends the batch of finished client spans (the host's tick, set
@@ -205,7 +205,7 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 	p.engine.OnRequest(&h.stream, &req, res)
 	p.counters.count(h.stream.Direction, res.Decisions)
 	if h.stream.ClientSpan.Valid() {
-		h.call.capture(&p.headers, res)
+		h.call.Capture(&p.headers, res)
 	}
 	if res.Reply != nil {
 		err := proxywasm.SendHttpResponse(uint32(res.Reply.Status),
@@ -254,7 +254,7 @@ func (h *httpContext) OnHttpResponseHeaders(int, bool) (action types.Action) {
 	}()
 	if h.stream.ClientSpan.Valid() {
 		if v, err := responseHeader(":status"); err == nil {
-			h.call.status, _ = strconv.Atoi(v)
+			h.call.Status, _ = strconv.Atoi(v)
 		}
 	}
 	res := &p.respRes

@@ -3,7 +3,6 @@ package plugin
 import (
 	"errors"
 	"strconv"
-	"strings"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
 
@@ -92,43 +91,9 @@ func workloadService() string {
 	return name
 }
 
-// spanCall is the request side of a started client span, copied out of
-// the host's buffers (they do not outlive the callback).
-type spanCall struct {
-	method, authority, path string
-	status                  int
-	tags                    []engine.Tag
-}
-
-func (c *spanCall) reset() {
-	c.method, c.authority, c.path, c.status = "", "", "", 0
-	c.tags = c.tags[:0]
-}
-
-func (c *spanCall) capture(h engine.Headers, res *engine.Result) {
-	v, _ := h.Get(":method")
-	c.method = strings.Clone(v)
-	v, _ = h.Get(":authority")
-	c.authority = strings.Clone(v)
-	v, _ = h.Get(":path")
-	c.path = strings.Clone(v)
-	for _, t := range res.Tags {
-		c.tags = append(c.tags, engine.Tag{Name: t.Name, Value: strings.Clone(t.Value)})
-	}
-}
-
 // finish adds a stream's span to the batch, or counts it dropped.
-func (r *reporter) finish(st *engine.Stream, c *spanCall) {
-	fs := engine.FinishedSpan{
-		ClientSpan:  st.ClientSpan,
-		EndUnixNano: now().UnixNano(),
-		Service:     r.service,
-		Method:      c.method,
-		Authority:   c.authority,
-		Path:        c.path,
-		Status:      c.status,
-		Tags:        c.tags,
-	}
+func (r *reporter) finish(st *engine.Stream, c *engine.SpanCall) {
+	fs := c.Finished(st.ClientSpan, now().UnixNano(), r.service)
 	if v, err := getProperty(clusterNamePath); err == nil {
 		fs.Cluster = string(v)
 	}

@@ -130,6 +130,32 @@ type ClientSpan struct {
 	Strategy string `json:"strategy"`
 }
 
+// OneZipkinSpan reads Zipkin v2 JSON report bodies (arrays of spans) that
+// a host posted for one stream and returns its one client span, nil when
+// none was reported; more than one is an error.
+func OneZipkinSpan(bodies [][]byte) (*ClientSpan, error) {
+	type span struct {
+		TraceID, ID, ParentID string
+		Tags                  map[string]string
+	}
+	var spans []span
+	for _, b := range bodies {
+		var batch []span
+		if err := json.Unmarshal(b, &batch); err != nil {
+			return nil, fmt.Errorf("report body %q: %v", b, err)
+		}
+		spans = append(spans, batch...)
+	}
+	switch len(spans) {
+	case 0:
+		return nil, nil
+	case 1:
+		s := spans[0]
+		return &ClientSpan{TraceID: s.TraceID, SpanID: s.ID, ParentID: s.ParentID, Strategy: s.Tags["tracebridge.strategy"]}, nil
+	}
+	return nil, fmt.Errorf("%d spans reported for one stream", len(spans))
+}
+
 // Reply is a local reply.
 type Reply struct {
 	Status int    `json:"status"`

@@ -2,7 +2,6 @@ package extproc
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -75,28 +74,11 @@ func (h *grpcHost) ReportedClientSpan(string) (*conformance.ClientSpan, error) {
 	bodies := h.col.posted()
 	fresh := bodies[h.posts:]
 	h.posts = len(bodies)
-	var spans []struct {
-		TraceID, ID, ParentID string
-		Tags                  map[string]string
+	bs := make([][]byte, len(fresh))
+	for i, b := range fresh {
+		bs[i] = []byte(b)
 	}
-	for _, b := range fresh {
-		var batch []struct {
-			TraceID, ID, ParentID string
-			Tags                  map[string]string
-		}
-		if err := json.Unmarshal([]byte(b), &batch); err != nil {
-			return nil, fmt.Errorf("report body %q: %v", b, err)
-		}
-		spans = append(spans, batch...)
-	}
-	switch len(spans) {
-	case 0:
-		return nil, nil
-	case 1:
-		s := spans[0]
-		return &conformance.ClientSpan{TraceID: s.TraceID, SpanID: s.ID, ParentID: s.ParentID, Strategy: s.Tags["tracebridge.strategy"]}, nil
-	}
-	return nil, fmt.Errorf("%d spans reported for one stream", len(spans))
+	return conformance.OneZipkinSpan(bs)
 }
 
 type hostStream struct {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/binary"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/url"
 	"strings"
@@ -104,29 +102,12 @@ func (h *wasmHost) ReportedClientSpan(string) (*conformance.ClientSpan, error) {
 	calls := h.host.GetCalloutAttributesFromContext(proxytest.PluginContextID)
 	fresh := calls[h.callouts:]
 	h.callouts = len(calls)
-	var spans []struct {
-		TraceID, ID, ParentID string
-		Tags                  map[string]string
-	}
+	var bodies [][]byte
 	for _, c := range fresh {
-		var batch []struct {
-			TraceID, ID, ParentID string
-			Tags                  map[string]string
-		}
-		if err := json.Unmarshal(c.Body, &batch); err != nil {
-			return nil, fmt.Errorf("report body %q: %v", c.Body, err)
-		}
-		spans = append(spans, batch...)
+		bodies = append(bodies, c.Body)
 		h.host.CallOnHttpCallResponse(c.CalloutID, [][2]string{{":status", "202"}}, nil, nil)
 	}
-	switch len(spans) {
-	case 0:
-		return nil, nil
-	case 1:
-		s := spans[0]
-		return &conformance.ClientSpan{TraceID: s.TraceID, SpanID: s.ID, ParentID: s.ParentID, Strategy: s.Tags["tracebridge.strategy"]}, nil
-	}
-	return nil, fmt.Errorf("%d spans reported for one stream", len(spans))
+	return conformance.OneZipkinSpan(bodies)
 }
 
 func (h *wasmHost) counters() map[string]uint64 {

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/tracebridge/tracebridge/engine"
 	"github.com/tracebridge/tracebridge/extproc/codec"
 	"github.com/tracebridge/tracebridge/extproc/internal/extproctest"
 )
@@ -48,15 +47,6 @@ type testEnv struct {
 	client extprocv3.ExternalProcessorClient
 	conn   *grpc.ClientConn
 	log    *syncBuffer
-}
-
-func mustPolicy(t testing.TB, doc string) *engine.Policy {
-	t.Helper()
-	p, err := engine.ParsePolicy([]byte(doc))
-	if err != nil {
-		t.Fatalf("policy: %v", err)
-	}
-	return p
 }
 
 // startServer serves a Server over bufconn or TCP (127.0.0.1) and returns a
@@ -167,3 +157,9 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse
 }
+
+// Shared with the other ext_proc packages' tests.
+var (
+	mustPolicy = extproctest.Policy
+	compiled   = extproctest.Compiled
+)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/tracebridge/tracebridge/e2e/sim/backend"
 	"github.com/tracebridge/tracebridge/e2e/testsupport"
-	"github.com/tracebridge/tracebridge/engine"
 	"github.com/tracebridge/tracebridge/extproc/store"
 )
 
@@ -28,15 +27,6 @@ func redisClient(t *testing.T, r *backend.RedisInstance) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: r.Addr})
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-func compiled(t *testing.T, doc string) *engine.Config {
-	t.Helper()
-	cfg, err := engine.Compile(mustPolicy(t, doc), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
 }
 
 // TestRedisReplicas: two ext_proc replicas sharing Redis: the gateway

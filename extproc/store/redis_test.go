@@ -9,6 +9,7 @@ import (
 	"github.com/tracebridge/tracebridge/e2e/sim/backend"
 	"github.com/tracebridge/tracebridge/e2e/testsupport"
 	"github.com/tracebridge/tracebridge/engine"
+	"github.com/tracebridge/tracebridge/extproc/internal/extproctest"
 )
 
 func newRedis(t *testing.T, r *backend.RedisInstance, o RedisOptions) *Redis {
@@ -19,15 +20,6 @@ func newRedis(t *testing.T, r *backend.RedisInstance, o RedisOptions) *Redis {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-func compiled(t *testing.T, doc string) *engine.Config {
-	t.Helper()
-	cfg, err := engine.Compile(mustPolicy(t, doc), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
 }
 
 // TestStoreContract runs the same sequence against the memory store and the
@@ -163,11 +155,8 @@ func TestRedisKeyBytes(t *testing.T) {
 	}
 }
 
-func mustPolicy(t testing.TB, doc string) *engine.Policy {
-	t.Helper()
-	p, err := engine.ParsePolicy([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+// Shared with the other ext_proc packages' tests.
+var (
+	mustPolicy = extproctest.Policy
+	compiled   = extproctest.Compiled
+)

@@ -14,7 +14,29 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/tracebridge/tracebridge/engine"
 )
+
+// Policy parses a policy document or fails the test.
+func Policy(t testing.TB, doc string) *engine.Policy {
+	t.Helper()
+	p, err := engine.ParsePolicy([]byte(doc))
+	if err != nil {
+		t.Fatalf("policy: %v", err)
+	}
+	return p
+}
+
+// Compiled parses and compiles a policy document or fails the test.
+func Compiled(t testing.TB, doc string) *engine.Config {
+	t.Helper()
+	cfg, err := engine.Compile(Policy(t, doc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
 
 // ValidTP is a valid W3C traceparent.
 const ValidTP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

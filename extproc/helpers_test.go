@@ -36,6 +36,8 @@ var (
 	applyMutation  = extproctest.ApplyMutation
 	headerValue    = extproctest.HeaderValue
 	waitFor        = extproctest.WaitFor
+	mustPolicy     = extproctest.Policy
+	compiled       = extproctest.Compiled
 )
 
 // transports every client-facing test runs over.
@@ -157,9 +159,3 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse
 }
-
-// Shared with the other ext_proc packages' tests.
-var (
-	mustPolicy = extproctest.Policy
-	compiled   = extproctest.Compiled
-)

@@ -419,7 +419,7 @@ func TestMeshWithJaeger(t *testing.T) {
 		m, log := e.mesh(t, demo.MeshOptions{Mode: demo.AutoForward, ForwardRequestID: true, SidecarPolicy: pol, ExtProc: ext.Addr, EdgeTrust: true})
 		from := time.Now()
 		toks := tokens("rid", 12)
-		concurrently(t, m, toks, 6)
+		concurrently(t, m, toks, 6, nil)
 		m.Flush()
 		checkTree(t, e.traces(t, from, toks, allHave(5)), autoParents)
 		if strings.Contains(log.String(), "wasm:ambiguous") {
@@ -432,7 +432,7 @@ func TestMeshWithJaeger(t *testing.T) {
 			m, log := e.mesh(t, demo.MeshOptions{Mode: demo.AutoForward, ExtProc: ext.Addr, EdgeTrust: true})
 			from := time.Now()
 			toks := tokens(fmt.Sprintf("load%d", conc), 40)
-			concurrently(t, m, toks, conc)
+			concurrently(t, m, toks, conc, nil)
 			m.Flush()
 			got := e.traces(t, from, toks, allHave(5))
 			// Every trace holding a span of a token must hold only spans
@@ -703,8 +703,9 @@ func policyWith(t *testing.T, doc []byte, strategies []string) []byte {
 	return out
 }
 
-// concurrently sends one request per token with n workers.
-func concurrently(t *testing.T, m *demo.Mesh, toks []string, n int) {
+// concurrently sends one request per token with n workers; headers, when
+// not nil, gives each request's extra headers.
+func concurrently(t *testing.T, m *demo.Mesh, toks []string, n int, headers func(tok string) map[string]string) {
 	t.Helper()
 	ch := make(chan string)
 	var wg sync.WaitGroup
@@ -715,7 +716,11 @@ func concurrently(t *testing.T, m *demo.Mesh, toks []string, n int) {
 		go func() {
 			defer wg.Done()
 			for tok := range ch {
-				resp, err := demo.SendRequest(context.Background(), client, m.URL(), tok, nil)
+				var h map[string]string
+				if headers != nil {
+					h = headers(tok)
+				}
+				resp, err := demo.SendRequest(context.Background(), client, m.URL(), tok, h)
 				if err != nil || resp.StatusCode != 200 {
 					mu.Lock()
 					errs = append(errs, fmt.Sprintf("%s: %v %v", tok, err, resp))

@@ -36,7 +36,7 @@ func TestNarrowedWithJaeger(t *testing.T) {
 					SidecarPolicy: pol, RelayHeaders: []string{"authorization"}})
 				from := time.Now()
 				toks := tokens(fmt.Sprintf("%s%d", run.name[:4], conc), requests)
-				concurrentlyWithToken(t, m, toks, conc)
+				concurrently(t, m, toks, conc, bearer)
 				m.Flush()
 				got := e.traces(t, from, toks, allHave(5))
 				good, wrong := scoreTraces(t, got, autoParents)
@@ -138,34 +138,8 @@ func scoreTraces(t *testing.T, got map[string][]demo.Trace, parents map[string]s
 	return good, wrong
 }
 
-// concurrentlyWithToken sends one request per token with n workers, each
-// with its own bearer token (derived from the request's token).
-func concurrentlyWithToken(t *testing.T, m *demo.Mesh, toks []string, n int) {
-	t.Helper()
-	ch := make(chan string)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []string
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for tok := range ch {
-				resp, err := demo.SendRequest(context.Background(), client, m.URL(), tok, map[string]string{"Authorization": "Bearer user-" + tok})
-				if err != nil || resp.StatusCode != 200 {
-					mu.Lock()
-					errs = append(errs, fmt.Sprintf("%s: %v %v", tok, err, resp))
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for _, tok := range toks {
-		ch <- tok
-	}
-	close(ch)
-	wg.Wait()
-	for _, e := range errs {
-		t.Error(e)
-	}
+// bearer gives each request its own bearer token, derived from the
+// request's token.
+func bearer(tok string) map[string]string {
+	return map[string]string{"Authorization": "Bearer user-" + tok}
 }

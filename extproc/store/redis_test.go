@@ -155,8 +155,5 @@ func TestRedisKeyBytes(t *testing.T) {
 	}
 }
 
-// Shared with the other ext_proc packages' tests.
-var (
-	mustPolicy = extproctest.Policy
-	compiled   = extproctest.Compiled
-)
+// compiled is shared with the other ext_proc packages' tests.
+var compiled = extproctest.Compiled
